@@ -1,0 +1,34 @@
+"""Shared fixtures. Real-data tests find files through TSDIFF_DATA (set by `make test` / .ci/run)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data directory. Missing setting: fail in CI, skip (with the reason) elsewhere."""
+    value = os.environ.get("TSDIFF_DATA")
+    if not value:
+        msg = "TSDIFF_DATA is not set; point it at the data directory (e.g. ../shared/data) to run real-data tests"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"TSDIFF_DATA={value} is not a directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def aqi36(data_dir):
+    """The AQI-36 protocol built from the real files (built once per session)."""
+    from tsdiff.data import build_protocol
+
+    return build_protocol("aqi36", data_dir)

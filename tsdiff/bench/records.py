@@ -1,0 +1,97 @@
+"""Result records: one JSON file per evaluation, with everything needed to trace it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from tsdiff import __version__
+from tsdiff.io import write_json
+
+_PACKAGES = ("torch", "lightning", "numpy", "pandas", "scipy", "gluonts", "torch-geometric", "xarray", "scikit-learn")
+
+
+def hardware() -> dict:
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """Commit of the tsdiff source tree (``+dirty`` with uncommitted changes), or None."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_record(*, task: str, protocol: str, model: str, sampler: str, nfe: int, n_samples: int, seed: int,
+                metrics: dict, train_seconds: float | None, sample_seconds: float, config: dict,
+                dataset_checksums: dict, extra: dict | None = None) -> dict:
+    """Assemble a result record (the fields every evaluation writes)."""
+    rec = {
+        "task": task,
+        "protocol": protocol,
+        "model": model,
+        "sampler": sampler,
+        "nfe": nfe,
+        "n_samples": n_samples,
+        "seed": seed,
+        "metrics": metrics,
+        "train_seconds": train_seconds,
+        "sample_seconds": sample_seconds,
+        "hardware": hardware(),
+        "tsdiff_version": __version__,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "dataset_checksums": dataset_checksums,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+    }
+    if extra:
+        rec.update(extra)
+    return rec
+
+
+def write_record(record: dict, directory: str | os.PathLike, stem: str | None = None) -> Path:
+    """Write a record atomically as ``<directory>/<stem>.json`` and return its path."""
+    stem = stem or f"{record['task']}_{record['model']}_{record['sampler']}_seed{record['seed']}"
+    return write_json(Path(directory) / f"{stem}.json", record)

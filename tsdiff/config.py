@@ -1,0 +1,208 @@
+"""Experiment configuration: YAML files merged onto defaults, with command-line overrides.
+
+A config is a nested dict with the sections of :data:`DEFAULTS`. Loading checks every
+key against the defaults, so a typo (``trainer.max_epoch``) is an error that names the
+valid keys instead of being silently ignored. Sections whose keys depend on a chosen
+component (``model``, ``data``'s dataset options, ``eval`` sampler options) are
+checked by the component itself when it is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from tsdiff.errors import ConfigError
+
+#: Defaults of every section. Values of ``None`` mean "not set".
+DEFAULTS: dict[str, Any] = {
+    "name": "experiment",
+    "task": "imputation",
+    "seed": 42,
+    "data": {
+        "dataset": "aqi36",
+        "data_dir": None,
+        "batch_size": 16,
+        "num_workers": 0,
+        "train_mask": "mix",
+        "options": {},
+    },
+    "model": {"name": "csdi"},
+    "process": {
+        "name": "ddpm",
+        "num_steps": 50,
+        "schedule": "quadratic",
+        "beta_start": 1.0e-4,
+        "beta_end": 0.5,
+    },
+    "optim": {
+        "lr": 1.0e-3,
+        "weight_decay": 1.0e-6,
+        "milestones": [0.75, 0.9],
+        "gamma": 0.1,
+    },
+    "trainer": {
+        "max_epochs": 200,
+        "max_steps": -1,
+        "max_time": None,
+        "limit_train_batches": None,
+        "limit_val_batches": None,
+        "check_val_every_n_epoch": 1,
+        "accelerator": "auto",
+        "devices": 1,
+        "precision": "32-true",
+        "gradient_clip_val": None,
+        "enable_progress_bar": True,
+        "log_every_n_steps": 10,
+        "deterministic": False,
+    },
+    "eval": {
+        "split": "test",
+        "n_samples": 100,
+        "sampler": "ddpm",
+        "steps": None,
+        "eta": None,
+        "chunk_size": 1024,
+        "limit_windows": None,
+    },
+    "output": {"dir": "runs/${name}", "records_dir": "results"},
+}
+
+# Sections whose keys are free-form (checked later by the component they configure).
+_OPEN_SECTIONS = {("model",), ("data", "options")}
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _merge(base: dict, update: Mapping, path: tuple[str, ...]) -> dict:
+    for key, value in update.items():
+        where = ".".join(path + (str(key),))
+        if path in _OPEN_SECTIONS:
+            base[key] = copy.deepcopy(value)
+            continue
+        if key not in base:
+            valid = sorted(base)
+            raise ConfigError(
+                f"unknown config key {where!r}{_suggest(str(key), valid)}; "
+                f"valid keys{' in ' + '.'.join(path) if path else ''} are: {', '.join(valid)}"
+            )
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"config key {where!r} must be a mapping (a YAML section), got {value!r}"
+                )
+            _merge(base[key], value, path + (str(key),))
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` into (["a", "b", "c"], value); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(
+            f"override {text!r} is not of the form key=value (for example trainer.max_epochs=5)"
+        )
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-3" as a string; users mean the number.
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    return key.strip().split("."), value
+
+
+def _nest(keys: list[str], value: Any) -> dict:
+    out: Any = value
+    for key in reversed(keys):
+        out = {key: out}
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: Mapping | None = None,
+) -> dict:
+    """Build a config from defaults, an optional YAML file, and ``key=value`` overrides.
+
+    Args:
+        path: YAML file with any subset of the sections of :data:`DEFAULTS`.
+        overrides: strings like ``"trainer.max_epochs=5"``, applied after the file.
+        base: a mapping applied before the file (for example a config saved in a checkpoint).
+
+    Returns:
+        The merged config (a new dict). ``${name}`` in ``output.dir`` is expanded.
+
+    Raises:
+        ConfigError: unknown keys, a missing or malformed file, malformed overrides.
+    """
+    cfg = copy.deepcopy(DEFAULTS)
+    if base is not None:
+        _merge(cfg, base, ())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/imputation/csdi_aqi36.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config file {str(path)!r} must contain a YAML mapping at top level")
+        _merge(cfg, loaded, ())
+    for text in overrides:
+        keys, value = parse_override(text)
+        _merge(cfg, _nest(keys, value), ())
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: Mapping) -> None:
+    """Check value ranges of the generic sections; raises ConfigError on the first problem."""
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    data, ev, trainer, optim = cfg["data"], cfg["eval"], cfg["trainer"], cfg["optim"]
+    need(isinstance(cfg["seed"], int), f"seed must be an integer, got {cfg['seed']!r}")
+    need(isinstance(data["batch_size"], int) and data["batch_size"] >= 1,
+         f"data.batch_size must be an integer >= 1, got {data['batch_size']!r}")
+    need(isinstance(data["num_workers"], int) and data["num_workers"] >= 0,
+         f"data.num_workers must be an integer >= 0, got {data['num_workers']!r}")
+    need(isinstance(ev["n_samples"], int) and ev["n_samples"] >= 1,
+         f"eval.n_samples must be an integer >= 1, got {ev['n_samples']!r}")
+    need(ev["steps"] is None or (isinstance(ev["steps"], int) and ev["steps"] >= 1),
+         f"eval.steps must be null (all steps) or an integer >= 1, got {ev['steps']!r}")
+    need(isinstance(ev["chunk_size"], int) and ev["chunk_size"] >= 1,
+         f"eval.chunk_size must be an integer >= 1, got {ev['chunk_size']!r}")
+    need(ev["split"] in ("test", "val"), f"eval.split must be 'test' or 'val', got {ev['split']!r}")
+    need(isinstance(trainer["max_epochs"], int) and (trainer["max_epochs"] >= 1 or trainer["max_epochs"] == -1),
+         f"trainer.max_epochs must be an integer >= 1 (or -1 for no limit), got {trainer['max_epochs']!r}")
+    lr = optim["lr"]
+    need(isinstance(lr, (int, float)) and lr > 0, f"optim.lr must be a positive number, got {lr!r}")
+    need(all(isinstance(m, (int, float)) and 0 < m <= 1 for m in optim["milestones"]),
+         f"optim.milestones are fractions of training in (0, 1], got {optim['milestones']!r}")
+
+
+def resolve_output_dir(cfg: Mapping) -> Path:
+    return Path(str(cfg["output"]["dir"]).replace("${name}", str(cfg["name"])))
+
+
+def dump_config(cfg: Mapping) -> str:
+    return yaml.safe_dump(dict(cfg), sort_keys=False)

@@ -1,0 +1,353 @@
+"""Forward (noising) processes: the contract every diffusion process implements.
+
+A process owns the maths of ``q(x_t | x_0)`` (as score_sde's SDE objects do).
+Every process supported here has Gaussian marginals of the form
+
+    x_t = scale(t) * x_0 + std(t) * eps,    eps ~ N(0, I),
+
+so samplers only need :meth:`ForwardProcess.sampling_schedule` (the times to
+visit and their ``(scale, std)``) and never branch on the process type:
+VP processes have ``scale**2 + std**2 = 1``, VE processes ``scale = 1``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import numbers
+from typing import Any, NamedTuple, Optional
+
+import torch
+
+from tsdiff.diffusion.schedules import make_betas
+from tsdiff.diffusion.utils import append_dims
+from tsdiff.errors import ConfigError, DataError
+from tsdiff.registry import Registry
+
+PROCESSES: Registry = Registry("process")
+
+
+class SamplingSchedule(NamedTuple):
+    """Times a sampler visits, with the marginal coefficients of each.
+
+    Attributes:
+        times: ``[S]`` times at which the denoiser is evaluated, noisiest first,
+            in the process's own time units (original step indices for DDPM).
+        scales: float64 ``[S + 1]``; ``scales[i]`` is ``scale(times[i])`` and the
+            extra last entry is the target of the final step (clean data: 1).
+        stds: float64 ``[S + 1]``; as ``scales`` for ``std`` (final entry 0).
+    """
+
+    times: torch.Tensor
+    scales: torch.Tensor
+    stds: torch.Tensor
+
+
+class ForwardProcess(abc.ABC):
+    """Abstract forward process ``q(x_t | x_0) = N(scale(t) x_0, std(t)^2 I)``.
+
+    Data tensors have the batch first and any rank after it; times ``t`` are
+    per-sample tensors of shape ``[B]``.
+    """
+
+    #: Registry name, written into :meth:`config` and used by :func:`process_from_config`.
+    name: str = ""
+
+    # --- maths each process defines ---------------------------------------
+
+    @abc.abstractmethod
+    def marginal_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Marginal coefficients ``(scale(t), std(t))`` of ``x_t = scale x_0 + std eps``.
+
+        Args:
+            t: times ``[B]``.
+
+        Returns:
+            ``(scale, std)``, float64 tensors ``[B]`` on ``t.device``.
+        """
+
+    @abc.abstractmethod
+    def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
+        """Times at which a sampler evaluates the denoiser, noisiest first.
+
+        Args:
+            steps: number of denoiser evaluations; ``None`` for the process default.
+
+        Returns:
+            CPU tensor ``[steps]`` of times, strictly decreasing.
+        """
+
+    @abc.abstractmethod
+    def prior_sample(
+        self,
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        generator: Optional[torch.Generator] = None,
+        device: Optional[torch.device | str] = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Draw ``x_T`` from the prior that sampling starts from.
+
+        Args:
+            shape: full shape ``[B, ...]`` of the sample.
+            generator: source of randomness (must live on ``device``).
+            device, dtype: of the result.
+
+        Returns:
+            Tensor of ``shape``.
+        """
+
+    @abc.abstractmethod
+    def sample_train_time(
+        self,
+        batch_size: int,
+        *,
+        generator: Optional[torch.Generator] = None,
+        device: Optional[torch.device | str] = None,
+    ) -> torch.Tensor:
+        """Draw training times, one per sample.
+
+        Returns:
+            Tensor ``[batch_size]`` of times.
+        """
+
+    @abc.abstractmethod
+    def network_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The noise-level input fed to denoiser networks for times ``t``.
+
+        Args:
+            t: times ``[B]``.
+
+        Returns:
+            float32 tensor ``[B]`` on ``t.device``.
+        """
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Plain-data description (``name`` plus constructor arguments) for saving."""
+
+    # --- derived operations, shared by all processes ------------------------
+
+    def marginal(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of ``q(x_t | x_0)``.
+
+        Args:
+            x0: clean data ``[B, ...]``.
+            t: times ``[B]``.
+
+        Returns:
+            ``(mean, std)``: ``mean`` has the shape of ``x0``; ``std`` has shape
+            ``[B, 1, ..., 1]`` (broadcastable against ``x0``); both in ``x0.dtype``.
+        """
+        self._check_batch(x0, t)
+        scale, std = self.marginal_coefficients(t.to(x0.device))
+        scale = append_dims(scale.to(x0.dtype), x0.ndim)
+        std = append_dims(std.to(x0.dtype), x0.ndim)
+        return scale * x0, std
+
+    def sample_noisy(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Noise clean data to time ``t``: ``x_t = scale(t) x_0 + std(t) noise``.
+
+        Args:
+            x0: clean data ``[B, ...]``.
+            t: times ``[B]``.
+            noise: standard normal noise, same shape as ``x0``.
+
+        Returns:
+            ``x_t``, same shape and dtype as ``x0``.
+        """
+        if noise.shape != x0.shape:
+            raise DataError(
+                f"noise shape {tuple(noise.shape)} differs from x0 shape {tuple(x0.shape)}"
+            )
+        mean, std = self.marginal(x0, t)
+        return mean + std * noise
+
+    def sampling_schedule(self, steps: Optional[int] = None) -> SamplingSchedule:
+        """Times to visit and their coefficients, ending at clean data.
+
+        Args:
+            steps: number of denoiser evaluations (see :meth:`sampling_times`).
+
+        Returns:
+            A :class:`SamplingSchedule` with ``S = steps`` times.
+        """
+        times = self.sampling_times(steps)
+        scales, stds = self.marginal_coefficients(times)
+        one, zero = scales.new_ones(1), stds.new_zeros(1)
+        return SamplingSchedule(times, torch.cat([scales, one]), torch.cat([stds, zero]))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ForwardProcess":
+        """Rebuild a process from the output of :meth:`config`.
+
+        Raises:
+            ConfigError: the config names another process or has unknown keys.
+        """
+        params = dict(config)
+        name = params.pop("name", cls.name)
+        if name != cls.name:
+            raise ConfigError(f"config is for process {name!r}, not {cls.name!r}")
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.name!r} process config keys {unknown}; "
+                f"valid keys are: {sorted(accepted)}"
+            )
+        return cls(**params)
+
+    @staticmethod
+    def _check_batch(x0: torch.Tensor, t: torch.Tensor) -> None:
+        if t.ndim != 1 or t.shape[0] != x0.shape[0]:
+            raise DataError(
+                f"t must have shape [B] = [{x0.shape[0]}] matching the data batch; "
+                f"got {tuple(t.shape)}"
+            )
+
+
+@PROCESSES.register("ddpm")
+class DiscreteDDPM(ForwardProcess):
+    """Discrete-time variance-preserving process of DDPM (Ho et al. 2020).
+
+    ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` with
+    ``abar_t = prod_{s <= t} (1 - beta_s)``, for integer steps ``t`` in
+    ``{0, ..., T - 1}`` (0 is the least noisy). Defaults are CSDI's
+    (Tashiro et al. 2021): 50 steps, quadratic schedule from 1e-4 to 0.5.
+
+    Tables are kept in float64 on the CPU; lookups are cast to the data's dtype
+    and device on use, so the process itself never needs moving.
+
+    Args:
+        num_steps: number of diffusion steps ``T``.
+        schedule: beta schedule name (see :data:`~tsdiff.diffusion.schedules.SCHEDULES`).
+        beta_start, beta_end: schedule endpoints (see :func:`make_betas`).
+    """
+
+    name = "ddpm"
+
+    def __init__(
+        self,
+        num_steps: int = 50,
+        schedule: str = "quadratic",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.5,
+    ) -> None:
+        self.betas = make_betas(schedule, num_steps, beta_start, beta_end)
+        self.num_steps = int(num_steps)
+        self.schedule = schedule
+        self.beta_start = float(beta_start)
+        self.beta_end = float(beta_end)
+        self.alphas = 1.0 - self.betas
+        self.alpha_bars = torch.cumprod(self.alphas, dim=0)
+
+    def __repr__(self) -> str:
+        return (
+            f"DiscreteDDPM(num_steps={self.num_steps}, schedule={self.schedule!r}, "
+            f"beta_start={self.beta_start}, beta_end={self.beta_end})"
+        )
+
+    def _check_t(self, t: torch.Tensor) -> None:
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ConfigError(
+                f"DiscreteDDPM expects integer timesteps (torch.long); got dtype {t.dtype}"
+            )
+        # A host sync on accelerators, accepted: an out-of-range index would
+        # otherwise fail later with an opaque device-side assertion.
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_steps):
+            raise ConfigError(
+                f"timesteps must lie in {{0, ..., {self.num_steps - 1}}} for a "
+                f"{self.num_steps}-step process; got values in "
+                f"[{int(t.min())}, {int(t.max())}]"
+            )
+
+    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        """``abar_t`` for integer steps ``t`` ``[B]``, float64 on ``t.device``."""
+        self._check_t(t)
+        return self.alpha_bars.to(t.device)[t]
+
+    def marginal_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        abar = self.alpha_bar(t)
+        return abar.sqrt(), (1.0 - abar).sqrt()
+
+    def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
+        """Evenly spaced original step indices ``round(linspace(T - 1, 0, steps))``.
+
+        With ``steps = T`` this is every step; any ``2 <= steps <= T`` includes
+        both ``T - 1`` and ``0``; ``steps = 1`` is the single step ``T - 1``
+        (one-shot prediction of ``x_0`` from the prior). Neighbouring linspace
+        values are at least 1 apart when ``steps <= T``, so rounding cannot
+        create duplicates.
+
+        Raises:
+            ConfigError: ``steps`` is not an integer in ``[1, T]``.
+        """
+        if steps is None:
+            steps = self.num_steps
+        valid = isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
+        if not valid or not 1 <= steps <= self.num_steps:
+            raise ConfigError(
+                f"steps must be an integer in [1, {self.num_steps}] (the process has "
+                f"T={self.num_steps} diffusion steps); got {steps!r}"
+            )
+        steps = int(steps)
+        times = torch.linspace(self.num_steps - 1, 0, steps, dtype=torch.float64)
+        times = times.round().long()
+        if steps > 1 and not bool((times[:-1] > times[1:]).all()):  # guards the claim above
+            raise AssertionError(f"duplicate sampling timesteps {times.tolist()}")
+        return times
+
+    def prior_sample(
+        self,
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        generator: Optional[torch.Generator] = None,
+        device: Optional[torch.device | str] = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        # abar_{T-1} is close to, not exactly, 0: N(0, I) is the usual approximation.
+        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+    def sample_train_time(
+        self,
+        batch_size: int,
+        *,
+        generator: Optional[torch.Generator] = None,
+        device: Optional[torch.device | str] = None,
+    ) -> torch.Tensor:
+        """Uniform integer steps in ``{0, ..., T - 1}`` (long tensor ``[batch_size]``)."""
+        return torch.randint(
+            0, self.num_steps, (batch_size,), generator=generator, device=device
+        )
+
+    def network_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The step index as float32 (CSDI's diffusion-step embedding input)."""
+        self._check_t(t)
+        return t.to(torch.float32)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_steps": self.num_steps,
+            "schedule": self.schedule,
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+        }
+
+
+def build_process(name: str, **kwargs: Any) -> ForwardProcess:
+    """Construct the process registered as ``name`` with constructor ``kwargs``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (lists the valid names).
+    """
+    return PROCESSES.get(name)(**kwargs)
+
+
+def process_from_config(config: dict[str, Any]) -> ForwardProcess:
+    """Rebuild any registered process from its :meth:`ForwardProcess.config` output."""
+    if "name" not in config:
+        raise ConfigError(
+            f"process config needs a 'name' key; valid names are: {PROCESSES.names()}"
+        )
+    return PROCESSES.get(config["name"]).from_config(config)

@@ -1,0 +1,151 @@
+"""Reverse-process samplers: small pure functions in the style of k-diffusion.
+
+Every sampler takes ``denoise_fn(x_t, t) -> eps``, a start ``x_T`` and a
+:class:`~tsdiff.diffusion.process.ForwardProcess`, and only uses the process's
+:meth:`~tsdiff.diffusion.process.ForwardProcess.sampling_schedule`, so any
+process with Gaussian marginals ``x_t = scale x_0 + std eps`` works unchanged.
+All randomness comes from the ``generator`` argument; there is no hidden state.
+
+``t`` passed to ``denoise_fn`` is a tensor ``[B]`` of the process's ORIGINAL
+times (for DDPM, long step indices in ``{0, ..., T - 1}``), so a network
+trained on ``T`` steps works unchanged with fewer sampling steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import torch
+
+from tsdiff.diffusion.process import ForwardProcess
+from tsdiff.errors import ConfigError
+from tsdiff.registry import Registry
+
+SAMPLERS: Registry = Registry("sampler")
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[dict[str, Any]], None]
+
+
+class SamplerOutput(NamedTuple):
+    """Result of a sampler.
+
+    Attributes:
+        x0: the generated sample, same shape and dtype as ``x_T``.
+        nfe: number of ``denoise_fn`` evaluations performed.
+    """
+
+    x0: torch.Tensor
+    nfe: int
+
+
+@SAMPLERS.register("ddim")
+def sample_ddim(
+    denoise_fn: DenoiseFn,
+    x_T: torch.Tensor,
+    process: ForwardProcess,
+    *,
+    steps: Optional[int] = None,
+    eta: float = 0.0,
+    generator: Optional[torch.Generator] = None,
+    callback: Optional[Callback] = None,
+) -> SamplerOutput:
+    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12), deterministic to ancestral.
+
+    For each visited time ``t`` (noisiest first) with next time ``s``, writing
+    ``x_t = a_t x_0 + s_t eps`` (``a_t = sqrt(abar_t)``, ``s_t = sqrt(1 - abar_t)``
+    for VP processes):
+
+        x0_pred = (x_t - s_t eps_pred) / a_t
+        c       = eta * sqrt(s_s^2 / s_t^2 * (s_t^2 - (a_t / a_s)^2 s_s^2))
+        x_s     = a_s x0_pred + sqrt(s_s^2 - c^2) eps_pred + c z,   z ~ N(0, I)
+
+    For VP processes ``c**2`` is DDIM's ``sigma_t(eta)**2`` and, at ``eta = 1``,
+    equals the DDPM posterior variance ``beta_tilde``; the update is then
+    exactly Ho et al.'s ancestral step (see :func:`sample_ddpm`).
+
+    Final step: after the last visited time (step 0 for DDPM) the target is
+    clean data (``a = 1, s = 0``), so the output is that step's ``x0_pred``
+    with no noise added. For DDPM this equals the posterior mean of Ho et al.
+    Alg. 2 at ``t = 0`` (CSDI's convention), since ``abar_{-1} = 1``.
+
+    Args:
+        denoise_fn: ``(x_t [B, ...], t [B]) -> eps prediction [B, ...]``.
+        x_T: start sample ``[B, ...]`` (e.g. ``process.prior_sample``).
+        process: the forward process the denoiser was trained for.
+        steps: number of denoiser evaluations; ``None`` uses every step. The
+            visited times are ``process.sampling_times(steps)`` (for DDPM
+            ``round(linspace(T - 1, 0, steps))``).
+        eta: stochasticity in ``[0, 1]``; 0 is deterministic DDIM, 1 ancestral DDPM.
+        generator: ``torch.Generator`` on ``x_T``'s device for all noise draws.
+        callback: called once per step with ``dict(step=i, t=t [B], x=x_t,
+            x0_pred=x0_pred, eps_pred=eps_pred)``, ``x_t`` being the denoiser input.
+
+    Returns:
+        :class:`SamplerOutput` with ``x0`` shaped like ``x_T`` and ``nfe = steps``.
+
+    Raises:
+        ConfigError: ``steps`` out of range for the process, or ``eta`` outside [0, 1].
+    """
+    if not (isinstance(eta, (int, float)) and 0.0 <= float(eta) <= 1.0):
+        raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
+    schedule = process.sampling_schedule(steps)
+    # Per-step coefficients as Python floats: float64 maths, no device syncs in the loop.
+    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
+    batch = x_T.shape[0]
+    x = x_T
+    nfe = 0
+    for i, time in enumerate(schedule.times.tolist()):
+        t = torch.full((batch,), time, dtype=schedule.times.dtype, device=x.device)
+        eps = denoise_fn(x, t)
+        nfe += 1
+        a_t, s_t, a_s, s_s = scales[i], stds[i], scales[i + 1], stds[i + 1]
+        x0_pred = (x - s_t * eps) / a_t
+        if callback is not None:
+            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
+        c = eta * math.sqrt(max(s_s**2 / s_t**2 * (s_t**2 - (a_t / a_s) ** 2 * s_s**2), 0.0))
+        x = a_s * x0_pred + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
+        if c > 0:  # no draw when deterministic, so eta=0 never consumes the generator
+            x = x + c * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype
+            )
+    return SamplerOutput(x, nfe)
+
+
+@SAMPLERS.register("ddpm")
+def sample_ddpm(
+    denoise_fn: DenoiseFn,
+    x_T: torch.Tensor,
+    process: ForwardProcess,
+    *,
+    steps: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    callback: Optional[Callback] = None,
+) -> SamplerOutput:
+    """Ancestral DDPM sampling (Ho et al. 2020, Alg. 2) with variance ``beta_tilde``.
+
+    Implemented as :func:`sample_ddim` with ``eta = 1``, which is algebraically
+    identical: with ``c^2 = beta_tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t``
+    the DDIM update's coefficients of ``x_t`` and ``x0_pred`` reduce to those of
+    the posterior mean ``mu_tilde_t(x_t, x0_pred)``. With ``steps < T`` the
+    visited steps ``tau`` are respaced and the implied betas are
+    ``beta'_i = 1 - abar_{tau_i} / abar_{tau_{i-1}}`` (Nichol & Dhariwal 2021).
+    As in CSDI no noise is added at the last step; noise is drawn in the same
+    order as Alg. 2, so the same generator state gives the same samples.
+
+    Args:
+        denoise_fn, x_T, process, steps, generator, callback: as :func:`sample_ddim`.
+
+    Returns:
+        :class:`SamplerOutput` with ``nfe = steps``.
+    """
+    return sample_ddim(
+        denoise_fn,
+        x_T,
+        process,
+        steps=steps,
+        eta=1.0,
+        generator=generator,
+        callback=callback,
+    )

@@ -1,0 +1,97 @@
+"""The denoiser contract shared by every network.
+
+``net(x_noisy, noise_level, cond) -> prediction``: ``x_noisy`` is ``[B, L, N, C]``,
+``noise_level`` is ``[B]`` (the process's ``network_time``), ``cond`` a
+:class:`Condition`. Networks never know which sampler runs them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from tsdiff.errors import ConfigError, DataError
+from tsdiff.registry import Registry
+
+
+@dataclass
+class Condition:
+    """What a conditional denoiser may look at.
+
+    Attributes:
+        values: ``[B, L, N, C]`` scaled values; only entries under ``cond_mask`` are used.
+        cond_mask: bool ``[B, L, N, C]``: entries the model conditions on.
+        timepoints: ``[B, L]`` float time positions (or None: 0..L-1).
+        spatial: spatial metadata (graph / grid) or None.
+    """
+
+    values: torch.Tensor
+    cond_mask: torch.Tensor
+    timepoints: torch.Tensor | None = None
+    spatial: Any = None
+
+    def repeat(self, n: int) -> "Condition":
+        """Repeat every batch entry ``n`` times (sample-major: ``[n * B, ...]``)."""
+        if n == 1:
+            return self
+        rep = lambda t: None if t is None else t.repeat((n,) + (1,) * (t.dim() - 1))  # noqa: E731
+        return replace(self, values=rep(self.values), cond_mask=rep(self.cond_mask), timepoints=rep(self.timepoints))
+
+    def to(self, device) -> "Condition":
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in moved.items():
+            if isinstance(v, torch.Tensor):
+                moved[k] = v.to(device)
+        return Condition(**moved)
+
+
+class Denoiser(nn.Module):
+    """Base class of denoiser networks.
+
+    Subclasses take the data's ``num_nodes`` and ``num_channels`` plus their own
+    hyper-parameters as constructor arguments; :meth:`config` returns them so the
+    network can be rebuilt from a checkpoint. ``prediction`` names what the network
+    outputs (``"eps"`` for the noise).
+    """
+
+    prediction: str = "eps"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: dict = {}
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    def check_input(self, x: torch.Tensor, cond: Condition) -> None:
+        expected = (self._config["num_nodes"], self._config["num_channels"])
+        if x.dim() != 4 or tuple(x.shape[2:]) != expected:
+            raise DataError(
+                f"{type(self).__name__} was built for [B, L, N, C] with (N, C) = {expected}, "
+                f"got input of shape {tuple(x.shape)}"
+            )
+        if cond.values.shape != x.shape or cond.cond_mask.shape != x.shape:
+            raise DataError(
+                f"condition values/mask shapes {tuple(cond.values.shape)}/{tuple(cond.cond_mask.shape)} "
+                f"must equal the input shape {tuple(x.shape)}"
+            )
+
+
+MODELS: Registry[type[Denoiser]] = Registry("model")
+
+
+def build_model(config: dict, num_nodes: int, num_channels: int) -> Denoiser:
+    """Build a registered network from its config section (``name`` + hyper-parameters)."""
+    config = dict(config)
+    name = config.pop("name", None)
+    cls = MODELS.get(name)
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p not in ("self", "num_nodes", "num_channels")]
+    unknown = [k for k in config if k not in valid]
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} for model {name!r}; valid model options are: {', '.join(valid)}")
+    return cls(num_nodes=num_nodes, num_channels=num_channels, **config)

@@ -1,0 +1,149 @@
+"""LightningModule tying a denoiser network to a diffusion process."""
+
+from __future__ import annotations
+
+import inspect
+
+import lightning as L
+import torch
+
+from tsdiff.data.masking import TRAIN_MASKS
+from tsdiff.data.scalers import StandardScaler
+from tsdiff.diffusion import SAMPLERS, build_process, impose_observed, masked_eps_loss
+from tsdiff.errors import ConfigError
+from tsdiff.models import Condition, build_model
+
+
+def sampler_kwargs(name: str, steps: int | None = None, eta: float | None = None) -> dict:
+    """Keyword arguments for a registered sampler, checked against its signature."""
+    fn = SAMPLERS.get(name)
+    params = inspect.signature(fn).parameters
+    kwargs = {"steps": steps}
+    if eta is not None:
+        if "eta" not in params:
+            raise ConfigError(f"sampler {name!r} has no eta option; remove eval.eta or use sampler 'ddim'")
+        kwargs["eta"] = eta
+    return kwargs
+
+
+class DiffusionModule(L.LightningModule):
+    """Trains a conditional denoiser with the masked denoising loss and samples from it.
+
+    Args:
+        model: model config section (``name`` + hyper-parameters).
+        process: process config section (``name`` + options).
+        optim: ``lr``, ``weight_decay``, ``milestones`` (fractions of training at
+            which the learning rate is multiplied by ``gamma``, CSDI: 0.75, 0.9).
+        train_mask: name of the training mask strategy (``random``, ``historical``, ``mix``).
+        signature: the data signature (num_nodes, num_channels, window, names, protocol).
+        scaler: state dict of the fitted scaler (kept with the weights).
+        config: the full experiment config, saved for reproducibility.
+    """
+
+    def __init__(self, model: dict, process: dict, optim: dict, train_mask: str, signature: dict,
+                 scaler: dict, config: dict | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(model, signature["num_nodes"], signature["num_channels"])
+        proc = dict(process)
+        self.process = build_process(proc.pop("name"), **proc)
+        self.mask_fn = TRAIN_MASKS.get(train_mask)
+        self.scaler = StandardScaler.from_state_dict(scaler)
+        self.optim = dict(optim)
+
+    # --- training -------------------------------------------------------------------
+    def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Masked epsilon loss of one batch.
+
+        Windows with a ``cond_mask`` (evaluation windows) use it; training windows draw
+        one from the training mask strategy. Targets = observed and not conditioned on.
+        """
+        x, observed = batch["x"], batch["observed_mask"]
+        cond_mask = batch.get("cond_mask")
+        if cond_mask is None:
+            cond_mask = self.mask_fn(observed, generator)
+        target = observed & ~cond_mask
+        t = self.process.sample_train_time(x.shape[0], generator=generator, device=x.device)
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_t = self.process.sample_noisy(x, t, noise)
+        cond = Condition(values=x, cond_mask=cond_mask, timepoints=batch.get("timepoints"))
+        eps = self.net(x_t, self.process.network_time(t), cond)
+        return masked_eps_loss(eps, noise, target)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.diffusion_loss(batch)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["x"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # A fixed generator per batch makes the validation loss comparable across epochs.
+        gen = torch.Generator(device=batch["x"].device).manual_seed(10_000 + batch_idx)
+        loss = self.diffusion_loss(batch, generator=gen)
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["x"].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        milestones = [int(m * total) for m in self.optim["milestones"]]
+        gamma = self.optim["gamma"]
+
+        def factor(step: int) -> float:
+            return gamma ** sum(step >= m for m in milestones)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- sampling -------------------------------------------------------------------
+    @torch.inference_mode()
+    def sample(
+        self,
+        x: torch.Tensor,
+        cond_mask: torch.Tensor,
+        timepoints: torch.Tensor | None = None,
+        *,
+        n_samples: int = 100,
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        chunk_size: int = 1024,
+    ) -> tuple[torch.Tensor, int]:
+        """Draw conditional samples in the scaled space.
+
+        All samples of all windows go through the network together, in chunks of at
+        most ``chunk_size`` (window, sample) pairs to bound memory.
+
+        Args:
+            x: ``[B, L, N, C]`` scaled values (conditioning entries are used).
+            cond_mask: bool ``[B, L, N, C]``.
+            timepoints: ``[B, L]`` or None.
+        Returns:
+            ``(samples, nfe)``: samples ``[S, B, L, N, C]`` whose conditioning entries
+            equal ``x`` exactly, and the network evaluations per sample path.
+        """
+        was_training = self.training
+        self.eval()
+        fn = SAMPLERS.get(sampler)
+        kwargs = sampler_kwargs(sampler, steps, eta)
+        B = x.shape[0]
+        cond = Condition(values=x, cond_mask=cond_mask, timepoints=timepoints).repeat(n_samples)
+        total = B * n_samples
+        outs, nfe = [], 0
+        for lo in range(0, total, chunk_size):
+            hi = min(lo + chunk_size, total)
+            sub = Condition(
+                values=cond.values[lo:hi], cond_mask=cond.cond_mask[lo:hi],
+                timepoints=None if cond.timepoints is None else cond.timepoints[lo:hi],
+            )
+            x_T = self.process.prior_sample(sub.values.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+            def denoise(x_t: torch.Tensor, t: torch.Tensor, sub: Condition = sub) -> torch.Tensor:
+                return self.net(x_t, self.process.network_time(t), sub)
+
+            res = fn(denoise, x_T, self.process, generator=generator, **kwargs)
+            outs.append(impose_observed(res.x0, sub.values, sub.cond_mask))
+            nfe = res.nfe
+        if was_training:
+            self.train()
+        return torch.cat(outs).reshape((n_samples,) + tuple(x.shape)), nfe
