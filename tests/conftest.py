@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-
-torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")

@@ -165,3 +165,35 @@ def test_training_masks_are_subsets_of_observed():
     a = random_mask(observed, torch.Generator().manual_seed(3))
     b = random_mask(observed, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_protocol_reproduces_published_simple_baselines(aqi36):
+    """Station mean and linear interpolation land on the GRIN paper's AQI-36 numbers
+    (MAE ~53.5 and ~14.5, PROTOCOLS.md); a wrong target set or split would not."""
+    v, ev = aqi36.series.values[..., 0], aqi36.eval_mask[..., 0]
+    targets = ev & aqi36.series.time_index.month.isin([3, 6, 9, 12])[:, None]
+    y = v[targets]
+    station_mean = np.broadcast_to(aqi36.scaler.mean[:, 0], v.shape)[targets]
+    interp = pd.DataFrame(np.where(ev, np.nan, v)).interpolate("linear", limit_direction="both").to_numpy()
+    assert np.abs(station_mean - y).mean() == pytest.approx(54.007, abs=0.01)
+    assert np.abs(interp[targets] - y).mean() == pytest.approx(14.683, abs=0.01)
+
+
+def test_dataset_card_matches_spec():
+    from pathlib import Path
+
+    card = Path(__file__).resolve().parents[1] / "datasets" / SPEC.card
+    text = card.read_text()
+    for f in SPEC.files:
+        assert f"{f.sha256}  {f.name}" in text, f"{card} lacks the checksum of {f.name}"
+
+
+def test_datasets_cli(data_dir, capsys, tmp_path):
+    from tsdiff.cli import main
+
+    assert main(["datasets", "list"]) == 0
+    assert "aqi36: Beijing PM2.5" in capsys.readouterr().out
+    assert main(["datasets", "check", "--data-dir", str(data_dir)]) == 0
+    assert "aqi36: ok" in capsys.readouterr().out
+    assert main(["datasets", "check", "--data-dir", str(tmp_path)]) == 2
+    assert "missing file(s)" in capsys.readouterr().err

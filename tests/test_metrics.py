@@ -313,7 +313,7 @@ def test_numpy_and_torch_inputs_agree():
     assert np.array_equal(q_t.numpy(), empirical_quantiles(samples))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_cuda_tensors_agree():
     samples, target, mask = _random_problem((2, 5, 3), 12, seed=4)
     ref = _all_metrics(samples, target, mask)

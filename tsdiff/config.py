@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
         "sampler": "ddpm",
         "steps": None,
         "eta": None,
-        "chunk_size": 1024,
+        "chunk_size": None,  # (window, sample) pairs per network pass; None: 64 on CPU, 2048 on GPU
         "limit_windows": None,
     },
     "output": {"dir": "runs/${name}", "records_dir": "results"},
@@ -189,8 +189,8 @@ def validate_config(cfg: Mapping) -> None:
          f"eval.n_samples must be an integer >= 1, got {ev['n_samples']!r}")
     need(ev["steps"] is None or (isinstance(ev["steps"], int) and ev["steps"] >= 1),
          f"eval.steps must be null (all steps) or an integer >= 1, got {ev['steps']!r}")
-    need(isinstance(ev["chunk_size"], int) and ev["chunk_size"] >= 1,
-         f"eval.chunk_size must be an integer >= 1, got {ev['chunk_size']!r}")
+    need(ev["chunk_size"] is None or (isinstance(ev["chunk_size"], int) and ev["chunk_size"] >= 1),
+         f"eval.chunk_size must be null (automatic) or an integer >= 1, got {ev['chunk_size']!r}")
     need(ev["split"] in ("test", "val"), f"eval.split must be 'test' or 'val', got {ev['split']!r}")
     need(isinstance(trainer["max_epochs"], int) and (trainer["max_epochs"] >= 1 or trainer["max_epochs"] == -1),
          f"trainer.max_epochs must be an integer >= 1 (or -1 for no limit), got {trainer['max_epochs']!r}")

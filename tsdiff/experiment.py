@@ -99,6 +99,10 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
         train_seconds=extra.get("train_seconds"), sample_seconds=res["sample_seconds"], config=cfg,
         dataset_checksums=protocol.checksums,
         extra={"split": ev["split"], "n_windows": res["n_windows"], "epochs": extra.get("epochs"),
+               "metric_settings": {"crps": "normalised 19-quantile CRPS (q=0.05..0.95), nearest-rank sample "
+                                           "quantiles as GluonTS", "point": "median of samples",
+                                   "units": protocol.meta.get("units", "data units"),
+                                   "scored": "held-out entries with ground truth"},
                "global_steps": extra.get("global_steps"), "model_file": str(model_path)},
     )
     stem = f"{cfg['name']}_{ev['split']}_{ev['sampler']}{ev['steps'] or ''}_s{ev['n_samples']}_seed{cfg['seed']}"

@@ -94,6 +94,8 @@ class WindowDataset(Dataset):
         ``x``: scaled values, 0 where missing;  ``observed_mask``: bool;
         ``timepoints``: ``[L]`` float positions 0..L-1;  ``start``: int.
     Evaluation splits (``score_from`` set) also give
+        ``y``: float64 values in data units (NaN where missing), for scoring and for
+            returning conditioning values exactly;
         ``cond_mask``: bool, what the model conditions on (observed and not held out);
         ``score_mask``: bool, held-out entries scored in this window.
     """
@@ -109,6 +111,7 @@ class WindowDataset(Dataset):
         self.x = torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32))
         self.observed = torch.from_numpy(observed)
         self.eval_mask = torch.from_numpy(protocol.eval_mask & observed)
+        self.raw = torch.from_numpy(np.asarray(values, dtype=np.float64))
         self.timepoints = torch.arange(self.L, dtype=torch.float32)
 
     def __len__(self) -> int:
@@ -125,6 +128,7 @@ class WindowDataset(Dataset):
         }
         if self.windows.score_from is not None:
             held_out = self.eval_mask[sl]
+            item["y"] = self.raw[sl]
             item["cond_mask"] = self.observed[sl] & ~held_out
             score = held_out.clone()
             score[: int(self.windows.score_from[i])] = False

@@ -340,8 +340,16 @@ def build_process(name: str, **kwargs: Any) -> ForwardProcess:
 
     Raises:
         UnknownNameError: ``name`` is not registered (lists the valid names).
+        ConfigError: an option the process does not take (lists the valid options).
     """
-    return PROCESSES.get(name)(**kwargs)
+    cls = PROCESSES.get(name)
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(k for k in kwargs if k not in valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for process {name!r}; valid process options are: {', '.join(valid)}"
+        )
+    return cls(**kwargs)
 
 
 def process_from_config(config: dict[str, Any]) -> ForwardProcess:

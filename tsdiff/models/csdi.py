@@ -90,6 +90,11 @@ class CSDIDenoiser(Denoiser):
         for key, val in dict(num_nodes=num_nodes, num_channels=num_channels, layers=layers, channels=channels, heads=heads).items():
             if not isinstance(val, int) or val < 1:
                 raise ConfigError(f"model option {key} must be an integer >= 1, got {val!r}")
+        if channels % heads:
+            raise ConfigError(f"model option channels ({channels}) must be divisible by heads ({heads})")
+        for key, val in dict(dropout=dropout, attention_dropout=attention_dropout).items():
+            if val is not None and not 0.0 <= val < 1.0:
+                raise ConfigError(f"model option {key} must be in [0, 1), got {val!r}")
         self._config = dict(
             num_nodes=num_nodes, num_channels=num_channels, layers=layers, channels=channels, heads=heads,
             ff_dim=ff_dim, diffusion_embedding_dim=diffusion_embedding_dim, time_embedding_dim=time_embedding_dim,

@@ -30,12 +30,6 @@ def to_data_units(samples: torch.Tensor, raw: np.ndarray, cond_mask: np.ndarray,
     return np.where(cond_mask[None], raw[None], inv)
 
 
-def raw_windows(protocol: ImputationProtocol, starts, length: int) -> np.ndarray:
-    """Raw data-unit values ``[B, L, N, C]`` of the windows starting at ``starts``."""
-    values = protocol.series.values
-    return np.stack([values[int(s) : int(s) + length] for s in starts])
-
-
 def evaluate(
     module: DiffusionModule,
     protocol: ImputationProtocol,
@@ -46,7 +40,7 @@ def evaluate(
     steps: int | None = None,
     eta: float | None = None,
     batch_size: int = 16,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     seed: int = 0,
     limit_windows: int | None = None,
     progress: bool = True,
@@ -72,7 +66,7 @@ def evaluate(
             batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
             n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, generator=gen, chunk_size=chunk_size,
         )
-        raw = raw_windows(protocol, batch["start"], protocol.window)
+        raw = batch["y"].numpy()
         data = to_data_units(samples, raw, batch["cond_mask"].numpy(), module.scaler)
         acc.update(data, raw, batch["score_mask"].numpy())
         bar.update(len(raw) * n_samples)

@@ -50,6 +50,8 @@ class DiffusionModule(L.LightningModule):
         self.mask_fn = TRAIN_MASKS.get(train_mask)
         self.scaler = StandardScaler.from_state_dict(scaler)
         self.optim = dict(optim)
+        #: sampling settings used by ``predict_step`` (``Trainer.predict``)
+        self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None, "chunk_size": None}
 
     # --- training -------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -95,6 +97,21 @@ class DiffusionModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- sampling -------------------------------------------------------------------
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Samples of one batch of evaluation windows, in data units.
+
+        Returns ``{"samples": float64 [S, B, L, N, C], "start": [B]}``; conditioning
+        entries equal the input values ``batch["y"]`` exactly.
+        """
+        from tsdiff.training.evaluate import to_data_units
+
+        seed = int((self.hparams.get("config") or {}).get("seed", 0)) + batch_idx
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,
+                                 **self.predict_settings)
+        data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
+        return {"samples": data, "start": batch["start"]}
+
     @torch.inference_mode()
     def sample(
         self,
@@ -107,7 +124,7 @@ class DiffusionModule(L.LightningModule):
         steps: int | None = None,
         eta: float | None = None,
         generator: torch.Generator | None = None,
-        chunk_size: int = 1024,
+        chunk_size: int | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Draw conditional samples in the scaled space.
 
@@ -127,6 +144,8 @@ class DiffusionModule(L.LightningModule):
         fn = SAMPLERS.get(sampler)
         kwargs = sampler_kwargs(sampler, steps, eta)
         B = x.shape[0]
+        if chunk_size is None:
+            chunk_size = 64 if x.device.type == "cpu" else 2048
         cond = Condition(values=x, cond_mask=cond_mask, timepoints=timepoints).repeat(n_samples)
         total = B * n_samples
         outs, nfe = [], 0

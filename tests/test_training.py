@@ -1,0 +1,201 @@
+"""Training and sampling on real AQI-36 windows, model files, and the CLI end to end."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from tsdiff.cli import main
+from tsdiff.errors import DataError, TsdiffError
+from tsdiff.training import DiffusionModule
+from tsdiff.training.checkpoint import check_signature, load_model, save_model
+from tsdiff.training.evaluate import evaluate, to_data_units
+
+SMALL_MODEL = {"name": "csdi", "layers": 2, "channels": 32, "heads": 4, "ff_dim": 32,
+               "diffusion_embedding_dim": 64, "time_embedding_dim": 32, "feature_embedding_dim": 8}
+PROCESS = {"name": "ddpm", "num_steps": 50, "schedule": "quadratic", "beta_start": 1e-4, "beta_end": 0.5}
+OPTIM = {"lr": 1e-3, "weight_decay": 1e-6, "milestones": [0.75, 0.9], "gamma": 0.1}
+
+
+def _module(protocol, seed=0, model=SMALL_MODEL):
+    torch.manual_seed(seed)
+    return DiffusionModule(model=model, process=PROCESS, optim=OPTIM, train_mask="mix",
+                           signature=protocol.signature, scaler=protocol.scaler.state_dict(), config={"seed": seed})
+
+
+def _batch(dataset, idx):
+    return next(iter(DataLoader(Subset(dataset, idx), batch_size=len(idx))))
+
+
+def test_loss_decreases_on_real_windows(aqi36):
+    module = _module(aqi36)
+    train = aqi36.dataset("train")
+    probe = _batch(train, list(range(0, 4914, 160)))  # 31 windows from all training months
+
+    def probe_loss():
+        module.eval()
+        with torch.no_grad():
+            return module.diffusion_loss(probe, generator=torch.Generator().manual_seed(123)).item()
+
+    before = probe_loss()
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    loader = DataLoader(train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    module.train()
+    for step, batch in enumerate(loader):
+        loss = module.diffusion_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step == 39:
+            break
+    after = probe_loss()
+    # zero-initialised output layer: the untrained loss is E[eps^2] ~ 1
+    assert 0.8 < before < 1.2
+    assert after < 0.75 * before, (before, after)
+
+
+def test_samples_shapes_masks_and_exact_observed_values(aqi36):
+    module = _module(aqi36)
+    test = aqi36.dataset("test")
+    batch = _batch(test, [0, 1, 40])
+    gen = torch.Generator().manual_seed(0)
+    samples, nfe = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"], n_samples=4,
+                                 sampler="ddim", steps=5, generator=gen, chunk_size=5)
+    assert samples.shape == (4, 3, 36, 36, 1) and nfe == 5
+    cond = batch["cond_mask"]
+    assert torch.equal(samples[:, cond], batch["x"][cond].expand(4, -1))  # scaled space, exact
+    assert torch.isfinite(samples).all()
+    assert not torch.equal(samples[0], samples[1])  # samples differ on targets
+    data = to_data_units(samples, batch["y"].numpy(), cond.numpy(), module.scaler)
+    y = batch["y"].numpy()
+    for s in range(4):
+        # observed (conditioning) values come back bit for bit in data units
+        assert np.array_equal(data[s][cond.numpy()], y[cond.numpy()])
+    assert np.isfinite(data).all()
+    assert data.dtype == np.float64
+    # chunking does not change the result
+    again, _ = module.sample(batch["x"], cond, batch["timepoints"], n_samples=4, sampler="ddim", steps=5,
+                             generator=torch.Generator().manual_seed(0), chunk_size=100)
+    torch.testing.assert_close(again, samples, atol=1e-5, rtol=1e-5)
+
+
+def test_predict_step_returns_data_units(aqi36):
+    import lightning as L
+
+    module = _module(aqi36)
+    module.predict_settings.update(n_samples=2, sampler="ddim", steps=3)
+    loader = DataLoader(Subset(aqi36.dataset("test"), [3, 4]), batch_size=2)
+    out = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).predict(module, loader)
+    samples = out[0]["samples"]
+    assert samples.shape == (2, 2, 36, 36, 1)
+    item = aqi36.dataset("test")[3]
+    cond = item["cond_mask"].numpy()
+    assert np.array_equal(samples[0, 0][cond], item["y"].numpy()[cond])
+    # data units: PM2.5 in ug/m3, not z-scores
+    assert np.nanmean(item["y"].numpy()) > 10
+
+
+def test_save_load_identical_samples_and_safe_loading(aqi36, tmp_path):
+    module = _module(aqi36)
+    path = save_model(module, tmp_path / "model.pt", extra={"train_seconds": 1.5})
+    loaded, extra = load_model(path)
+    assert extra == {"train_seconds": 1.5}
+    batch = _batch(aqi36.dataset("test"), [5])
+    kw = dict(n_samples=3, sampler="ddpm", steps=4)
+    a, _ = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"], generator=torch.Generator().manual_seed(7), **kw)
+    b, _ = loaded.sample(batch["x"], batch["cond_mask"], batch["timepoints"], generator=torch.Generator().manual_seed(7), **kw)
+    c, _ = loaded.sample(batch["x"], batch["cond_mask"], batch["timepoints"], generator=torch.Generator().manual_seed(8), **kw)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # a pickle that would run code is refused, and the code never runs
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as fh:
+        pickle.dump({"format": "tsdiff-model-v1", "hparams": Evil()}, fh)
+    with pytest.raises(TsdiffError, match="not a loadable tsdiff model file"):
+        load_model(evil)
+    assert not marker.exists()
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(TsdiffError, match="not a tsdiff model file"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(TsdiffError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_signature_mismatch_is_refused(aqi36):
+    sig = dict(aqi36.signature)
+    other = dict(sig, num_nodes=35, node_names=sig["node_names"][:35])
+    with pytest.raises(DataError, match="num_nodes is 35 in the data but 36 in the model"):
+        check_signature(sig, other)
+    check_signature(sig, dict(sig))
+
+
+def test_evaluate_scores_only_held_out_entries(aqi36):
+    module = _module(aqi36)
+    res = evaluate(module, aqi36, "test", n_samples=2, sampler="ddim", steps=2, limit_windows=3, progress=False)
+    ds = aqi36.dataset("test")
+    expected = sum(int(ds[i]["score_mask"].sum()) for i in range(3))
+    assert res["metrics"]["n_targets"] == expected
+    assert res["nfe"] == 2 and res["n_windows"] == 3
+    assert all(np.isfinite(res["metrics"][k]) for k in ("crps", "mae", "rmse"))
+
+
+CLI_TINY = [
+    "model.layers=1", "model.channels=16", "model.heads=2", "model.ff_dim=16",
+    "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+    "trainer.enable_progress_bar=false", "eval.n_samples=2", "eval.sampler=ddim", "eval.steps=3",
+    "eval.limit_windows=2",
+]
+
+
+def test_cli_fit_and_test_write_a_record(tmp_path, data_dir, capsys):
+    cfg = "configs/imputation/csdi_aqi36.yaml"
+    cfg = os.path.join(os.path.dirname(__file__), "..", cfg)
+    out = [f"output.dir={tmp_path}/run", f"output.records_dir={tmp_path}/records", f"data.data_dir={data_dir}"]
+    assert main(["fit", cfg, *CLI_TINY, *out, "--test"]) == 0
+    assert (tmp_path / "run" / "model.pt").is_file()
+    fit_info = json.loads((tmp_path / "run" / "fit.json").read_text())
+    assert fit_info["global_steps"] == 3
+    records = list((tmp_path / "records").glob("*.json"))
+    assert len(records) == 1
+    rec = json.loads(records[0].read_text())
+    for key in ("task", "model", "sampler", "nfe", "n_samples", "seed", "metrics", "train_seconds",
+                "sample_seconds", "hardware", "tsdiff_version", "git_commit", "config", "protocol"):
+        assert key in rec, key
+    assert rec["task"] == "aqi36_imputation" and rec["protocol"] == "aqi36-csdi"
+    assert rec["nfe"] == 3 and rec["n_samples"] == 2 and rec["sampler"] == "ddim"
+    assert all(np.isfinite(rec["metrics"][k]) for k in ("crps", "mae", "rmse"))
+    assert rec["config"]["model"]["channels"] == 16
+    # `tsdiff test` on the run directory, with an eval override, writes a second record
+    assert main(["test", str(tmp_path / "run"), "eval.steps=2", "--no-progress"]) == 0
+    assert len(list((tmp_path / "records").glob("*.json"))) == 2
+    # model/process are fixed by the trained model
+    assert main(["test", str(tmp_path / "run"), "model.channels=8"]) == 2
+    assert "cannot be overridden" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["trainer.max_epoch=1"], "did you mean 'max_epochs'"),
+        (["model.name=transformer"], "unknown model 'transformer'; valid model names are: csdi"),
+        (["data.dataset=aqi99"], "unknown dataset 'aqi99'; valid dataset names are: aqi36"),
+        (["data.data_dir=/nonexistent/dir"], "missing file(s) pm25_ground.txt"),
+        (["model.heads=3"], "divisible by heads"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_error(overrides, fragment, tmp_path, capsys):
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")
+    code = main(["fit", cfg, *overrides, f"output.dir={tmp_path}/run", "trainer.max_epochs=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
