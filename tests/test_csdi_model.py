@@ -106,7 +106,7 @@ def test_bad_inputs():
         net(x, torch.zeros(3), Condition(cond.values[:, :3], cond.cond_mask[:, :3]))
     with pytest.raises(UnknownNameError, match="valid model names are: csdi"):
         build_model({"name": "csdj"}, 5, 2)
-    with pytest.raises(ConfigError, match="unknown option.*'chanels'.*valid model options are: layers, channels"):
+    with pytest.raises(ConfigError, match="unknown option.*'chanels'.*valid options are: layers, channels"):
         build_model({"name": "csdi", "chanels": 3}, 5, 2)
     with pytest.raises(ConfigError, match="layers must be an integer >= 1"):
         build_model({"name": "csdi", "layers": 0}, 5, 2)

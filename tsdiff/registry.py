@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import inspect
+from typing import Callable, Generic, Iterable, Iterator, Mapping, TypeVar
 
-from tsdiff.errors import UnknownNameError
+from tsdiff.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -61,3 +62,20 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def check_options(fn: Callable, options: Mapping, what: str, fixed: Iterable[str] = ()) -> None:
+    """Raise ConfigError if ``options`` has keys that ``fn`` does not accept.
+
+    Args:
+        fn: the callable (class or function) the options are passed to.
+        options: user-supplied keyword arguments.
+        what: how to name the options in the message, e.g. ``"model 'csdi'"``.
+        fixed: parameters filled by tsdiff itself, not by the user (not listed as valid).
+    """
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    skip = {"self", *fixed}
+    valid = [p for p in inspect.signature(target).parameters if p not in skip]
+    unknown = sorted(k for k in options if k not in valid)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} for {what}; valid options are: {', '.join(valid)}")

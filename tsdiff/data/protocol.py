@@ -7,7 +7,6 @@ of every split, and the scaler fitted on training data only.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +17,7 @@ from torch.utils.data import Dataset
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError
-from tsdiff.registry import Registry
+from tsdiff.registry import Registry, check_options
 
 
 @dataclass
@@ -144,11 +143,5 @@ def build_protocol(name: str, data_dir=None, options: dict | None = None) -> Imp
     """Build a registered dataset protocol; ``options`` are checked against its parameters."""
     builder = DATASETS.get(name)
     options = dict(options or {})
-    params = inspect.signature(builder).parameters
-    valid = [p for p in params if p != "data_dir"]
-    unknown = [k for k in options if k not in valid]
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {unknown} for dataset {name!r}; valid data.options are: {', '.join(valid)}"
-        )
+    check_options(builder, options, f"dataset {name!r} (data.options)", fixed=("data_dir",))
     return builder(data_dir=data_dir, **options)

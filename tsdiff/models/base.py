@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from tsdiff.errors import ConfigError, DataError
-from tsdiff.registry import Registry
+from tsdiff.errors import DataError
+from tsdiff.registry import Registry, check_options
 
 
 @dataclass
@@ -89,9 +88,5 @@ def build_model(config: dict, num_nodes: int, num_channels: int) -> Denoiser:
     config = dict(config)
     name = config.pop("name", None)
     cls = MODELS.get(name)
-    params = inspect.signature(cls.__init__).parameters
-    valid = [p for p in params if p not in ("self", "num_nodes", "num_channels")]
-    unknown = [k for k in config if k not in valid]
-    if unknown:
-        raise ConfigError(f"unknown option(s) {unknown} for model {name!r}; valid model options are: {', '.join(valid)}")
+    check_options(cls, config, f"model {name!r}", fixed=("num_nodes", "num_channels"))
     return cls(num_nodes=num_nodes, num_channels=num_channels, **config)
