@@ -71,3 +71,59 @@ class StandardScaler:
         out.mean = np.asarray(state["mean"], dtype=np.float64)
         out.std = np.asarray(state["std"], dtype=np.float64)
         return out
+
+
+class _RangeScaler(StandardScaler):
+    """Shared machinery: ``(x - loc) / scale`` with per-[N, C] statistics of observed values."""
+
+    kind = "range"
+
+    def _stats(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def fit(self, values: np.ndarray) -> "StandardScaler":
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 3:
+            raise DataError(f"{type(self).__name__}.fit expects [T, N, C], got shape {values.shape}")
+        empty = np.isnan(values).all(axis=0)
+        safe = np.where(empty[None], 0.0, values)  # all-NaN locations: loc 0, scale 1
+        loc, scale = self._stats(safe)
+        scale = np.where((scale > 0) & ~empty, scale, 1.0)
+        self.mean, self.std = np.where(empty, 0.0, loc), scale
+        return self
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+class MinMaxScaler(_RangeScaler):
+    """Per-location ``(x - min) / (max - min)`` over observed values, to [0, 1] on the fit data."""
+
+    kind = "minmax"
+
+    def _stats(self, values):
+        lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        return lo, hi - lo
+
+
+class MeanAbsScaler(_RangeScaler):
+    """Per-location ``x / mean(|x|)`` over observed values (GluonTS / DeepAR mean scaling)."""
+
+    kind = "meanabs"
+
+    def _stats(self, values):
+        return np.zeros(values.shape[1:]), np.nanmean(np.abs(values), axis=0)
+
+
+SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "meanabs": MeanAbsScaler}
+
+
+def scaler_from_state_dict(state: dict) -> StandardScaler:
+    """Rebuild any scaler from its ``state_dict()`` (``kind`` picks the class)."""
+    cls = SCALERS.get(state.get("kind", "standard"))
+    if cls is None:
+        raise DataError(f"unknown scaler kind {state.get('kind')!r}; valid: {', '.join(SCALERS)}")
+    out = cls()
+    out.mean = np.asarray(state["mean"], dtype=np.float64)
+    out.std = np.asarray(state["std"], dtype=np.float64)
+    return out

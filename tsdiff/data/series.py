@@ -75,3 +75,11 @@ class Series:
 
     def missing_rate(self) -> float:
         return float(np.isnan(self.values).mean())
+
+    def slice_time(self, start: int | None = None, stop: int | None = None) -> "Series":
+        """Steps ``[start, stop)`` as a new Series (values are a view, metadata shared)."""
+        sl = slice(start, stop)
+        return Series(
+            self.values[sl], self.time_index[sl], list(self.node_names), list(self.channel_names),
+            self.spatial, dict(self.attrs),
+        )

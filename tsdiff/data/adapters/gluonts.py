@@ -1,0 +1,108 @@
+"""GluonTS datasets -> :class:`Series`, and samples -> GluonTS ``SampleForecast``.
+
+GluonTS entries are dicts with ``"start"`` (a ``pd.Period``) and ``"target"``
+(``[T]`` univariate or ``[C, T]`` multivariate). Univariate entries become the nodes
+of one Series on the union of their time axes (NaN where an entry has no value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tsdiff.data.series import Series
+from tsdiff.errors import DataError
+
+
+def _period(start, freq: str | None) -> pd.Period:
+    if isinstance(start, pd.Period):
+        return start
+    if freq is None:
+        raise DataError("entry 'start' is not a pd.Period; pass freq=")
+    return pd.Period(start, freq=freq)
+
+
+def from_gluonts(dataset, freq: str | None = None) -> Series:
+    """A GluonTS dataset (``ListDataset``, ``TrainDatasets.train``, any iterable of entries) -> Series.
+
+    Returns:
+        Series ``[T, N, 1]`` for N univariate entries, or ``[T, 1, C]`` for one
+        multivariate entry with target ``[C, T]``. ``attrs["item_ids"]`` keeps ids.
+    """
+    entries = list(dataset)
+    if not entries:
+        raise DataError("the GluonTS dataset is empty")
+    targets = [np.asarray(e["target"], dtype=np.float64) for e in entries]
+    starts = [_period(e["start"], freq) for e in entries]
+    freqs = {s.freqstr for s in starts}
+    if len(freqs) > 1:
+        raise DataError(f"entries have different frequencies {sorted(freqs)}; convert them separately")
+    ids = [e.get("item_id", i) for i, e in enumerate(entries)]
+    if targets[0].ndim == 2:
+        if len(entries) != 1:
+            raise DataError("several multivariate entries: convert them one at a time")
+        t = targets[0].T  # [T, C]
+        index = pd.period_range(starts[0], periods=t.shape[0]).to_timestamp()
+        return Series(t[:, None, :], index, [str(ids[0])], [str(c) for c in range(t.shape[1])],
+                      attrs={"item_ids": ids, "freq": starts[0].freqstr})
+    if any(t.ndim != 1 for t in targets):
+        raise DataError("mixed univariate and multivariate targets")
+    first = min(starts)
+    offsets = [(s - first).n for s in starts]
+    T = max(o + len(t) for o, t in zip(offsets, targets))
+    values = np.full((T, len(entries), 1), np.nan)
+    for n, (o, t) in enumerate(zip(offsets, targets)):
+        values[o : o + len(t), n, 0] = t
+    index = pd.period_range(first, periods=T).to_timestamp()
+    return Series(values, index, [str(i) for i in ids], ["target"], attrs={"item_ids": ids, "freq": first.freqstr})
+
+
+def from_train_datasets(datasets) -> dict:
+    """GluonTS ``TrainDatasets`` -> ``{"train": Series, "test": Series | None, "prediction_length": int | None}``."""
+    meta = getattr(datasets, "metadata", None)
+    freq = getattr(meta, "freq", None)
+    out = {"train": from_gluonts(datasets.train, freq), "test": None,
+           "prediction_length": getattr(meta, "prediction_length", None)}
+    if getattr(datasets, "test", None) is not None:
+        out["test"] = from_gluonts(datasets.test, freq)
+    return out
+
+
+def to_gluonts_list(series: Series, channel: int = 0):
+    """Series -> ``ListDataset`` of N univariate entries (NaN stays NaN)."""
+    from gluonts.dataset.common import ListDataset
+
+    freq = series.attrs.get("freq") or pd.infer_freq(series.time_index)
+    start = pd.Period(series.time_index[0], freq=freq)
+    ids = series.attrs.get("item_ids") or series.node_names
+    return ListDataset(
+        [{"start": start, "target": series.values[:, n, channel], "item_id": ids[n]} for n in range(series.shape[1])],
+        freq=freq,
+    )
+
+
+def to_sample_forecasts(samples, start, freq: str, item_ids=None, multivariate: bool = False) -> list:
+    """Forecast samples -> GluonTS ``SampleForecast`` objects.
+
+    Args:
+        samples: ``[S, H, N]`` or ``[S, H, N, 1]`` (numpy or torch), already in data units.
+        start: first forecast timestamp.
+        multivariate: one forecast with samples ``[S, H, N]`` instead of N univariate
+            forecasts with samples ``[S, H]``.
+    """
+    from gluonts.model.forecast import SampleForecast
+
+    s = samples.detach().cpu().numpy() if hasattr(samples, "detach") else np.asarray(samples)
+    if s.ndim == 4:
+        if s.shape[-1] != 1:
+            raise DataError(f"samples with C={s.shape[-1]} channels: pick one channel first")
+        s = s[..., 0]
+    if s.ndim != 3:
+        raise DataError(f"samples must be [S, H, N] or [S, H, N, 1], got shape {s.shape}")
+    period = pd.Period(start, freq=freq)
+    if multivariate:
+        return [SampleForecast(samples=s, start_date=period, item_id=None)]
+    ids = list(item_ids) if item_ids is not None else list(range(s.shape[2]))
+    if len(ids) != s.shape[2]:
+        raise DataError(f"{len(ids)} item ids for N={s.shape[2]} series")
+    return [SampleForecast(samples=s[:, :, n], start_date=period, item_id=ids[n]) for n in range(s.shape[2])]
