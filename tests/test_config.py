@@ -67,5 +67,5 @@ def test_shipped_configs_load():
 def test_unknown_process_option_lists_valid_ones():
     from tsdiff.diffusion import build_process
 
-    with pytest.raises(ConfigError, match="unknown option.*'num_step'.*valid process options are: num_steps, schedule"):
+    with pytest.raises(ConfigError, match="unknown option.*'num_step'.*for process 'ddpm'; valid options are: num_steps, schedule"):
         build_process("ddpm", num_step=10)

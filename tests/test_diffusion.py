@@ -142,8 +142,8 @@ def test_process_registry_and_build():
     assert "ddpm" in PROCESSES
     p = build_process("ddpm", num_steps=10, schedule="linear", beta_start=1e-3, beta_end=0.2)
     assert isinstance(p, DiscreteDDPM) and p.num_steps == 10
-    with pytest.raises(UnknownNameError, match="unknown process 'vp'; valid process names are: ddpm"):
-        build_process("vp")
+    with pytest.raises(UnknownNameError, match="unknown process 'vpsde'; valid process names are: ddpm, subvp, ve, vp"):
+        build_process("vpsde")
 
 
 def test_config_round_trip():
@@ -157,7 +157,7 @@ def test_config_round_trip():
 
 
 def test_from_config_rejects_bad_keys():
-    with pytest.raises(ConfigError, match=r"unknown 'ddpm' process config keys \['steps'\]"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['steps'\] for process 'ddpm'; valid options are: num_steps"):
         DiscreteDDPM.from_config({"name": "ddpm", "steps": 10})
     with pytest.raises(ConfigError, match="config is for process 've'"):
         DiscreteDDPM.from_config({"name": "ve"})
@@ -611,6 +611,7 @@ def test_ddim_rejects_bad_eta():
 
 
 def test_unknown_sampler_lists_valid_names():
-    assert SAMPLERS.names() == ["ddim", "ddpm"]
-    with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; valid sampler names are: ddim, ddpm"):
+    assert SAMPLERS.names() == ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc"]
+    with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; valid sampler names are: "
+                       "ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc"):
         SAMPLERS.get("euler")

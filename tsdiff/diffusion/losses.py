@@ -1,8 +1,12 @@
-"""Training losses of diffusion models."""
+"""Training losses of diffusion models: masked eps loss and weighted denoising score matching."""
 
 from __future__ import annotations
 
 import torch
+
+from tsdiff.diffusion.parametrization import convert_prediction
+from tsdiff.diffusion.utils import append_dims
+from tsdiff.registry import Registry
 
 
 def masked_eps_loss(
@@ -27,3 +31,85 @@ def masked_eps_loss(
     residual = (eps_pred - eps) * mask
     count = mask.expand_as(residual).sum()
     return (residual**2).sum() / count.clamp(min=1)
+
+
+def _weight_eps(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return torch.ones_like(snr)
+
+
+def _weight_x0(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return 1.0 / snr
+
+
+def _weight_min_snr(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return torch.clamp(snr, max=gamma) / snr
+
+
+def _weight_max_snr(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return torch.clamp(snr, min=1.0) / snr
+
+
+#: Per-noise-level loss weightings, as weights ``w(SNR)`` on the squared eps error.
+#: A weight ``w_x0`` on the squared x0 error equals ``w_x0 / SNR`` here, since
+#: ``x0_err = eps_err / sqrt(SNR)``.
+LOSS_WEIGHTINGS: Registry = Registry("loss weighting")
+LOSS_WEIGHTINGS.add("eps", _weight_eps)  # unit eps loss (Ho et al. 2020)
+LOSS_WEIGHTINGS.add("x0", _weight_x0)  # plain x0 MSE
+LOSS_WEIGHTINGS.add("min_snr", _weight_min_snr)  # Min-SNR-gamma (Hang et al. 2023)
+LOSS_WEIGHTINGS.add("max_snr", _weight_max_snr)  # truncated SNR (Salimans & Ho 2022)
+
+
+def denoising_loss(
+    prediction: torch.Tensor,
+    noise: torch.Tensor,
+    x_t: torch.Tensor,
+    scale: torch.Tensor,
+    std: torch.Tensor,
+    target_mask: torch.Tensor,
+    *,
+    parametrization: str = "eps",
+    weighting: str = "eps",
+    gamma: float = 5.0,
+) -> torch.Tensor:
+    """Weighted denoising score matching loss over target entries, any process and time.
+
+    Denoising score matching (Vincent 2011; Song et al. 2021, eq. 7) written in
+    eps space: the prediction is converted to eps exactly
+    (:func:`~tsdiff.diffusion.parametrization.convert_prediction`), and
+
+        loss = sum_b,i w(SNR_b) mask (eps_pred - eps)^2 / max(sum mask, 1)
+
+    with ``SNR = scale^2 / std^2`` and ``w`` from :data:`LOSS_WEIGHTINGS`:
+    ``eps`` (1), ``x0`` (``1 / SNR``: the x0 MSE), ``min_snr``
+    (``min(SNR, gamma) / SNR``, Hang et al. 2023), ``max_snr``
+    (``max(SNR, 1) / SNR``, Salimans & Ho 2022). Works for discrete steps and
+    continuous times alike: only ``(scale, std)`` at the drawn times enter.
+    With ``parametrization="eps"`` and ``weighting="eps"`` it equals
+    :func:`masked_eps_loss`.
+
+    Args:
+        prediction: network output ``[B, ...]`` in ``parametrization`` form.
+        noise: the noise ``eps`` used to make ``x_t``, same shape.
+        x_t: the noisy input, same shape.
+        scale, std: marginal coefficients per sample ``[B]`` (``std > 0``).
+        target_mask: 1/True at target entries, broadcastable to ``noise``.
+        parametrization: ``eps``, ``x0``, ``v`` or ``score``.
+        weighting: name in :data:`LOSS_WEIGHTINGS`.
+        gamma: the ``gamma`` of ``min_snr``.
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        UnknownNameError: unknown ``weighting`` or ``parametrization``.
+    """
+    weight_fn = LOSS_WEIGHTINGS.get(weighting)
+    eps_pred = convert_prediction(prediction, parametrization, "eps", x_t, scale, std)
+    scale64 = torch.as_tensor(scale, dtype=torch.float64, device=noise.device)
+    std64 = torch.as_tensor(std, dtype=torch.float64, device=noise.device)
+    weight = weight_fn((scale64 / std64) ** 2, float(gamma)).to(noise.dtype)
+    mask = target_mask.to(noise.dtype)
+    residual = ((eps_pred - noise) * mask) ** 2
+    count = mask.expand_as(residual).sum()
+    weighted = append_dims(weight.reshape(-1), residual.ndim) * residual if weight.ndim else weight * residual
+    return weighted.sum() / count.clamp(min=1)

@@ -1,7 +1,10 @@
-"""Conversions between network output parametrisations of a VP process.
+"""Conversions between network output parametrisations (eps, x0, v, score).
 
 With ``x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps`` (Ho et al. 2020), the
 noise ``eps`` and the clean data ``x_0`` determine each other given ``x_t``.
+:func:`convert_prediction` does the same for any process ``x_t = a x_0 + s eps``
+and the four parametrisations eps / x0 / v / score; :func:`to_eps` adapts a
+network of any parametrisation to the samplers' eps contract.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from tsdiff.diffusion.utils import append_dims
+from tsdiff.errors import UnknownNameError
 
 
 def _coefficients(alpha_bar: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,3 +49,113 @@ def x0_to_eps(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> t
     """
     scale, std = _coefficients(alpha_bar, x_t)
     return (x_t - scale * x0) / std
+
+
+# --------------------------------------------------------------------------
+# Any process x_t = scale x_0 + std eps: eps / x0 / v / score
+# --------------------------------------------------------------------------
+
+#: Network output parametrisations, as named in configs (``prediction``).
+PREDICTIONS = ("eps", "x0", "v", "score")
+
+
+def _check_prediction(kind: str) -> None:
+    if kind not in PREDICTIONS:
+        raise UnknownNameError(
+            f"unknown prediction {kind!r}; valid prediction names are: {', '.join(sorted(PREDICTIONS))}"
+        )
+
+
+def _pair(scale: torch.Tensor, std: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = append_dims(torch.as_tensor(scale, device=like.device), like.ndim).to(like.dtype)
+    std = append_dims(torch.as_tensor(std, device=like.device), like.ndim).to(like.dtype)
+    return scale, std
+
+
+def convert_prediction(
+    value: torch.Tensor,
+    source: str,
+    target: str,
+    x_t: torch.Tensor,
+    scale: torch.Tensor,
+    std: torch.Tensor,
+) -> torch.Tensor:
+    """Convert a prediction between the eps, x0, v and score parametrisations.
+
+    With ``x_t = a x_0 + s eps`` (``a = scale``, ``s = std``):
+
+    * ``x0 = (x_t - s eps) / a``, ``eps = (x_t - a x0) / s`` (Ho et al. 2020);
+    * ``score = -eps / s`` (Vincent 2011; Song et al. 2021);
+    * ``v = a eps - s x0`` (Salimans & Ho 2022, "Progressive Distillation"),
+      inverted for any ``(a, s)`` as ``eps = (a v + s x_t) / (a^2 + s^2)``.
+
+    ``eps`` is the hub: every conversion goes through it, and is exact up to
+    rounding. Conversions out of ``eps`` need ``s > 0``; into ``x0``, ``a > 0``.
+
+    Args:
+        value: prediction ``[B, ...]`` in the ``source`` parametrisation.
+        source, target: names in :data:`PREDICTIONS`.
+        x_t: the noisy input ``[B, ...]``.
+        scale, std: ``(a, s)`` per sample ``[B]`` (or scalars).
+
+    Returns:
+        The prediction in the ``target`` parametrisation, shape of ``value``.
+
+    Raises:
+        UnknownNameError: an unknown parametrisation name.
+    """
+    _check_prediction(source)
+    _check_prediction(target)
+    if source == target:
+        return value
+    a, s = _pair(scale, std, x_t)
+    if source == "eps":
+        eps = value
+    elif source == "x0":
+        eps = (x_t - a * value) / s
+    elif source == "v":
+        eps = (a * value + s * x_t) / (a**2 + s**2)
+    else:  # score
+        eps = -s * value
+    if target == "eps":
+        return eps
+    if target == "x0":
+        return (x_t - s * eps) / a
+    if target == "v":
+        return a * eps - s * (x_t - s * eps) / a
+    return -eps / s
+
+
+def to_eps(denoise_fn, process, prediction: str = "eps"):
+    """Wrap a network of any parametrisation into the ``denoise_fn -> eps`` samplers take.
+
+    Args:
+        denoise_fn: ``(x_t [B, ...], t [B]) -> prediction`` in ``prediction`` form.
+        process: the :class:`~tsdiff.diffusion.process.ForwardProcess` giving ``(scale, std)``.
+        prediction: one of :data:`PREDICTIONS`.
+
+    Returns:
+        ``(x_t, t) -> eps prediction``; ``denoise_fn`` itself when it predicts eps.
+    """
+    _check_prediction(prediction)
+    if prediction == "eps":
+        return denoise_fn
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        scale, std = process.marginal_coefficients(t.to(x_t.device))
+        return convert_prediction(denoise_fn(x_t, t), prediction, "eps", x_t, scale, std)
+
+    return eps_fn
+
+
+def to_score(denoise_fn, process, prediction: str = "eps"):
+    """As :func:`to_eps`, returning the score ``grad log p_t(x_t) = -eps / std``."""
+    _check_prediction(prediction)
+    if prediction == "score":
+        return denoise_fn
+
+    def score_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        scale, std = process.marginal_coefficients(t.to(x_t.device))
+        return convert_prediction(denoise_fn(x_t, t), prediction, "score", x_t, scale, std)
+
+    return score_fn

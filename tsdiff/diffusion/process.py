@@ -8,12 +8,20 @@ Every process supported here has Gaussian marginals of the form
 so samplers only need :meth:`ForwardProcess.sampling_schedule` (the times to
 visit and their ``(scale, std)``) and never branch on the process type:
 VP processes have ``scale**2 + std**2 = 1``, VE processes ``scale = 1``.
+
+Each process also gives its SDE view (Song et al. 2021): linear drift ``f(t) x``
+and diffusion ``g(t)`` (:meth:`ForwardProcess.sde_coefficients`), the reverse
+SDE / probability-flow drift for a score, and conversions between its time and
+the noise level ``sigma = std / scale`` or log-SNR ``lambda = -2 log sigma``.
+:class:`DiscreteDDPM` is read as a VP-SDE in step units with piecewise-constant
+beta, so the SDE samplers run on it too. Continuous SDEs live in
+:mod:`tsdiff.diffusion.sde`.
 """
 
 from __future__ import annotations
 
 import abc
-import inspect
+import math
 import numbers
 from typing import Any, NamedTuple, Optional
 
@@ -22,7 +30,7 @@ import torch
 from tsdiff.diffusion.schedules import make_betas
 from tsdiff.diffusion.utils import append_dims
 from tsdiff.errors import ConfigError, DataError
-from tsdiff.registry import Registry
+from tsdiff.registry import Registry, check_options
 
 PROCESSES: Registry = Registry("process")
 
@@ -177,6 +185,105 @@ class ForwardProcess(abc.ABC):
         one, zero = scales.new_ones(1), stds.new_zeros(1)
         return SamplingSchedule(times, torch.cat([scales, one]), torch.cat([stds, zero]))
 
+    # --- noise level and SDE view ----------------------------------------
+
+    @abc.abstractmethod
+    def time_from_noise_level(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`noise_level`: the time whose ``std / scale`` is ``sigma``.
+
+        Args:
+            sigma: noise levels ``[B]`` (float, > 0).
+
+        Returns:
+            Times ``[B]`` in the process's units and dtype.
+
+        Raises:
+            ConfigError: a level outside the range the process covers.
+        """
+
+    @abc.abstractmethod
+    def sde_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coefficients ``(f(t), g(t)^2)`` of the forward SDE ``dx = f(t) x dt + g(t) dW``.
+
+        All processes here have a drift linear in ``x``; ``f`` and ``g^2`` satisfy
+        ``d log scale / dt = f`` and ``d std^2 / dt = 2 f std^2 + g^2``
+        (Song et al. 2021, "Score-Based Generative Modeling through SDEs", eq. 5).
+
+        Args:
+            t: times ``[B]``.
+
+        Returns:
+            float64 tensors ``[B]`` on ``t.device``.
+        """
+
+    def noise_level(self, t: torch.Tensor) -> torch.Tensor:
+        """Noise level ``sigma(t) = std(t) / scale(t)`` (Karras et al. 2022), float64 ``[B]``."""
+        scale, std = self.marginal_coefficients(t)
+        return std / scale
+
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Log signal-to-noise ratio ``lambda(t) = log(scale^2 / std^2)``, float64 ``[B]``."""
+        return -2.0 * torch.log(self.noise_level(t))
+
+    def time_from_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`log_snr` (through :meth:`time_from_noise_level`)."""
+        log_snr = torch.as_tensor(log_snr, dtype=torch.float64)
+        return self.time_from_noise_level(torch.exp(-0.5 * log_snr))
+
+    def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Forward SDE drift ``f(x, t) = f(t) x``, shape of ``x``."""
+        f, _ = self.sde_coefficients(t.to(x.device))
+        return append_dims(f.to(x.dtype), x.ndim) * x
+
+    def diffusion(self, t: torch.Tensor) -> torch.Tensor:
+        """Forward SDE diffusion coefficient ``g(t)``, float64 ``[B]``."""
+        return self.sde_coefficients(t)[1].sqrt()
+
+    def reverse_drift(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        score: torch.Tensor,
+        *,
+        probability_flow: bool = False,
+    ) -> torch.Tensor:
+        """Drift of the reverse-time SDE or of the probability-flow ODE (Song et al. 2021).
+
+        Reverse SDE (eq. 6, Anderson 1982): ``f(t) x - g(t)^2 score``; probability-flow
+        ODE (eq. 13): ``f(t) x - g(t)^2 score / 2``. Both are ``dx/dt`` for time
+        running backwards (``dt < 0``).
+
+        Args:
+            x: state ``[B, ...]``.
+            t: times ``[B]``.
+            score: ``grad_x log p_t(x)``, shape of ``x``.
+            probability_flow: return the ODE drift instead of the SDE drift.
+
+        Returns:
+            Tensor shaped like ``x``.
+        """
+        f, g2 = self.sde_coefficients(t.to(x.device))
+        weight = 0.5 if probability_flow else 1.0
+        f = append_dims(f.to(x.dtype), x.ndim)
+        g2 = append_dims(g2.to(x.dtype), x.ndim)
+        return f * x - weight * g2 * score
+
+    @staticmethod
+    def _check_noise_range(sigma: torch.Tensor, lo: float, hi: float, who: str) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        if sigma.numel() == 0:
+            return sigma
+        # A small relative slack so that levels computed from grid times map back.
+        bad = ~((sigma >= lo * (1 - 1e-9)) & (sigma <= hi * (1 + 1e-9)))
+        if bool(bad.any()):
+            value = float(sigma[bad][0])
+            raise ConfigError(
+                f"noise level sigma={value:g} is outside the range [{lo:g}, {hi:g}] "
+                f"covered by the {who} process (log-SNR in "
+                f"[{-2 * math.log(hi):g}, {-2 * math.log(lo) if lo > 0 else math.inf:g}])"
+            )
+        return sigma.clamp(lo, hi)
+
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ForwardProcess":
         """Rebuild a process from the output of :meth:`config`.
@@ -188,13 +295,7 @@ class ForwardProcess(abc.ABC):
         name = params.pop("name", cls.name)
         if name != cls.name:
             raise ConfigError(f"config is for process {name!r}, not {cls.name!r}")
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(params) - accepted)
-        if unknown:
-            raise ConfigError(
-                f"unknown {cls.name!r} process config keys {unknown}; "
-                f"valid keys are: {sorted(accepted)}"
-            )
+        check_options(cls, params, f"process {cls.name!r}")
         return cls(**params)
 
     @staticmethod
@@ -270,6 +371,31 @@ class DiscreteDDPM(ForwardProcess):
         abar = self.alpha_bar(t)
         return abar.sqrt(), (1.0 - abar).sqrt()
 
+    def sde_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """DDPM read as a VP-SDE in step units with piecewise-constant ``beta``.
+
+        On the interval ``(t - 1, t]`` (step ``t``; clean data sits at time ``-1``)
+        the rate is ``b_t = -log(1 - beta_t)``, so ``exp(-sum b) = abar_t`` at
+        every integer step: ``f = -b_t / 2`` and ``g^2 = b_t`` (Song et al. 2021,
+        VP-SDE). Times are the long step indices; ``dt`` is counted in steps.
+        """
+        self._check_t(t)
+        b = -torch.log1p(-self.betas.to(t.device)[t])
+        return -0.5 * b, b
+
+    def time_from_noise_level(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The step whose ``sigma_t = sqrt((1 - abar_t) / abar_t)`` is nearest to ``sigma`` (log scale).
+
+        Exact inverse on the grid of steps; other levels snap to the nearest step.
+
+        Raises:
+            ConfigError: ``sigma`` outside ``[sigma_0, sigma_{T-1}]``.
+        """
+        table = ((1 - self.alpha_bars) / self.alpha_bars).sqrt()
+        sigma = self._check_noise_range(sigma, float(table[0]), float(table[-1]), "ddpm")
+        dist = (sigma.log().reshape(-1, 1).cpu() - table.log().reshape(1, -1)).abs()
+        return dist.argmin(dim=1).reshape(sigma.shape).to(sigma.device)
+
     def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
         """Evenly spaced original step indices ``round(linspace(T - 1, 0, steps))``.
 
@@ -343,12 +469,7 @@ def build_process(name: str, **kwargs: Any) -> ForwardProcess:
         ConfigError: an option the process does not take (lists the valid options).
     """
     cls = PROCESSES.get(name)
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(k for k in kwargs if k not in valid)
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {unknown} for process {name!r}; valid process options are: {', '.join(valid)}"
-        )
+    check_options(cls, kwargs, f"process {name!r}")
     return cls(**kwargs)
 
 

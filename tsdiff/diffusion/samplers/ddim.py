@@ -1,10 +1,4 @@
-"""Reverse-process samplers: small pure functions in the style of k-diffusion.
-
-Every sampler takes ``denoise_fn(x_t, t) -> eps``, a start ``x_T`` and a
-:class:`~tsdiff.diffusion.process.ForwardProcess`, and only uses the process's
-:meth:`~tsdiff.diffusion.process.ForwardProcess.sampling_schedule`, so any
-process with Gaussian marginals ``x_t = scale x_0 + std eps`` works unchanged.
-All randomness comes from the ``generator`` argument; there is no hidden state.
+"""DDIM and ancestral DDPM samplers (Song, Meng & Ermon 2021; Ho et al. 2020).
 
 ``t`` passed to ``denoise_fn`` is a tensor ``[B]`` of the process's ORIGINAL
 times (for DDPM, long step indices in ``{0, ..., T - 1}``), so a network
@@ -14,30 +8,21 @@ trained on ``T`` steps works unchanged with fewer sampling steps.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Optional
 
 import torch
 
 from tsdiff.diffusion.process import ForwardProcess
+from tsdiff.diffusion.samplers.base import (
+    SAMPLERS,
+    Callback,
+    DenoiseFn,
+    SamplerOutput,
+    StepHook,
+    apply_hook,
+    batch_time,
+)
 from tsdiff.errors import ConfigError
-from tsdiff.registry import Registry
-
-SAMPLERS: Registry = Registry("sampler")
-
-DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Callback = Callable[[dict[str, Any]], None]
-
-
-class SamplerOutput(NamedTuple):
-    """Result of a sampler.
-
-    Attributes:
-        x0: the generated sample, same shape and dtype as ``x_T``.
-        nfe: number of ``denoise_fn`` evaluations performed.
-    """
-
-    x0: torch.Tensor
-    nfe: int
 
 
 @SAMPLERS.register("ddim")
@@ -50,6 +35,7 @@ def sample_ddim(
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
+    step_hook: Optional[StepHook] = None,
 ) -> SamplerOutput:
     """DDIM sampling (Song, Meng & Ermon 2021, eq. 12), deterministic to ancestral.
 
@@ -81,6 +67,8 @@ def sample_ddim(
         generator: ``torch.Generator`` on ``x_T``'s device for all noise draws.
         callback: called once per step with ``dict(step=i, t=t [B], x=x_t,
             x0_pred=x0_pred, eps_pred=eps_pred)``, ``x_t`` being the denoiser input.
+        step_hook: ``(x, t_next) -> x`` applied to the start, after every step and
+            at the end (``t_next=None``); see :mod:`tsdiff.diffusion.samplers.base`.
 
     Returns:
         :class:`SamplerOutput` with ``x0`` shaped like ``x_T`` and ``nfe = steps``.
@@ -93,11 +81,11 @@ def sample_ddim(
     schedule = process.sampling_schedule(steps)
     # Per-step coefficients as Python floats: float64 maths, no device syncs in the loop.
     scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
-    batch = x_T.shape[0]
-    x = x_T
+    times = schedule.times.tolist()
+    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, schedule.times.dtype))
     nfe = 0
-    for i, time in enumerate(schedule.times.tolist()):
-        t = torch.full((batch,), time, dtype=schedule.times.dtype, device=x.device)
+    for i, time in enumerate(times):
+        t = batch_time(time, x, schedule.times.dtype)
         eps = denoise_fn(x, t)
         nfe += 1
         a_t, s_t, a_s, s_s = scales[i], stds[i], scales[i + 1], stds[i + 1]
@@ -110,6 +98,8 @@ def sample_ddim(
             x = x + c * torch.randn(
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
             )
+        nxt = batch_time(times[i + 1], x, schedule.times.dtype) if i + 1 < len(times) else None
+        x = apply_hook(step_hook, x, nxt)
     return SamplerOutput(x, nfe)
 
 
@@ -122,6 +112,7 @@ def sample_ddpm(
     steps: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
+    step_hook: Optional[StepHook] = None,
 ) -> SamplerOutput:
     """Ancestral DDPM sampling (Ho et al. 2020, Alg. 2) with variance ``beta_tilde``.
 
@@ -135,7 +126,8 @@ def sample_ddpm(
     order as Alg. 2, so the same generator state gives the same samples.
 
     Args:
-        denoise_fn, x_T, process, steps, generator, callback: as :func:`sample_ddim`.
+        denoise_fn, x_T, process, steps, generator, callback, step_hook: as
+            :func:`sample_ddim`.
 
     Returns:
         :class:`SamplerOutput` with ``nfe = steps``.
@@ -148,4 +140,5 @@ def sample_ddpm(
         eta=1.0,
         generator=generator,
         callback=callback,
+        step_hook=step_hook,
     )

@@ -1,0 +1,58 @@
+"""Shared pieces of the samplers: registry, output type, hooks and small helpers.
+
+Every sampler is a pure function
+``sample_<name>(denoise_fn, x_T, process, *, steps, generator, callback,
+step_hook, ...) -> SamplerOutput(x0, nfe)`` that only uses the process's
+:meth:`~tsdiff.diffusion.process.ForwardProcess.sampling_schedule` (times and
+their ``(scale, std)``) and, for the SDE samplers, its
+:meth:`~tsdiff.diffusion.process.ForwardProcess.reverse_drift` and
+:meth:`~tsdiff.diffusion.process.ForwardProcess.diffusion`. No sampler branches
+on the process type, so DDPM (step indices as times) and the VP / sub-VP / VE
+SDEs all work with all of them.
+
+``step_hook(x, t_next) -> x`` (optional) is applied to the start state (with
+the first time), after every step (with the time just reached), and once at the
+end with ``t_next=None`` (clean data). Conditioning strategies use it to
+re-impose observed values (:mod:`tsdiff.diffusion.conditioning`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import torch
+
+from tsdiff.registry import Registry
+
+SAMPLERS: Registry = Registry("sampler")
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[dict[str, Any]], None]
+StepHook = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+
+
+class SamplerOutput(NamedTuple):
+    """Result of a sampler.
+
+    Attributes:
+        x0: the generated sample, same shape and dtype as ``x_T``.
+        nfe: number of ``denoise_fn`` evaluations performed.
+    """
+
+    x0: torch.Tensor
+    nfe: int
+
+
+def batch_time(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A time repeated over the batch: tensor ``[B]`` on ``like``'s device."""
+    return torch.full((like.shape[0],), value, dtype=dtype, device=like.device)
+
+
+def apply_hook(hook: Optional[StepHook], x: torch.Tensor, t: Optional[torch.Tensor]) -> torch.Tensor:
+    """``hook(x, t)`` when a hook is given, else ``x``."""
+    return x if hook is None else hook(x, t)
+
+
+def randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` from ``generator``."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
