@@ -199,3 +199,29 @@ def test_cli_bad_input_is_a_clear_error(overrides, fragment, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert fragment in err, err
+
+
+@pytest.mark.parametrize(
+    "sampler, options, steps, nfe",
+    [("ddpm", {}, 3, 3), ("ddim", {"eta": 0.5}, 3, 3), ("euler_maruyama", {}, 3, 3),
+     ("pc", {"n_corrector": 1, "snr": 0.1}, 3, 6), ("heun", {}, 3, 5), ("dpm_solver_pp", {}, 3, 3)],
+)
+def test_every_sampler_drives_the_trained_network(aqi36, sampler, options, steps, nfe):
+    module = _module(aqi36)
+    batch = _batch(aqi36.dataset("test"), [7])
+    samples, got = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"], n_samples=2, sampler=sampler,
+                                 steps=steps, sampler_options=options, generator=torch.Generator().manual_seed(0))
+    assert got == nfe
+    assert samples.shape == (2, 1, 36, 36, 1) and torch.isfinite(samples).all()
+    cond = batch["cond_mask"]
+    assert torch.equal(samples[:, cond], batch["x"][cond].expand(2, -1))
+
+
+def test_unknown_sampler_option_is_a_clear_error(tmp_path, data_dir, capsys):
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")
+    out = [f"output.dir={tmp_path}/run", f"output.records_dir={tmp_path}/records", f"data.data_dir={data_dir}"]
+    assert main(["fit", cfg, *CLI_TINY, *out]) == 0
+    assert main(["test", str(tmp_path / "run"), "eval.sampler=pc", "eval.sampler_options={snr: 0.1, nsteps: 2}"]) == 2
+    assert "unknown option(s) ['nsteps'] for sampler 'pc'; valid options are: steps, n_corrector, snr" in capsys.readouterr().err
+    assert main(["test", str(tmp_path / "run"), "eval.sampler=euler", "--no-progress"]) == 2
+    assert "valid sampler names are: ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc" in capsys.readouterr().err

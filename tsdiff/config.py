@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
         "sampler": "ddpm",
         "steps": None,
         "eta": None,
+        "sampler_options": {},  # extra sampler options, e.g. {snr: 0.16, n_corrector: 1} for pc
         "chunk_size": None,  # (window, sample) pairs per network pass; None: 64 on CPU, 2048 on GPU
         "limit_windows": None,
     },
@@ -73,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Sections whose keys are free-form (checked later by the component they configure).
-_OPEN_SECTIONS = {("model",), ("data", "options")}
+_OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options")}
 
 
 def _suggest(key: str, valid: list[str]) -> str:

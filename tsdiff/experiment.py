@@ -90,7 +90,8 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     check_signature(module.hparams["signature"], protocol.signature)
     res = evaluate(
         module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
-        eta=ev["eta"], batch_size=data["batch_size"], chunk_size=ev["chunk_size"], seed=cfg["seed"],
+        eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],
+        chunk_size=ev["chunk_size"], seed=cfg["seed"],
         limit_windows=ev["limit_windows"], progress=progress,
     )
     record = make_record(

@@ -39,6 +39,7 @@ def evaluate(
     sampler: str = "ddpm",
     steps: int | None = None,
     eta: float | None = None,
+    sampler_options: dict | None = None,
     batch_size: int = 16,
     chunk_size: int | None = None,
     seed: int = 0,
@@ -64,7 +65,8 @@ def evaluate(
     for batch in loader:
         samples, nfe = module.sample(
             batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
-            n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, generator=gen, chunk_size=chunk_size,
+            n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
+            generator=gen, chunk_size=chunk_size,
         )
         raw = batch["y"].numpy()
         data = to_data_units(samples, raw, batch["cond_mask"].numpy(), module.scaler)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
-
 import lightning as L
 import torch
 
 from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
-from tsdiff.diffusion import SAMPLERS, build_process, impose_observed, masked_eps_loss
-from tsdiff.errors import ConfigError
+from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss
+from tsdiff.diffusion.components import build_sampler
 from tsdiff.models import Condition, build_model
 
 
-def sampler_kwargs(name: str, steps: int | None = None, eta: float | None = None) -> dict:
-    """Keyword arguments for a registered sampler, checked against its signature."""
-    fn = SAMPLERS.get(name)
-    params = inspect.signature(fn).parameters
-    kwargs = {"steps": steps}
+def sampler_config(steps: int | None = None, eta: float | None = None, options: dict | None = None) -> dict:
+    """Sampler options from the eval config (``steps``, ``eta``, ``sampler_options``)."""
+    out = dict(options or {})
+    out["steps"] = steps
     if eta is not None:
-        if "eta" not in params:
-            raise ConfigError(f"sampler {name!r} has no eta option; remove eval.eta or use sampler 'ddim'")
-        kwargs["eta"] = eta
-    return kwargs
+        out["eta"] = eta
+    return out
 
 
 class DiffusionModule(L.LightningModule):
@@ -51,7 +46,8 @@ class DiffusionModule(L.LightningModule):
         self.scaler = StandardScaler.from_state_dict(scaler)
         self.optim = dict(optim)
         #: sampling settings used by ``predict_step`` (``Trainer.predict``)
-        self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None, "chunk_size": None}
+        self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None,
+                                 "sampler_options": None, "chunk_size": None}
 
     # --- training -------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -123,6 +119,7 @@ class DiffusionModule(L.LightningModule):
         sampler: str = "ddpm",
         steps: int | None = None,
         eta: float | None = None,
+        sampler_options: dict | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int | None = None,
     ) -> tuple[torch.Tensor, int]:
@@ -141,8 +138,7 @@ class DiffusionModule(L.LightningModule):
         """
         was_training = self.training
         self.eval()
-        fn = SAMPLERS.get(sampler)
-        kwargs = sampler_kwargs(sampler, steps, eta)
+        fn = build_sampler(sampler, **sampler_config(steps, eta, options=sampler_options))
         B = x.shape[0]
         if chunk_size is None:
             chunk_size = 64 if x.device.type == "cpu" else 2048
@@ -160,7 +156,7 @@ class DiffusionModule(L.LightningModule):
             def denoise(x_t: torch.Tensor, t: torch.Tensor, sub: Condition = sub) -> torch.Tensor:
                 return self.net(x_t, self.process.network_time(t), sub)
 
-            res = fn(denoise, x_T, self.process, generator=generator, **kwargs)
+            res = fn(denoise, x_T, self.process, generator=generator)
             outs.append(impose_observed(res.x0, sub.values, sub.cond_mask))
             nfe = res.nfe
         if was_training:
