@@ -50,13 +50,12 @@ def _model_path(arg: str) -> Path:
 
 
 def _datasets(action: str, data_dir: str | None) -> int:
-    from tsdiff.data.sources import aqi36
-    from tsdiff.data.sources.base import checksums, locate_files
     from tsdiff.data.protocol import DATASETS
+    from tsdiff.data.sources import SPECS
+    from tsdiff.data.sources.base import checksums, locate_files
 
-    specs = {"aqi36": aqi36.SPEC}
     for name in DATASETS.names():
-        spec = specs[name]
+        spec = SPECS[name]
         if action == "list":
             print(f"{name}: {spec.description} [{', '.join(f.name for f in spec.files)}]")
         else:

@@ -1,6 +1,6 @@
 """Evaluation protocols: a dataset cut into train/val/test windows with fixed masks.
 
-An :class:`ImputationProtocol` carries everything needed to reproduce a benchmark
+A :class:`Protocol` carries everything needed to reproduce a benchmark
 exactly: the raw series, which entries are held out for scoring, the window starts
 of every split, and the scaler fitted on training data only.
 """
@@ -36,28 +36,55 @@ class SplitWindows:
 
 
 @dataclass
-class ImputationProtocol:
+class Protocol:
     """A dataset, its splits and held-out entries, as one reproducible benchmark.
+
+    Every task is conditional generation of the masked part of a window:
+
+    - imputation (``context is None``): the model conditions on the observed entries
+      that are not held out (``eval_mask``) and the held-out ones are scored;
+    - forecasting (``context`` set): the first ``context`` steps of each window
+      condition and the remaining ``window - context`` steps (the horizon) are scored.
 
     Attributes:
         id: protocol identifier written into every result record.
         series: the raw data in data units, ``[T, N, C]`` with NaN for missing.
         eval_mask: bool ``[T, N, C]``: observed entries hidden from the model in
-            validation and test windows and scored there.
-        window: window length L.
+            validation and test windows and scored there (imputation), or None.
+        window: window length L (context + horizon for forecasting).
         splits: ``{"train": ..., "val": ..., "test": ...}``.
         scaler: fitted on observed values of training windows only.
         checksums: SHA-256 of the source files.
+        context: forecasting context length, or None for imputation.
+        metric_space: ``"data"`` (metrics in data units) or ``"scaled"`` (on the
+            normalised values, as the PhysioNet protocol of CSDI).
+
+    Imputation models train with the configured training mask strategy; forecasting
+    windows carry their own ``cond_mask`` (the context), so they train on the horizon.
     """
 
     id: str
     series: Series
-    eval_mask: np.ndarray
+    eval_mask: np.ndarray | None
     window: int
     splits: dict[str, SplitWindows]
     scaler: StandardScaler
     checksums: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    context: int | None = None
+    metric_space: str = "data"
+
+    def __post_init__(self) -> None:
+        if self.context is None and self.eval_mask is None:
+            raise ConfigError(f"protocol {self.id!r}: an imputation protocol needs an eval_mask")
+        if self.context is not None and not 0 < self.context < self.window:
+            raise ConfigError(f"protocol {self.id!r}: context ({self.context}) must be in 1..window-1 ({self.window - 1})")
+        if self.metric_space not in ("data", "scaled"):
+            raise ConfigError(f"metric_space must be 'data' or 'scaled', got {self.metric_space!r}")
+
+    @property
+    def task(self) -> str:
+        return "imputation" if self.context is None else "forecasting"
 
     def dataset(self, split: str) -> "WindowDataset":
         if split not in self.splits:
@@ -70,12 +97,18 @@ class ImputationProtocol:
         _, n, c = self.series.shape
         return {
             "protocol": self.id,
+            "task": self.task,
             "num_nodes": n,
             "num_channels": c,
             "window": self.window,
+            "context": self.context,
             "node_names": list(self.series.node_names),
             "channel_names": list(self.series.channel_names),
         }
+
+
+#: The name used before forecasting protocols existed.
+ImputationProtocol = Protocol
 
 
 def fit_scaler_on_windows(series: Series, starts: np.ndarray, window: int) -> StandardScaler:
@@ -92,14 +125,17 @@ class WindowDataset(Dataset):
     Each item is a dict (all ``[L, N, C]`` unless noted):
         ``x``: scaled values, 0 where missing;  ``observed_mask``: bool;
         ``timepoints``: ``[L]`` float positions 0..L-1;  ``start``: int.
-    Evaluation splits (``score_from`` set) also give
+    Forecasting windows (every split) also give ``cond_mask``: observed entries of
+    the first ``context`` steps. Evaluation splits (``score_from`` set) also give
         ``y``: float64 values in data units (NaN where missing), for scoring and for
             returning conditioning values exactly;
-        ``cond_mask``: bool, what the model conditions on (observed and not held out);
-        ``score_mask``: bool, held-out entries scored in this window.
+        ``cond_mask``: bool, what the model conditions on (observed and not held out,
+            or the context for forecasting);
+        ``score_mask``: bool, the entries scored in this window (held out, or the
+            observed horizon for forecasting).
     """
 
-    def __init__(self, protocol: ImputationProtocol, split: str) -> None:
+    def __init__(self, protocol: Protocol, split: str) -> None:
         self.protocol = protocol
         self.split = split
         self.windows = protocol.splits[split]
@@ -109,8 +145,13 @@ class WindowDataset(Dataset):
         scaled = protocol.scaler.transform(values)
         self.x = torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32))
         self.observed = torch.from_numpy(observed)
-        self.eval_mask = torch.from_numpy(protocol.eval_mask & observed)
         self.raw = torch.from_numpy(np.asarray(values, dtype=np.float64))
+        if protocol.context is None:
+            self.eval_mask = torch.from_numpy(protocol.eval_mask & observed)
+            self.in_context = None
+        else:
+            self.eval_mask = None
+            self.in_context = (torch.arange(self.L) < protocol.context)[:, None, None]
         self.timepoints = torch.arange(self.L, dtype=torch.float32)
 
     def __len__(self) -> int:
@@ -119,27 +160,29 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         s = int(self.windows.starts[i])
         sl = slice(s, s + self.L)
-        item = {
-            "x": self.x[sl],
-            "observed_mask": self.observed[sl],
-            "timepoints": self.timepoints,
-            "start": s,
-        }
-        if self.windows.score_from is not None:
+        observed = self.observed[sl]
+        item = {"x": self.x[sl], "observed_mask": observed, "timepoints": self.timepoints, "start": s}
+        if self.in_context is not None:
+            item["cond_mask"] = observed & self.in_context
+        if self.windows.score_from is None:
+            return item
+        item["y"] = self.raw[sl]
+        if self.in_context is not None:
+            score = observed & ~self.in_context
+        else:
             held_out = self.eval_mask[sl]
-            item["y"] = self.raw[sl]
-            item["cond_mask"] = self.observed[sl] & ~held_out
+            item["cond_mask"] = observed & ~held_out
             score = held_out.clone()
-            score[: int(self.windows.score_from[i])] = False
-            item["score_mask"] = score
+        score[: int(self.windows.score_from[i])] = False
+        item["score_mask"] = score
         return item
 
 
-ProtocolBuilder = Callable[..., ImputationProtocol]
+ProtocolBuilder = Callable[..., Protocol]
 DATASETS: Registry[ProtocolBuilder] = Registry("dataset")
 
 
-def build_protocol(name: str, data_dir=None, options: dict | None = None) -> ImputationProtocol:
+def build_protocol(name: str, data_dir=None, options: dict | None = None) -> Protocol:
     """Build a registered dataset protocol; ``options`` are checked against its parameters."""
     builder = DATASETS.get(name)
     options = dict(options or {})

@@ -6,17 +6,17 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from tsdiff.data.protocol import ImputationProtocol
+from tsdiff.data.protocol import Protocol
 
 
 class WindowDataModule(L.LightningDataModule):
-    """Train / val / test loaders over the windows of an :class:`ImputationProtocol`.
+    """Train / val / test loaders over the windows of an :class:`Protocol`.
 
     Training windows are shuffled with a generator seeded by ``seed``, so the batch
     order is reproducible.
     """
 
-    def __init__(self, protocol: ImputationProtocol, batch_size: int = 16, num_workers: int = 0, seed: int = 0,
+    def __init__(self, protocol: Protocol, batch_size: int = 16, num_workers: int = 0, seed: int = 0,
                  eval_batch_size: int | None = None) -> None:
         super().__init__()
         self.protocol = protocol

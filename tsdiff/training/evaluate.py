@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from tsdiff.data.protocol import ImputationProtocol
+from tsdiff.data.protocol import Protocol
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.metrics import MetricAccumulator
 from tsdiff.training.module import DiffusionModule
@@ -32,7 +32,7 @@ def to_data_units(samples: torch.Tensor, raw: np.ndarray, cond_mask: np.ndarray,
 
 def evaluate(
     module: DiffusionModule,
-    protocol: ImputationProtocol,
+    protocol: Protocol,
     split: str = "test",
     *,
     n_samples: int = 100,
@@ -46,7 +46,10 @@ def evaluate(
     limit_windows: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Sample every window of a split and score the held-out entries in data units.
+    """Sample every window of a split and score its target entries.
+
+    Metrics are in data units unless the protocol's ``metric_space`` is ``"scaled"``;
+    forecasting protocols also report CRPS-sum (over nodes and channels).
 
     Returns:
         ``{"metrics": {...}, "nfe": int, "sample_seconds": float, "n_windows": int}``.
@@ -57,7 +60,8 @@ def evaluate(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     device = module.device
     gen = torch.Generator(device=device).manual_seed(seed)
-    acc = MetricAccumulator()
+    scaled = protocol.metric_space == "scaled"
+    acc = MetricAccumulator(crps_sum=protocol.task == "forecasting")
     nfe = 0
     bar = tqdm(total=len(dataset) * n_samples, desc=f"sampling {split} (windows x samples)", unit="path",
                disable=not progress)
@@ -68,9 +72,13 @@ def evaluate(
             n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
             generator=gen, chunk_size=chunk_size,
         )
-        raw = batch["y"].numpy()
-        data = to_data_units(samples, raw, batch["cond_mask"].numpy(), module.scaler)
-        acc.update(data, raw, batch["score_mask"].numpy())
+        raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
+        if scaled:  # scored on the normalised values (the protocol's choice)
+            target = module.scaler.transform(raw)
+            data = np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy())
+        else:
+            target, data = raw, to_data_units(samples, raw, cond, module.scaler)
+        acc.update(data, target, batch["score_mask"].numpy())
         bar.update(len(raw) * n_samples)
     bar.close()
     return {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsdiff.data.protocol import DATASETS, ImputationProtocol, SplitWindows, fit_scaler_on_windows
+from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
 from tsdiff.data.series import Series
 from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.windows import contiguous_segments, covering_starts, sliding_starts
@@ -94,7 +94,7 @@ def aqi36_protocol(
     test_months: tuple[int, ...] | list[int] = (3, 6, 9, 12),
     valid_months: tuple[int, ...] | list[int] = (2,),
     train_stride: int = 1,
-) -> ImputationProtocol:
+) -> Protocol:
     """The AQI-36 imputation protocol (CSDI / PriSTI), see the module docstring."""
     if not isinstance(window, int) or window < 1:
         raise ConfigError(f"data.options.window must be an integer >= 1, got {window!r}")
@@ -127,7 +127,7 @@ def aqi36_protocol(
     if len(splits["train"]) == 0:
         raise ConfigError("the AQI-36 protocol left no training windows; check test_months/valid_months/window")
     scaler = fit_scaler_on_windows(series, splits["train"].starts, window)
-    return ImputationProtocol(
+    return Protocol(
         id=PROTOCOL_ID,
         series=series,
         eval_mask=eval_mask,

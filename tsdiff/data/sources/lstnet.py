@@ -18,6 +18,8 @@ from tsdiff.data.series import Series
 from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.splits import ForecastSplit
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.data.forecasting import forecasting_protocol
+from tsdiff.data.protocol import DATASETS, Protocol
 
 #: name -> (start, pandas frequency) of each LSTNet file (as in GluonTS's LSTNet recipes).
 LSTNET_CALENDARS: dict[str, tuple[str, str]] = {
@@ -107,3 +109,20 @@ def exchange_rate_nips_split(series: Series, prediction_length: int = 30, rollin
             f"need {cutoffs[-1] + prediction_length} steps, the series has {T}"
         )
     return ForecastSplit(series, train_end=train_end, prediction_length=prediction_length, test_cutoffs=cutoffs)
+
+
+@DATASETS.register("exchange_rate")
+def exchange_rate_protocol(data_dir=None, context: int = 30, prediction_length: int = 30,
+                           rolling_evaluations: int = 5, valid_windows: int = 5, train_stride: int = 1) -> Protocol:
+    """Exchange-rate forecasting with GluonTS's ``exchange_rate_nips`` split (PROTOCOLS.md, 3).
+
+    The 5 test windows forecast 30 business days each, from ``context`` days before
+    their cutoff. The last ``valid_windows`` horizons of the 6071 training days are held
+    out for model selection. Metrics (CRPS, CRPS-sum) in data units.
+    """
+    series = load_exchange_rate(data_dir)
+    split = exchange_rate_nips_split(series, prediction_length, rolling_evaluations)
+    return forecasting_protocol(
+        f"exchange_rate-nips-c{context}-h{prediction_length}", split, context, valid_windows=valid_windows,
+        train_stride=train_stride, checksums=series.attrs.get("checksums", {}), meta={"units": "exchange rate"},
+    )

@@ -1,0 +1,100 @@
+"""The PhysioNet 2012 imputation and exchange-rate forecasting protocols on the real files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tsdiff.cli import main
+from tsdiff.data import build_protocol
+from tsdiff.data.sources.physionet_protocol import hold_out_per_window
+from tsdiff.errors import ConfigError
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+@pytest.fixture(scope="module")
+def physionet(data_dir):
+    return build_protocol("physionet2012", data_dir)
+
+
+@pytest.fixture(scope="module")
+def exchange(data_dir):
+    return build_protocol("exchange_rate", data_dir)
+
+
+def test_physionet_splits_and_held_out_values(physionet):
+    p = physionet
+    assert p.id == "physionet2012-csdi-10pct" and p.task == "imputation" and p.metric_space == "scaled"
+    assert {k: len(v) for k, v in p.splits.items()} == {"train": 2800, "val": 400, "test": 800}
+    stays = {k: set((v.starts // 48).tolist()) for k, v in p.splits.items()}
+    assert not (stays["train"] & stays["val"]) and not (stays["train"] & stays["test"]) and not (stays["val"] & stays["test"])
+    assert len(stays["train"] | stays["val"] | stays["test"]) == 4000
+    observed = ~np.isnan(p.series.values).reshape(4000, 48, 35)
+    held = p.eval_mask.reshape(4000, 48, 35)
+    assert not (held & ~observed).any()
+    for s in sorted(stays["test"])[:50]:
+        assert held[s].sum() == int(observed[s].sum() * 0.1)
+    assert not held[sorted(stays["train"])].any()  # nothing held out in training stays
+    # each test window scores exactly its held-out entries, and never conditions on them
+    ds = p.dataset("test")
+    item = ds[3]
+    s = item["start"] // 48
+    assert np.array_equal(item["score_mask"].numpy()[..., 0], held[s])
+    assert not (item["cond_mask"] & item["score_mask"]).any()
+    # per-variable z-scoring with training statistics only
+    train_vals = p.series.values.reshape(4000, 48, 35)[sorted(stays["train"])].reshape(-1, 35)
+    np.testing.assert_allclose(p.scaler.mean[:, 0], np.nanmean(train_vals, axis=0), rtol=1e-10)
+
+
+def test_physionet_held_out_mask_is_seeded():
+    observed = np.random.default_rng(0).random((20, 48, 35)) < 0.2
+    a = hold_out_per_window(observed, 0.5, seed=1)
+    assert np.array_equal(a, hold_out_per_window(observed, 0.5, seed=1))
+    assert not np.array_equal(a, hold_out_per_window(observed, 0.5, seed=2))
+    # the mask of one stay does not depend on the others
+    assert np.array_equal(hold_out_per_window(observed[:5], 0.5, seed=1), a[:5])
+    assert (a.reshape(20, -1).sum(1) == (observed.reshape(20, -1).sum(1) * 0.5).astype(int)).all()
+
+
+def test_physionet_bad_ratio(data_dir):
+    with pytest.raises(ConfigError, match="missing_ratio must be in"):
+        build_protocol("physionet2012", data_dir, {"missing_ratio": 1.5})
+
+
+def test_exchange_rate_windows(exchange):
+    p = exchange
+    assert p.task == "forecasting" and p.window == 60 and p.context == 30
+    assert list(p.splits["test"].starts + 30) == [6071, 6101, 6131, 6161, 6191]  # GluonTS nips cutoffs
+    assert list(p.splits["val"].starts + 30) == [5921, 5951, 5981, 6011, 6041]
+    assert (p.splits["train"].starts + 60).max() == 5921  # no training horizon reaches validation
+    item = p.dataset("test")[2]
+    cond, score = item["cond_mask"].numpy(), item["score_mask"].numpy()
+    assert cond[:30].all() and not cond[30:].any()
+    assert score[30:].all() and not score[:30].any()
+    np.testing.assert_array_equal(item["y"].numpy(), p.series.values[6101:6161])
+    assert "cond_mask" in p.dataset("train")[0] and "score_mask" not in p.dataset("train")[0]
+    with pytest.raises(ConfigError, match="longer than the history"):
+        build_protocol("exchange_rate", None, {"context": 7000})
+
+
+TINY = ["model.layers=1", "model.channels=16", "model.heads=2", "model.ff_dim=16", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
+        "eval.n_samples=2", "eval.sampler=ddim", "eval.steps=2"]
+
+
+@pytest.mark.parametrize("config, protocol, extra", [
+    ("configs/forecasting/csdi_exchange_rate.yaml", "exchange_rate-nips-c30-h30", "crps_sum"),
+    ("configs/imputation/csdi_physionet.yaml", "physionet2012-csdi-10pct", None),
+])
+def test_cli_on_other_protocols(config, protocol, extra, tmp_path, data_dir):
+    out = [f"output.dir={tmp_path}/run", f"output.records_dir={tmp_path}/rec", f"data.data_dir={data_dir}",
+           "eval.limit_windows=3"]
+    assert main(["fit", os.path.join(ROOT, config), *TINY, *out, "--test"]) == 0
+    (path,) = (tmp_path / "rec").glob("*.json")
+    rec = json.loads(path.read_text())
+    assert rec["protocol"] == protocol
+    assert all(np.isfinite(rec["metrics"][k]) for k in ("crps", "mae", "rmse"))
+    if extra:
+        assert np.isfinite(rec["metrics"][extra])
