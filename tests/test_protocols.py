@@ -98,3 +98,32 @@ def test_cli_on_other_protocols(config, protocol, extra, tmp_path, data_dir):
     assert all(np.isfinite(rec["metrics"][k]) for k in ("crps", "mae", "rmse"))
     if extra:
         assert np.isfinite(rec["metrics"][extra])
+
+
+def test_metr_la_forecasting_windows(data_dir):
+    p = build_protocol("metr_la", data_dir)
+    assert p.id == "metr_la-week-c12-h12-s12" and p.window == 24 and p.series.shape == (2016, 207, 1)
+    assert p.meta["blocks"] == {"train": (0, 1411), "val": (1411, 1612), "test": (1612, 2016)}
+    assert (p.splits["train"].starts + 24).max() == 1411  # training windows stay in the training block
+    horizons = p.splits["test"].starts + 12
+    assert horizons[0] == 1612 and (np.diff(horizons) == 12).all() and horizons[-1] + 12 <= 2016
+    assert len(p.splits["test"]) == 33
+
+
+@pytest.mark.parametrize("missing, low, high", [("point", 0.24, 0.26), ("block", 0.05, 0.2)])
+def test_metr_la_imputation_masks(data_dir, missing, low, high):
+    p = build_protocol("metr_la_impute", data_dir, {"missing": missing})
+    assert p.task == "imputation" and p.window == 24
+    assert not p.eval_mask[:1411].any()  # nothing held out while training
+    rate = p.meta["realised_missing_rate"]["test"]
+    assert low < rate < high
+    ds = p.dataset("test")
+    scored = sum(int(ds[i]["score_mask"].sum()) for i in range(len(ds)))
+    assert scored == int(p.eval_mask[1612:].sum())  # each held-out test value scored once
+    if missing == "block":  # outages are contiguous runs of at least 12 steps per sensor
+        col = p.eval_mask[1612:, :, 0].astype(int)
+        runs = np.diff(np.concatenate([np.zeros((1, 207), int), col, np.zeros((1, 207), int)]), axis=0)
+        lengths = np.flatnonzero(runs.T.ravel() == -1) - np.flatnonzero(runs.T.ravel() == 1)
+        assert lengths.max() >= 12
+    with pytest.raises(ConfigError, match="'point' or 'block'"):
+        build_protocol("metr_la_impute", data_dir, {"missing": "blocks"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tsdiff.data.protocol import Protocol, SplitWindows, fit_scaler_on_windows
-from tsdiff.data.splits import ForecastSplit, forecast_starts
+from tsdiff.data.series import Series
+from tsdiff.data.splits import ForecastSplit, chronological_split, forecast_starts
 from tsdiff.errors import ConfigError
 
 
@@ -48,21 +49,70 @@ def forecasting_protocol(
             f"in the {split.train_end} training steps; use a shorter context or fewer validation windows"
         )
     train_starts = forecast_starts(train_limit, context, H, stride=train_stride)
+    return build_forecasting_protocol(
+        protocol_id, split.series, context, H, train_starts, (val_cutoffs - context).astype(np.int64),
+        test_starts.astype(np.int64), checksums=checksums,
+        meta={"train_end": split.train_end, "test_cutoffs": split.test_cutoffs.tolist(), **(meta or {})},
+    )
+
+
+def chronological_forecasting_protocol(
+    protocol_id: str,
+    series: Series,
+    context: int,
+    horizon: int,
+    *,
+    fractions=(0.7, 0.1, 0.2),
+    train_stride: int = 1,
+    test_stride: int | None = None,
+    checksums: dict | None = None,
+    meta: dict | None = None,
+) -> Protocol:
+    """Forecasting on consecutive train / val / test blocks of the time axis.
+
+    Training windows lie inside the training block. Validation and test windows
+    forecast every ``test_stride`` steps (default: ``horizon``, non-overlapping
+    horizons) inside their block; their context may reach back into the previous
+    block, which is only input, never scored.
+    """
+    for key, val in dict(context=context, horizon=horizon, train_stride=train_stride).items():
+        if not isinstance(val, int) or val < 1:
+            raise ConfigError(f"data.options.{key} must be an integer >= 1, got {val!r}")
+    test_stride = horizon if test_stride is None else test_stride
+    if not isinstance(test_stride, int) or test_stride < 1:
+        raise ConfigError(f"data.options.test_stride must be an integer >= 1, got {test_stride!r}")
+    blocks = chronological_split(series.shape[0], fractions, min_length=horizon)
+    (_, train_end), (va, vb), (ta, tb) = blocks["train"], blocks["val"], blocks["test"]
+    if va < context:
+        raise ConfigError(f"context {context} is longer than the training block ({train_end} steps)")
+
+    def rolling(a: int, b: int) -> np.ndarray:
+        return np.arange(a, b - horizon + 1, test_stride, dtype=np.int64) - context
+
+    return build_forecasting_protocol(
+        protocol_id, series, context, horizon, forecast_starts(train_end, context, horizon, stride=train_stride),
+        rolling(va, vb), rolling(ta, tb), checksums=checksums,
+        meta={"blocks": blocks, "test_stride": test_stride, **(meta or {})},
+    )
+
+
+def build_forecasting_protocol(protocol_id: str, series: Series, context: int, horizon: int,
+                               train_starts: np.ndarray, val_starts: np.ndarray, test_starts: np.ndarray, *,
+                               checksums: dict | None = None, meta: dict | None = None) -> Protocol:
+    """A forecasting :class:`Protocol` from explicit window starts (windows of ``context + horizon``)."""
     zeros = lambda a: np.zeros(len(a), dtype=np.int64)  # noqa: E731
-    splits = {
-        "train": SplitWindows(train_starts),
-        "val": SplitWindows((val_cutoffs - context).astype(np.int64), zeros(val_cutoffs)),
-        "test": SplitWindows(test_starts.astype(np.int64), zeros(test_starts)),
-    }
     return Protocol(
         id=protocol_id,
-        series=split.series,
+        series=series,
         eval_mask=None,
-        window=context + H,
-        splits=splits,
-        scaler=fit_scaler_on_windows(split.series, train_starts, context + H),
+        window=context + horizon,
+        splits={
+            "train": SplitWindows(train_starts),
+            "val": SplitWindows(val_starts, zeros(val_starts)),
+            "test": SplitWindows(test_starts, zeros(test_starts)),
+        },
+        scaler=fit_scaler_on_windows(series, train_starts, context + horizon),
         checksums=checksums or {},
-        meta={"prediction_length": H, "context": context, "train_end": split.train_end,
-              "test_cutoffs": split.test_cutoffs.tolist(), **(meta or {})},
+        meta={"prediction_length": horizon, "context": context, **(meta or {})},
         context=context,
     )
