@@ -127,3 +127,21 @@ def test_metr_la_imputation_masks(data_dir, missing, low, high):
         assert lengths.max() >= 12
     with pytest.raises(ConfigError, match="'point' or 'block'"):
         build_protocol("metr_la_impute", data_dir, {"missing": "blocks"})
+
+
+def test_era5_protocols(data_dir):
+    f = build_protocol("era5", data_dir)
+    assert f.series.shape == (744, 1617, 1) and f.series.spatial.shape == (33, 49) and f.window == 48
+    assert f.meta["blocks"] == {"train": (0, 520), "val": (520, 594), "test": (594, 744)}
+    assert list(f.splits["test"].starts + 24) == [594, 618, 642, 666, 690, 714]
+    assert f.checksums == {"era5_t2m_uk_2019-03.nc": "0408bfc9c8a5c86057c39338f03b2f13f3d4d19754279c431e339d7469ee9170"}
+    p = build_protocol("era5_impute", data_dir)
+    assert not p.eval_mask[:520].any()
+    held = p.eval_mask[594:, :, 0].reshape(-1, 33, 49)
+    # a 6 x 6 patch is hidden for a whole 24 h block: some cell is hidden at all 24 steps of the first block
+    assert held[:24].all(axis=0).sum() >= 36
+    assert 0.1 < p.meta["realised_missing_rate"]["test"] < 0.25
+    item = p.dataset("test")[0]
+    assert item["x"].shape == (24, 1617, 1) and not (item["cond_mask"] & item["score_mask"]).any()
+    # metrics are in Kelvin: the raw values of a window are temperatures
+    assert 250 < float(item["y"].mean()) < 300

@@ -28,11 +28,16 @@ def open_era5(data_dir=None, chunks: dict | None = None) -> GridSource:
     import xarray as xr
 
     paths = locate_files(SPEC, data_dir)
-    checksums(SPEC, paths)
+    sums = checksums(SPEC, paths)
     ds = xr.open_dataset(paths["era5_t2m_uk_2019-03.nc"], chunks={} if chunks is None else chunks)
-    return GridSource(ds, ["t2m"])
+    source = GridSource(ds, ["t2m"])
+    source.checksums = sums  # SHA-256 of the file, for result records
+    return source
 
 
 def load_era5(data_dir=None) -> Series:
     """The whole ERA5 field as Series ``[744, 33 * 49, 1]`` in Kelvin (grid shape in ``spatial``)."""
-    return open_era5(data_dir).to_series()
+    source = open_era5(data_dir)
+    series = source.to_series()
+    series.attrs["checksums"] = source.checksums
+    return series

@@ -1,0 +1,85 @@
+"""ERA5 UK 2 m temperature protocols (PROTOCOLS.md, protocol 5; this project's own).
+
+744 hourly fields of 33 x 49 cells (flattened to N = 1617 nodes, grid shape in
+``series.spatial``), split chronologically 70/10/20. Metrics in Kelvin.
+
+- ``era5``: forecasting 24 h from 24 h of history; validation and test windows every
+  ``test_stride`` hours (default 24).
+- ``era5_impute``: imputation windows of 24 h; in validation and test, random cells
+  (``point_rate``, default 10%) and, in each evaluation window, ``patches`` square
+  patches of ``patch`` x ``patch`` cells are hidden for the whole window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tsdiff.data.forecasting import chronological_forecasting_protocol
+from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
+from tsdiff.data.sources.era5 import load_era5
+from tsdiff.data.splits import chronological_split
+from tsdiff.data.windows import covering_starts, sliding_starts
+from tsdiff.errors import ConfigError
+
+
+@DATASETS.register("era5")
+def era5_forecasting(data_dir=None, context: int = 24, horizon: int = 24, test_stride: int = 24,
+                     fractions=(0.7, 0.1, 0.2)) -> Protocol:
+    """ERA5 forecasting, ``context`` -> ``horizon`` hours (see the module docstring)."""
+    series = load_era5(data_dir)
+    return chronological_forecasting_protocol(
+        f"era5_uk_t2m-c{context}-h{horizon}-s{test_stride}", series, context, horizon, fractions=fractions,
+        test_stride=test_stride, checksums=series.attrs.get("checksums", {}), meta={"units": "K"},
+    )
+
+
+def patch_mask(T: int, grid: tuple[int, int], starts, block: int, patches: int, patch: int,
+               point_rate: float, seed: int) -> np.ndarray:
+    """Hidden cells ``[T, H * W]``: random points plus square patches held over time blocks.
+
+    Args:
+        T: time steps; grid: ``(H, W)``; starts: first step of each block (e.g. the
+        evaluation windows); block: steps a patch stays hidden; patches: patches per
+        block; patch: patch side in cells; point_rate: probability that any cell is hidden.
+    """
+    H, W = grid
+    if not 1 <= patch <= min(H, W):
+        raise ConfigError(f"data.options.patch must be in 1..{min(H, W)}, got {patch}")
+    rng = np.random.default_rng(seed)
+    hidden = rng.random((T, H, W)) < point_rate
+    for a in starts:
+        for _ in range(patches):
+            i, j = rng.integers(0, H - patch + 1), rng.integers(0, W - patch + 1)
+            hidden[a : a + block, i : i + patch, j : j + patch] = True
+    return hidden.reshape(T, H * W)
+
+
+@DATASETS.register("era5_impute")
+def era5_imputation(data_dir=None, window: int = 24, point_rate: float = 0.1, patches: int = 3, patch: int = 6,
+                    seed: int = 0, fractions=(0.7, 0.1, 0.2)) -> Protocol:
+    """ERA5 imputation with random cells and square patches hidden (see the module docstring)."""
+    if not 0.0 <= point_rate < 1.0:
+        raise ConfigError(f"data.options.point_rate must be in [0, 1), got {point_rate!r}")
+    series = load_era5(data_dir)
+    T = series.shape[0]
+    blocks = chronological_split(T, fractions, min_length=window)
+    splits = {"train": SplitWindows(sliding_starts(blocks["train"][1], window, 1))}
+    for name in ("val", "test"):
+        a, b = blocks[name]
+        splits[name] = SplitWindows(*covering_starts(b - a, window, offset=a))
+    # patches cover whole evaluation windows
+    starts = np.concatenate([splits["val"].starts, splits["test"].starts])
+    held = patch_mask(T, series.spatial.shape, starts, window, patches, patch, point_rate, seed)[:, :, None]
+    held &= series.observed_mask
+    held[: blocks["train"][1]] = False
+    rates = {name: float(held[slice(*blocks[name])].mean()) for name in ("val", "test")}
+    return Protocol(
+        id=f"era5_uk_t2m-impute-w{window}-p{point_rate}-{patches}x{patch}",
+        series=series,
+        eval_mask=held,
+        window=window,
+        splits=splits,
+        scaler=fit_scaler_on_windows(series, splits["train"].starts, window),
+        checksums=series.attrs.get("checksums", {}),
+        meta={"units": "K", "realised_missing_rate": rates, "blocks": blocks},
+    )
