@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.data.series import Series
+from tsdiff.data.splits import chronological_split
+from tsdiff.data.windows import covering_starts, sliding_starts
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
 
@@ -117,6 +119,54 @@ def fit_scaler_on_windows(series: Series, starts: np.ndarray, window: int) -> St
     for s in starts:
         covered[s : s + window] = True
     return StandardScaler().fit(series.values[covered])
+
+
+def chronological_imputation_protocol(
+    protocol_id: str,
+    series: Series,
+    window: int,
+    held_out,
+    *,
+    fractions=(0.7, 0.1, 0.2),
+    checksums: dict | None = None,
+    meta: dict | None = None,
+) -> Protocol:
+    """Imputation on consecutive train / val / test blocks of the time axis.
+
+    Training windows slide by one step inside the training block; validation and test
+    windows cover their blocks without overlap (each held-out value scored once).
+
+    Args:
+        held_out: bool ``[T, N, C]`` of entries to hide, or a function of the splits
+            ``{"train", "val", "test"} -> SplitWindows`` returning it (for masks aligned
+            with the evaluation windows). Entries in the training block and entries
+            without a value are never held out.
+    Returns:
+        the Protocol; ``meta["realised_missing_rate"]`` holds the held-out fraction of
+        observed values in the validation and test blocks.
+    """
+    if not isinstance(window, int) or window < 1:
+        raise ConfigError(f"data.options.window must be an integer >= 1, got {window!r}")
+    blocks = chronological_split(series.shape[0], fractions, min_length=window)
+    splits = {"train": SplitWindows(sliding_starts(blocks["train"][1], window, 1))}
+    for name in ("val", "test"):
+        a, b = blocks[name]
+        splits[name] = SplitWindows(*covering_starts(b - a, window, offset=a))
+    observed = series.observed_mask
+    mask = np.asarray(held_out(splits) if callable(held_out) else held_out, dtype=bool) & observed
+    mask[: blocks["train"][1]] = False
+    rates = {name: float(mask[slice(*blocks[name])].sum() / max(int(observed[slice(*blocks[name])].sum()), 1))
+             for name in ("val", "test")}
+    return Protocol(
+        id=protocol_id,
+        series=series,
+        eval_mask=mask,
+        window=window,
+        splits=splits,
+        scaler=fit_scaler_on_windows(series, splits["train"].starts, window),
+        checksums=checksums or {},
+        meta={"realised_missing_rate": rates, "blocks": blocks, **(meta or {})},
+    )
 
 
 class WindowDataset(Dataset):

@@ -15,10 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from tsdiff.data.forecasting import chronological_forecasting_protocol
-from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
+from tsdiff.data.protocol import DATASETS, Protocol, chronological_imputation_protocol
 from tsdiff.data.sources.era5 import load_era5
-from tsdiff.data.splits import chronological_split
-from tsdiff.data.windows import covering_starts, sliding_starts
 from tsdiff.errors import ConfigError
 
 
@@ -61,25 +59,13 @@ def era5_imputation(data_dir=None, window: int = 24, point_rate: float = 0.1, pa
     if not 0.0 <= point_rate < 1.0:
         raise ConfigError(f"data.options.point_rate must be in [0, 1), got {point_rate!r}")
     series = load_era5(data_dir)
-    T = series.shape[0]
-    blocks = chronological_split(T, fractions, min_length=window)
-    splits = {"train": SplitWindows(sliding_starts(blocks["train"][1], window, 1))}
-    for name in ("val", "test"):
-        a, b = blocks[name]
-        splits[name] = SplitWindows(*covering_starts(b - a, window, offset=a))
-    # patches cover whole evaluation windows
-    starts = np.concatenate([splits["val"].starts, splits["test"].starts])
-    held = patch_mask(T, series.spatial.shape, starts, window, patches, patch, point_rate, seed)[:, :, None]
-    held &= series.observed_mask
-    held[: blocks["train"][1]] = False
-    rates = {name: float(held[slice(*blocks[name])].mean()) for name in ("val", "test")}
-    return Protocol(
-        id=f"era5_uk_t2m-impute-w{window}-p{point_rate}-{patches}x{patch}",
-        series=series,
-        eval_mask=held,
-        window=window,
-        splits=splits,
-        scaler=fit_scaler_on_windows(series, splits["train"].starts, window),
-        checksums=series.attrs.get("checksums", {}),
-        meta={"units": "K", "realised_missing_rate": rates, "blocks": blocks},
+
+    def held_out(splits: dict) -> np.ndarray:  # patches cover whole evaluation windows
+        starts = np.concatenate([splits["val"].starts, splits["test"].starts])
+        return patch_mask(series.shape[0], series.spatial.shape, starts, window, patches, patch, point_rate,
+                          seed)[:, :, None]
+
+    return chronological_imputation_protocol(
+        f"era5_uk_t2m-impute-w{window}-p{point_rate}-{patches}x{patch}", series, window, held_out,
+        fractions=fractions, checksums=series.attrs.get("checksums", {}), meta={"units": "K"},
     )

@@ -13,14 +13,10 @@ graph, split chronologically 70/10/20.
 
 from __future__ import annotations
 
-import numpy as np
-
 from tsdiff.data.eval_masks import block_mask, point_mask
 from tsdiff.data.forecasting import chronological_forecasting_protocol
-from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
+from tsdiff.data.protocol import DATASETS, Protocol, chronological_imputation_protocol
 from tsdiff.data.sources.metr_la import load_metr_la
-from tsdiff.data.splits import chronological_split
-from tsdiff.data.windows import covering_starts, sliding_starts
 from tsdiff.errors import ConfigError
 
 
@@ -41,30 +37,11 @@ def metr_la_imputation(data_dir=None, window: int = 24, missing: str = "point", 
     """METR-LA week imputation with point or block missing values (see the module docstring)."""
     if missing not in ("point", "block"):
         raise ConfigError(f"data.options.missing must be 'point' or 'block', got {missing!r}")
-    if not isinstance(window, int) or window < 1:
-        raise ConfigError(f"data.options.window must be an integer >= 1, got {window!r}")
     series = load_metr_la(data_dir)
     observed = series.observed_mask
     held = point_mask(observed, 0.25, seed) if missing == "point" else block_mask(
         observed, min_len=12, max_len=48, block_prob=0.0015, point_rate=0.05, seed=seed)
-    blocks = chronological_split(series.shape[0], fractions, min_length=window)
-    (ta, tb) = blocks["train"]
-    splits = {"train": SplitWindows(sliding_starts(tb - ta, window, 1, offset=ta))}
-    rates = {}
-    for name in ("val", "test"):
-        a, b = blocks[name]
-        starts, score_from = covering_starts(b - a, window, offset=a)
-        splits[name] = SplitWindows(starts, score_from)
-        rates[name] = float(held.target[a:b].sum() / max(int(observed[a:b].sum()), 1))
-    eval_mask = held.target.copy()
-    eval_mask[:tb] = False  # nothing is held out in the training block
-    return Protocol(
-        id=f"metr_la-week-impute-{missing}-w{window}",
-        series=series,
-        eval_mask=eval_mask,
-        window=window,
-        splits=splits,
-        scaler=fit_scaler_on_windows(series, splits["train"].starts, window),
-        checksums=series.attrs.get("checksums", {}),
-        meta={"units": "mph", "missing": missing, "seed": seed, "realised_missing_rate": rates, "blocks": blocks},
+    return chronological_imputation_protocol(
+        f"metr_la-week-impute-{missing}-w{window}", series, window, held.target, fractions=fractions,
+        checksums=series.attrs.get("checksums", {}), meta={"units": "mph", "missing": missing, "seed": seed},
     )
