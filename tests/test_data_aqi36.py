@@ -9,7 +9,7 @@ from tsdiff.data import build_protocol
 from tsdiff.data.masking import TRAIN_MASKS, historical_mask, missing_rate, random_mask
 from tsdiff.data.sources.aqi36 import SPEC, load_aqi36
 from tsdiff.data.windows import contiguous_segments, covering_starts, sliding_starts
-from tsdiff.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from tsdiff.errors import ConfigError, DataError, DatasetNotFoundError, UnknownNameError
 
 
 def test_files_shapes_and_dates(data_dir):
@@ -114,11 +114,11 @@ def test_inf_and_text_in_data_file_are_clear_errors(tmp_path, data_dir):
     lines = (data_dir / "aqi36" / "pm25_ground.txt").read_text().splitlines()
     lines[5] = lines[5].replace(",", ",inf,", 1).rsplit(",", 1)[0]
     (folder / "pm25_ground.txt").write_text("\n".join(lines) + "\n")
-    with pytest.warns(UserWarning, match="SHA-256"), pytest.raises(Exception, match="infinite"):
+    with pytest.warns(UserWarning, match="SHA-256"), pytest.raises(DataError, match="infinite"):
         load_aqi36(tmp_path)
     lines[5] = lines[5].replace("inf", "abc")
     (folder / "pm25_ground.txt").write_text("\n".join(lines) + "\n")
-    with pytest.warns(UserWarning, match="SHA-256"), pytest.raises(Exception, match="non-numeric"):
+    with pytest.warns(UserWarning, match="SHA-256"), pytest.raises(DataError, match="non-numeric"):
         load_aqi36(tmp_path)
 
 
