@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from tsdiff.bench.records import make_record, write_record
+from tsdiff.bench.records import git_commit, make_record, write_record
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
 from tsdiff.errors import ConfigError
@@ -39,6 +39,7 @@ def fit(cfg: dict) -> Path:
 
     The saved weights are those with the lowest validation loss.
     """
+    code_version = git_commit()  # before anything slow: the code that is running now
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     out = resolve_output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,7 @@ def fit(cfg: dict) -> Path:
         "best_val_loss": float(trainer.checkpoint_callback.best_model_score)
         if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None else None,
         "train_windows": len(protocol.splits["train"]),
+        "git_commit": code_version,
         "dataset_checksums": protocol.checksums,
     }
     path = save_model(module, out / MODEL_FILE, extra=info)
@@ -78,6 +80,7 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     ``overrides`` (``key=value``) apply on top of the config saved in the model, e.g.
     ``eval.sampler=ddim eval.steps=10`` or ``data.data_dir=/path``.
     """
+    git_commit()  # cache the commit of the code that is running now
     module, extra = load_model(model_path)
     saved_cfg = dict(module.hparams["config"])
     cfg = load_config(None, overrides, base=saved_cfg)
@@ -104,7 +107,8 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
                                            "quantiles as GluonTS", "point": "median of samples",
                                    "units": protocol.meta.get("units", "data units"),
                                    "scored": "held-out entries with ground truth"},
-               "global_steps": extra.get("global_steps"), "model_file": str(model_path)},
+               "global_steps": extra.get("global_steps"), "model_file": str(model_path),
+               "train_git_commit": extra.get("git_commit")},
     )
     stem = f"{cfg['name']}_{ev['split']}_{ev['sampler']}{ev['steps'] or ''}_s{ev['n_samples']}_seed{cfg['seed']}"
     path = write_record(record, cfg["output"]["records_dir"], stem)

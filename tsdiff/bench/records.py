@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -49,8 +50,14 @@ def package_versions() -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """Commit of the tsdiff source tree (``+dirty`` with uncommitted changes), or None."""
+    """Commit of the tsdiff source tree (``+dirty`` with uncommitted changes), or None.
+
+    Computed once per process and cached, so a record names the code that was loaded
+    when the run started, even if the checkout changes while it runs. Entry points
+    (``fit``, ``test``) call it first thing.
+    """
     root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
