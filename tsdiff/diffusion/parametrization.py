@@ -126,6 +126,24 @@ def convert_prediction(
     return -eps / s
 
 
+def to_prediction(denoise_fn, process, prediction: str, target: str):
+    """Wrap a network predicting ``prediction`` so that it returns ``target`` instead.
+
+    Exact for any process with Gaussian marginals (see :func:`convert_prediction`).
+    Returns ``denoise_fn`` itself when the two agree.
+    """
+    _check_prediction(prediction)
+    _check_prediction(target)
+    if prediction == target:
+        return denoise_fn
+
+    def converted(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        scale, std = process.marginal_coefficients(t.to(x_t.device))
+        return convert_prediction(denoise_fn(x_t, t), prediction, target, x_t, scale, std)
+
+    return converted
+
+
 def to_eps(denoise_fn, process, prediction: str = "eps"):
     """Wrap a network of any parametrisation into the ``denoise_fn -> eps`` samplers take.
 
@@ -137,25 +155,9 @@ def to_eps(denoise_fn, process, prediction: str = "eps"):
     Returns:
         ``(x_t, t) -> eps prediction``; ``denoise_fn`` itself when it predicts eps.
     """
-    _check_prediction(prediction)
-    if prediction == "eps":
-        return denoise_fn
-
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        scale, std = process.marginal_coefficients(t.to(x_t.device))
-        return convert_prediction(denoise_fn(x_t, t), prediction, "eps", x_t, scale, std)
-
-    return eps_fn
+    return to_prediction(denoise_fn, process, prediction, "eps")
 
 
 def to_score(denoise_fn, process, prediction: str = "eps"):
     """As :func:`to_eps`, returning the score ``grad log p_t(x_t) = -eps / std``."""
-    _check_prediction(prediction)
-    if prediction == "score":
-        return denoise_fn
-
-    def score_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        scale, std = process.marginal_coefficients(t.to(x_t.device))
-        return convert_prediction(denoise_fn(x_t, t), prediction, "score", x_t, scale, std)
-
-    return score_fn
+    return to_prediction(denoise_fn, process, prediction, "score")
