@@ -56,3 +56,18 @@ def apply_hook(hook: Optional[StepHook], x: torch.Tensor, t: Optional[torch.Tens
 def randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     """Standard normal noise shaped like ``x`` from ``generator``."""
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def predict_step(denoise_fn, x: torch.Tensor, t: torch.Tensor, step: int, scale: float, std: float,
+                 callback: Optional[Callback]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One network evaluation: the eps prediction, the implied ``x0 = (x - std eps) / scale``,
+    and the progress callback (``dict(step, t, x, x0_pred, eps_pred)``).
+
+    Returns:
+        ``(eps, x0_pred)``, both shaped like ``x``.
+    """
+    eps = denoise_fn(x, t)
+    x0_pred = (x - std * eps) / scale
+    if callback is not None:
+        callback(dict(step=step, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
+    return eps, x0_pred

@@ -20,6 +20,7 @@ from tsdiff.diffusion.samplers.base import (
     SamplerOutput,
     StepHook,
     apply_hook,
+    predict_step,
     batch_time,
 )
 from tsdiff.errors import ConfigError
@@ -86,12 +87,9 @@ def sample_ddim(
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, schedule.times.dtype)
-        eps = denoise_fn(x, t)
-        nfe += 1
         a_t, s_t, a_s, s_s = scales[i], stds[i], scales[i + 1], stds[i + 1]
-        x0_pred = (x - s_t * eps) / a_t
-        if callback is not None:
-            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
+        eps, x0_pred = predict_step(denoise_fn, x, t, i, a_t, s_t, callback)
+        nfe += 1
         c = eta * math.sqrt(max(s_s**2 / s_t**2 * (s_t**2 - (a_t / a_s) ** 2 * s_s**2), 0.0))
         x = a_s * x0_pred + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
         if c > 0:  # no draw when deterministic, so eta=0 never consumes the generator

@@ -23,6 +23,7 @@ from tsdiff.diffusion.samplers.base import (
     SamplerOutput,
     StepHook,
     apply_hook,
+    predict_step,
     batch_time,
 )
 
@@ -66,11 +67,8 @@ def sample_heun(
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
-        eps = denoise_fn(x, t)
+        eps, x0_pred = predict_step(denoise_fn, x, t, i, scales[i], stds[i], callback)
         nfe += 1
-        x0_pred = (x - stds[i] * eps) / scales[i]
-        if callback is not None:
-            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
         if i + 1 == len(times):
             x, t_next = x0_pred, None
         else:
@@ -125,11 +123,8 @@ def sample_dpm_solver_pp(
     x0_prev, h_prev = None, None
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
-        eps = denoise_fn(x, t)
+        eps, x0_pred = predict_step(denoise_fn, x, t, i, scales[i], stds[i], callback)
         nfe += 1
-        x0_pred = (x - stds[i] * eps) / scales[i]
-        if callback is not None:
-            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
         if i + 1 == len(times):
             x, t_next = x0_pred, None
         else:

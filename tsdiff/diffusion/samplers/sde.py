@@ -25,6 +25,7 @@ from tsdiff.diffusion.samplers.base import (
     SamplerOutput,
     StepHook,
     apply_hook,
+    predict_step,
     batch_time,
     randn_like,
 )
@@ -74,11 +75,8 @@ def sample_euler_maruyama(
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
-        eps = denoise_fn(x, t)
+        eps, x0_pred = predict_step(denoise_fn, x, t, i, scales[i], stds[i], callback)
         nfe += 1
-        x0_pred = (x - stds[i] * eps) / scales[i]
-        if callback is not None:
-            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
         if i + 1 == len(times):
             x = x0_pred
             t_next = None
@@ -161,11 +159,8 @@ def sample_pc(
         for _ in range(n_corrector):
             x = _langevin_step(x, denoise_fn(x, t), stds[i], float(snr), r**2, generator)
             nfe += 1
-        eps = denoise_fn(x, t)
+        eps, x0_pred = predict_step(denoise_fn, x, t, i, scales[i], stds[i], callback)
         nfe += 1
-        x0_pred = (x - stds[i] * eps) / scales[i]
-        if callback is not None:
-            callback(dict(step=i, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
         if i + 1 == len(times):
             x = x0_pred
             t_next = None
