@@ -71,3 +71,19 @@ def predict_step(denoise_fn, x: torch.Tensor, t: torch.Tensor, step: int, scale:
     if callback is not None:
         callback(dict(step=step, t=t, x=x, x0_pred=x0_pred, eps_pred=eps))
     return eps, x0_pred
+
+
+def start_sampling(process, steps: Optional[int], x_T: torch.Tensor, step_hook: Optional[StepHook]):
+    """The opening every sampler shares: the process's schedule for ``steps`` and the first hook.
+
+    Times and coefficients are returned as Python floats, so the per-step maths is
+    float64 and the loop needs no device syncs.
+
+    Returns:
+        ``(times, time_dtype, scales, stds, x)``: ``scales``/``stds`` have one more entry
+        than ``times`` (the clean end point), and ``x`` is ``x_T`` after ``step_hook``.
+    """
+    schedule = process.sampling_schedule(steps)
+    times, tdtype = schedule.times.tolist(), schedule.times.dtype
+    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
+    return times, tdtype, schedule.scales.tolist(), schedule.stds.tolist(), x

@@ -21,6 +21,7 @@ from tsdiff.diffusion.samplers.base import (
     StepHook,
     apply_hook,
     predict_step,
+    start_sampling,
     batch_time,
 )
 from tsdiff.errors import ConfigError
@@ -79,14 +80,10 @@ def sample_ddim(
     """
     if not (isinstance(eta, (int, float)) and 0.0 <= float(eta) <= 1.0):
         raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
-    schedule = process.sampling_schedule(steps)
-    # Per-step coefficients as Python floats: float64 maths, no device syncs in the loop.
-    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
-    times = schedule.times.tolist()
-    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, schedule.times.dtype))
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
     nfe = 0
     for i, time in enumerate(times):
-        t = batch_time(time, x, schedule.times.dtype)
+        t = batch_time(time, x, tdtype)
         a_t, s_t, a_s, s_s = scales[i], stds[i], scales[i + 1], stds[i + 1]
         eps, x0_pred = predict_step(denoise_fn, x, t, i, a_t, s_t, callback)
         nfe += 1
@@ -96,7 +93,7 @@ def sample_ddim(
             x = x + c * torch.randn(
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
             )
-        nxt = batch_time(times[i + 1], x, schedule.times.dtype) if i + 1 < len(times) else None
+        nxt = batch_time(times[i + 1], x, tdtype) if i + 1 < len(times) else None
         x = apply_hook(step_hook, x, nxt)
     return SamplerOutput(x, nfe)
 

@@ -24,6 +24,7 @@ from tsdiff.diffusion.samplers.base import (
     StepHook,
     apply_hook,
     predict_step,
+    start_sampling,
     batch_time,
 )
 
@@ -59,11 +60,8 @@ def sample_heun(
         :class:`SamplerOutput` with ``nfe = 2 * steps - 1``.
     """
     del generator
-    schedule = process.sampling_schedule(steps)
-    times, tdtype = schedule.times.tolist(), schedule.times.dtype
-    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
     sigmas = [s / a for a, s in zip(scales, stds)]
-    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
@@ -114,11 +112,8 @@ def sample_dpm_solver_pp(
         :class:`SamplerOutput` with ``nfe = steps``.
     """
     del generator
-    schedule = process.sampling_schedule(steps)
-    times, tdtype = schedule.times.tolist(), schedule.times.dtype
-    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
     lambdas = [math.log(a / s) for a, s in zip(scales[:-1], stds[:-1])]
-    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
     nfe = 0
     x0_prev, h_prev = None, None
     for i, time in enumerate(times):

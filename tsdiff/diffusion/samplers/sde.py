@@ -26,6 +26,7 @@ from tsdiff.diffusion.samplers.base import (
     StepHook,
     apply_hook,
     predict_step,
+    start_sampling,
     batch_time,
     randn_like,
 )
@@ -68,10 +69,7 @@ def sample_euler_maruyama(
     Returns:
         :class:`SamplerOutput` with ``nfe = steps``.
     """
-    schedule = process.sampling_schedule(steps)
-    times, tdtype = schedule.times.tolist(), schedule.times.dtype
-    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
-    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
@@ -148,10 +146,7 @@ def sample_pc(
         raise ConfigError(f"n_corrector must be an integer >= 0; got {n_corrector!r}")
     if not (isinstance(snr, (int, float)) and snr > 0):
         raise ConfigError(f"snr must be a positive number; got {snr!r}")
-    schedule = process.sampling_schedule(steps)
-    times, tdtype = schedule.times.tolist(), schedule.times.dtype
-    scales, stds = schedule.scales.tolist(), schedule.stds.tolist()
-    x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
