@@ -7,6 +7,7 @@ of every split, and the scaler fitted on training data only.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -83,6 +84,24 @@ class Protocol:
             raise ConfigError(f"protocol {self.id!r}: context ({self.context}) must be in 1..window-1 ({self.window - 1})")
         if self.metric_space not in ("data", "scaled"):
             raise ConfigError(f"metric_space must be 'data' or 'scaled', got {self.metric_space!r}")
+
+    @functools.cached_property
+    def series_tensors(self) -> dict:
+        """The whole series as tensors, built once and shared by every split's windows.
+
+        ``x``: float32 scaled values, 0 where missing; ``observed``: bool; ``raw``:
+        float64 data-unit values; ``eval_mask``: bool held-out entries (None for
+        forecasting). All ``[T, N, C]``.
+        """
+        values = self.series.values
+        observed = ~np.isnan(values)
+        scaled = self.scaler.transform(values)
+        return {
+            "x": torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32)),
+            "observed": torch.from_numpy(observed),
+            "raw": torch.from_numpy(np.asarray(values, dtype=np.float64)),
+            "eval_mask": None if self.eval_mask is None else torch.from_numpy(self.eval_mask & observed),
+        }
 
     @property
     def task(self) -> str:
@@ -190,18 +209,10 @@ class WindowDataset(Dataset):
         self.split = split
         self.windows = protocol.splits[split]
         self.L = protocol.window
-        values = protocol.series.values
-        observed = ~np.isnan(values)
-        scaled = protocol.scaler.transform(values)
-        self.x = torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32))
-        self.observed = torch.from_numpy(observed)
-        self.raw = torch.from_numpy(np.asarray(values, dtype=np.float64))
-        if protocol.context is None:
-            self.eval_mask = torch.from_numpy(protocol.eval_mask & observed)
-            self.in_context = None
-        else:
-            self.eval_mask = None
-            self.in_context = (torch.arange(self.L) < protocol.context)[:, None, None]
+        tensors = protocol.series_tensors
+        self.x, self.observed, self.raw = tensors["x"], tensors["observed"], tensors["raw"]
+        self.eval_mask = tensors["eval_mask"]
+        self.in_context = None if protocol.context is None else (torch.arange(self.L) < protocol.context)[:, None, None]
         self.timepoints = torch.arange(self.L, dtype=torch.float32)
 
     def __len__(self) -> int:
