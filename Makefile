@@ -10,7 +10,7 @@ export TSDIFF_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -c constraints.txt -e ".[dev,peers]"
 	touch $(STAMP)
 
 install: $(STAMP)
