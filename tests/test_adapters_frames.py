@@ -127,3 +127,29 @@ def test_gluonts_list_dataset_round_trip_and_forecasts():
     np.testing.assert_allclose(fcs[1].mean, samples[:, :, 1, 0].mean(0))
     multi = to_sample_forecasts(samples, "2020-01-06", "D", multivariate=True)[0]
     assert multi.samples.shape == (100, 3, 2)
+
+
+def test_wide_round_trip_keeps_attrs_freq_names_and_timezone():
+    df = _wide(cols=(3, 1, 2))
+    df.columns.name = "station"
+    df.attrs = {"units": "ug/m3", "source": "test"}
+    df.index = pd.date_range("2021-03-28 00:00", periods=len(df), freq="15min", tz="Europe/Berlin", name="ts")
+    s = from_wide_dataframe(df)
+    back = to_wide_dataframe(s)
+    pd.testing.assert_frame_equal(back, df)  # index (tz, name, freq), columns (labels, name, dtype), values
+    assert back.attrs == df.attrs and back.index.freqstr == "15min" and back.columns.name == "station"
+    assert s.node_names == ["3", "1", "2"]
+
+
+def test_wide_frame_bad_columns():
+    df = _wide()
+    df.columns = ["a", "a", "b"]
+    with pytest.raises(DataError, match="duplicate column 'a'"):
+        from_wide_dataframe(df)
+    df.columns = pd.MultiIndex.from_tuples([("x", 1), ("x", 2), ("y", 1)])
+    with pytest.raises(DataError, match="MultiIndex"):
+        from_wide_dataframe(df)
+    df = _wide()
+    df["label"] = "a"
+    with pytest.raises(DataError, match=r"\['label'\] are not numeric"):
+        from_wide_dataframe(df)

@@ -84,3 +84,31 @@ def test_scaler_values():
     assert MeanAbsScaler().fit(-x).std[0, 0] == pytest.approx(3.0)
     s = StandardScaler().fit(x)
     assert s.mean[0, 0] == 3.0 and s.std[0, 0] == pytest.approx(2.0)
+
+
+def test_block_training_mask():
+    import torch
+
+    from tsdiff.data.masking import TRAIN_MASKS, block_mask, missing_rate
+
+    assert TRAIN_MASKS.get("block") is block_mask
+    g = torch.Generator().manual_seed(0)
+    observed = torch.rand(64, 36, 10, 2, generator=g) > 0.1
+    cond = block_mask(observed, torch.Generator().manual_seed(1))
+    assert cond.shape == observed.shape and not (cond & ~observed).any()
+    assert torch.equal(cond, block_mask(observed, torch.Generator().manual_seed(1)))
+    hidden = (~cond).float()
+    # outages: series hidden for a contiguous run of 9..18 steps (ceil(36/4)..ceil(36/2)) on top of points
+    full = block_mask(torch.ones(400, 36, 5, 1, dtype=torch.bool), torch.Generator().manual_seed(2), point_max=0.0)
+    runs = []
+    for series in (~full).permute(0, 2, 3, 1).reshape(-1, 36).int():
+        if series.any():
+            edges = torch.diff(torch.cat([torch.zeros(1, dtype=torch.int32), series, torch.zeros(1, dtype=torch.int32)]))
+            (starts,), (ends,) = torch.nonzero(edges == 1, as_tuple=True), torch.nonzero(edges == -1, as_tuple=True)
+            runs += (ends - starts).tolist()
+            assert len(starts) == 1  # one outage per failing series
+    assert min(runs) == 9 and max(runs) == 18
+    failing = len(runs) / (400 * 5)
+    assert 0.12 < failing < 0.18  # failure_prob 0.15
+    rate = missing_rate(observed, cond)
+    assert 0.05 < rate < 0.25 and hidden.mean() > 0

@@ -145,3 +145,41 @@ def test_era5_protocols(data_dir):
     assert item["x"].shape == (24, 1617, 1) and not (item["cond_mask"] & item["score_mask"]).any()
     # metrics are in Kelvin: the raw values of a window are temperatures
     assert 250 < float(item["y"].mean()) < 300
+
+
+def test_etth1_protocol(data_dir):
+    p = build_protocol("etth1", data_dir)
+    assert p.id == "etth1-informer-c96-h24-s1" and p.task == "forecasting" and p.metric_space == "scaled"
+    assert p.window == 120 and p.context == 96 and p.series.shape == (17420, 1, 7)
+    test_cutoffs = p.splits["test"].starts + 96
+    assert len(test_cutoffs) == 2857 and test_cutoffs[0] == 11520 and test_cutoffs[-1] + 24 == 14400
+    assert (np.diff(test_cutoffs) == 1).all()
+    assert len(p.splits["train"]) == 8640 - 120 + 1 and (p.splits["train"].starts + 120).max() == 8640
+    val_cutoffs = p.splits["val"].starts + 96
+    assert val_cutoffs[0] == 8640 and val_cutoffs[-1] + 24 <= 11520 and len(val_cutoffs) == 120
+    # Informer's scaler: per-variable statistics of the 12 training months
+    np.testing.assert_allclose(p.scaler.mean[0], p.series.values[:8640, 0].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(p.scaler.std[0], p.series.values[:8640, 0].std(axis=0, ddof=1), rtol=1e-12)
+    item = p.dataset("test")[0]
+    np.testing.assert_array_equal(item["y"].numpy(), p.series.values[11424:11544])
+    assert item["score_mask"][96:].all() and not item["score_mask"][:96].any()
+    assert build_protocol("etth1", data_dir, {"metric_space": "data", "test_stride": 24}).metric_space == "data"
+    with pytest.raises(ConfigError, match="metric_space must be 'scaled' or 'data'"):
+        build_protocol("etth1", data_dir, {"metric_space": "kelvin"})
+    with pytest.raises(ConfigError, match="context must be an integer >= 1"):
+        build_protocol("etth1", data_dir, {"context": 0})
+
+
+def test_protocols_1_to_6_are_registered_tasks():
+    from tsdiff.data import DATASETS
+    from tsdiff.data.sources import PAPER_PROTOCOLS, SPECS, protocol_number
+
+    assert sorted(PAPER_PROTOCOLS) == [1, 2, 3, 4, 5, 6]
+    expected = {1: ("aqi36",), 2: ("physionet2012",), 3: ("exchange_rate",), 4: ("metr_la", "metr_la_impute"),
+                5: ("era5", "era5_impute"), 6: ("etth1",)}
+    assert PAPER_PROTOCOLS == expected
+    for number, names in PAPER_PROTOCOLS.items():
+        for name in names:
+            assert name in DATASETS and name in SPECS and protocol_number(name) == number
+    assert set(DATASETS.names()) == set(SPECS)  # every protocol names the files it reads
+    assert protocol_number("electricity") is None

@@ -10,7 +10,7 @@ from tsdiff.data.sources.base import DatasetSpec, DataFile, locate_files
 from tsdiff.errors import DatasetNotFoundError
 
 
-@pytest.mark.filterwarnings("ignore:.*BDay|.*PeriodDtype\[B\]:FutureWarning")
+@pytest.mark.filterwarnings(r"ignore:.*BDay|.*PeriodDtype\[B\]:FutureWarning")
 def test_exchange_rate_file_and_nips_split(data_dir):
     from tsdiff.data.sources.lstnet import exchange_rate_nips_split, load_exchange_rate
 

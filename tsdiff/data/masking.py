@@ -3,7 +3,11 @@
 Each strategy is a function ``strategy(observed, generator) -> cond_mask`` on a
 batch: ``observed`` is a bool tensor ``[B, ...]`` (any rank after the batch axis)
 and the returned ``cond_mask`` is a subset of it. The entries ``observed & ~cond_mask``
-become the training targets. Strategies follow CSDI (Tashiro et al. 2021, Sec. 4.2).
+become the training targets. ``random``, ``historical`` and ``mix`` follow CSDI
+(Tashiro et al. 2021, Sec. 4.2); ``block`` adds sensor-failure outages (GRIN / PriSTI).
+:func:`missing_rate` gives the realised rate of any mask. Forecast-horizon masks come
+with the forecasting windows themselves (their ``cond_mask``), and evaluation masks are
+in :mod:`tsdiff.data.eval_masks`.
 """
 
 from __future__ import annotations
@@ -67,6 +71,35 @@ def mix_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -
     pick = _uniform((observed.shape[0],), generator, observed.device) < 0.5
     pick = pick.reshape((-1,) + (1,) * (observed.dim() - 1))
     return torch.where(pick, rand, hist)
+
+
+@TRAIN_MASKS.register("block")
+def block_mask(observed: torch.Tensor, generator: torch.Generator | None = None, *, point_max: float = 0.15,
+               failure_prob: float = 0.15) -> torch.Tensor:
+    """Sensor failures: hide random points plus contiguous outages of whole series (time axis 1).
+
+    In each window b, every observed entry is hidden with probability ``r_b ~ U(0, point_max)``;
+    every series (each position of the axes after time, e.g. node and channel) independently
+    fails with probability ``failure_prob`` for a contiguous run of
+    ``U{ceil(L/4), ..., ceil(L/2)}`` steps at a uniform position (the GRIN / PriSTI
+    "block" pattern, in the window). Requires observed ``[B, L, ...]`` with L >= 1.
+
+    Returns:
+        cond_mask: bool, same shape, ``cond_mask <= observed``.
+    """
+    observed = observed.bool()
+    B, L = observed.shape[:2]
+    dev = observed.device
+    rate = _uniform((B,) + (1,) * (observed.dim() - 1), generator, dev) * point_max
+    hidden = _uniform(observed.shape, generator, dev) < rate
+    series_shape = (B, 1) + tuple(observed.shape[2:])
+    fails = _uniform(series_shape, generator, dev) < failure_prob
+    lo, hi = -(-L // 4), -(-L // 2)
+    length = lo + torch.floor(_uniform(series_shape, generator, dev) * (hi - lo + 1)).long()
+    start = torch.floor(_uniform(series_shape, generator, dev) * (L - length + 1).float()).long()
+    steps = torch.arange(L, device=dev).reshape((1, L) + (1,) * (observed.dim() - 2))
+    outage = fails & (steps >= start) & (steps < start + length)
+    return observed & ~(hidden | outage)
 
 
 def missing_rate(observed: torch.Tensor, cond_mask: torch.Tensor) -> float:

@@ -73,6 +73,11 @@ def from_wide_dataframe(df: pd.DataFrame, freq: str | None = None, channel: str 
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataError("DataFrame columns are a MultiIndex; flatten them (one column per series) first")
+    if not df.columns.is_unique:
+        dup = df.columns[df.columns.duplicated()][0]
+        raise DataError(f"DataFrame has duplicate column {dup!r}; every series needs its own column")
     index, freq = check_time_index(df.index, freq, "DataFrame")
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
@@ -80,17 +85,31 @@ def from_wide_dataframe(df: pd.DataFrame, freq: str | None = None, channel: str 
     values = df.to_numpy(dtype=np.float64)[:, :, None]
     return Series(
         values, index, [str(c) for c in df.columns], [channel],
-        attrs={"freq": freq, "columns": list(df.columns), "index_name": df.index.name, **attrs},
+        attrs={"freq": freq, "columns": list(df.columns), "columns_name": df.columns.name,
+               "index_name": df.index.name, "frame_attrs": dict(df.attrs), **attrs},
     )
 
 
 def to_wide_dataframe(series: Series, channel: int = 0) -> pd.DataFrame:
-    """Series ``[T, N, C]`` -> wide DataFrame of one channel (original column labels if known)."""
+    """Series ``[T, N, C]`` -> wide DataFrame of one channel.
+
+    Restores what :func:`from_wide_dataframe` kept: the original column labels and their
+    name, the index name and frequency, and ``DataFrame.attrs``.
+    """
     cols = series.attrs.get("columns")
     if cols is None or len(cols) != series.shape[1]:
         cols = list(series.node_names)
     index = pd.DatetimeIndex(series.time_index, name=series.attrs.get("index_name", series.time_index.name))
-    return pd.DataFrame(series.values[:, :, channel], index=index, columns=pd.Index(cols))
+    freq = series.attrs.get("freq")
+    if freq is not None and index.freq is None:
+        try:
+            index = pd.DatetimeIndex(index, freq=freq)
+        except ValueError:  # values no longer on that frequency (e.g. a slice with gaps)
+            pass
+    out = pd.DataFrame(series.values[:, :, channel], index=index,
+                       columns=pd.Index(cols, name=series.attrs.get("columns_name")))
+    out.attrs.update(series.attrs.get("frame_attrs", {}))
+    return out
 
 
 def from_long_dataframe(

@@ -109,8 +109,10 @@ class GridSource:
         if start < 0 or length < 1 or start + length > T:
             raise DataError(f"window [{start}, {start + length}) outside the {T} time steps")
         sl = {self.time_dim: slice(start, start + length)}
-        parts = [np.asarray(f.isel(sl).values, dtype=np.float64).reshape(length, -1) for f in self.fields]
-        return np.stack(parts, axis=-1)
+        out = np.empty((length, self.shape[1], len(self.fields)), dtype=np.float64)
+        for c, f in enumerate(self.fields):  # one variable at a time: peak = output + one variable's slice
+            out[:, :, c] = np.asarray(f.isel(sl).values).reshape(length, -1)
+        return out
 
     def to_series(self) -> Series:
         """Read everything into a Series ``[T, H * W, C]`` with ``spatial`` = :class:`GridSpatial`."""
@@ -155,6 +157,25 @@ class GridSource:
             else:
                 ds = ds.assign_coords({name: coord.sel({self.time_dim: ds[self.time_dim].values})})
         return ds
+
+
+def open_grid(path, variables: list[str] | None = None, chunks: dict | None = None) -> GridSource:
+    """Open any CF-convention netCDF (or other xarray-readable) file lazily as a GridSource.
+
+    Args:
+        chunks: dask chunks, e.g. ``{"time": 24}``; default: the file's own chunks.
+    Returns:
+        a :class:`GridSource` ``[T, H * W, C]``; nothing is read until windows are asked for.
+    Raises:
+        DataError: the file cannot be opened, or its axes are not recognisable.
+    """
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(path, chunks={} if chunks is None else chunks)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot open as a gridded dataset ({exc})") from None
+    return GridSource(ds, variables)
 
 
 def series_from_xarray(obj, variables: list[str] | None = None) -> Series:

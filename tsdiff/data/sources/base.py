@@ -14,10 +14,14 @@ from tsdiff.errors import DatasetNotFoundError
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file of a dataset and the SHA-256 of the published version."""
+    """One file of a dataset and the SHA-256 of the published version.
+
+    ``sha256`` is None where no published checksum is known (large files that are not
+    mirrored); such files are still found and hashed, but never reported as changed.
+    """
 
     name: str
-    sha256: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,44 @@ def checksums(spec: DatasetSpec, paths: dict[str, Path]) -> dict[str, str]:
     for f in spec.files:
         digest = sha256_file(paths[f.name])
         out[f.name] = digest
-        if digest != f.sha256:
+        if f.sha256 is not None and digest != f.sha256:
             warnings.warn(
                 f"dataset {spec.name!r}: {paths[f.name]} has SHA-256 {digest}, not the published "
                 f"{f.sha256}; results will not be comparable with published numbers",
                 stacklevel=2,
             )
+    return out
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """Result of checking one file of a dataset (``tsdiff datasets verify``).
+
+    ``status`` is ``"ok"`` (checksum matches), ``"unknown"`` (present, no published
+    checksum to compare), ``"mismatch"`` (present, different checksum) or ``"missing"``.
+    """
+
+    name: str
+    path: Path
+    status: str
+    sha256: str | None = None
+    expected: str | None = None
+
+
+def verify_files(spec: DatasetSpec, root: str | os.PathLike | None = None) -> list[FileStatus]:
+    """Find and hash every file of ``spec`` in the data directory, without raising.
+
+    Returns:
+        one :class:`FileStatus` per file of ``spec``, in the spec's order.
+    """
+    base, _ = data_dir(root)
+    out = []
+    for f in spec.files:
+        path = base / spec.folder / f.name
+        if not path.is_file():
+            out.append(FileStatus(f.name, path, "missing", None, f.sha256))
+            continue
+        digest = sha256_file(path)
+        status = "unknown" if f.sha256 is None else ("ok" if digest == f.sha256 else "mismatch")
+        out.append(FileStatus(f.name, path, status, digest, f.sha256))
     return out

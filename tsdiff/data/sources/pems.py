@@ -24,13 +24,13 @@ PEMS_NODES = {"pems04": 307, "pems08": 170}
 
 PEMS_SPECS = {
     "pems04": DatasetSpec(
-        "pems04", "pems",
+        "pems04_graph", "pems",
         (DataFile("PEMS04_distance.csv", "68ffaa80447eb34428a9999dc28363c61406ec0fd714686d0582d2386ac6f5f7"),),
         "ASTGCN repo https://github.com/guoshnBJTU/ASTGCN-r-pytorch data/PEMS04/distance.csv", "Caltrans PeMS",
         "PeMSD4 road graph, 307 nodes, edge list from,to,cost", "pems_graphs.md",
     ),
     "pems08": DatasetSpec(
-        "pems08", "pems",
+        "pems08_graph", "pems",
         (DataFile("PEMS08_distance.csv", "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7"),),
         "ASTGCN repo https://github.com/guoshnBJTU/ASTGCN-r-pytorch data/PEMS08/distance.csv", "Caltrans PeMS",
         "PeMSD8 road graph, 170 nodes, edge list from,to,cost", "pems_graphs.md",
@@ -38,7 +38,7 @@ PEMS_SPECS = {
 }
 
 PEMS_BAY_SPEC = DatasetSpec(
-    "pems_bay", "pems_bay",
+    "pems_bay_graph", "pems_bay",
     (
         DataFile("adj_mx_bay.pkl", "116275f5704d0d492018e14c047f7ae5004385b450aa907f88424055a4a97370"),
         DataFile("distances_bay_2017.csv", "e5feed06bfa1ba4c554a946d0e03d99f2018365eec5a8f28fd8504dea9d082b5"),
