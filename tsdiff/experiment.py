@@ -18,8 +18,77 @@ from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
 from tsdiff.training.evaluate import evaluate
 from tsdiff.training.module import DiffusionModule
+from tsdiff.training.spatial_state import check_same_spatial, spatial_state
 
 MODEL_FILE = "model.pt"
+
+
+#: Lightning checkpoints under ``<output.dir>/checkpoints``: end of epoch, and every
+#: ``trainer.checkpoint_every_n_steps`` optimiser steps.
+LAST_CKPT, STEP_CKPT = "last.ckpt", "step.ckpt"
+
+
+class ResumeStateCallback(L.Callback):
+    """Stores what Lightning does not in every checkpoint, and restores it on resume.
+
+    - The global RNG states: training draws its noise, diffusion times and masks from
+      the global torch RNG, so a resumed run only continues exactly like an
+      uninterrupted one if the RNG continues from the same state.
+    - The training loader's position inside the epoch (Lightning sets the loaders up
+      while estimating the stepping batches for the LR schedule, before it restores a
+      checkpoint, and then skips restoring loader states).
+
+    Everything is plain tensors and lists, so the checkpoint loads with ``weights_only=True``.
+    """
+
+    def __init__(self) -> None:
+        self._loader_state: dict | None = None
+
+    def state_dict(self) -> dict:
+        import random
+
+        import numpy as np
+
+        np_state = np.random.get_state()
+        state = {"torch": torch.get_rng_state(), "python": _plain_tuple(random.getstate()),
+                 "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        loader = getattr(self, "_trainer", None) and self._trainer.train_dataloader
+        if loader is not None and hasattr(loader, "state_dict"):
+            state["train_loader"] = loader.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        import random
+
+        import numpy as np
+
+        torch.set_rng_state(state["torch"])
+        random.setstate(_tuple(state["python"]))
+        name, keys, *rest = state["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        self._loader_state = state.get("train_loader")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the restore, before the first training batch is drawn
+        loader = trainer.train_dataloader
+        if self._loader_state is not None and hasattr(loader, "load_state_dict"):
+            loader.load_state_dict(self._loader_state)
+        self._loader_state = None
+
+
+def _plain_tuple(obj):
+    return [_plain_tuple(v) for v in obj] if isinstance(obj, (tuple, list)) else obj
+
+
+def _tuple(obj):
+    return tuple(_tuple(v) for v in obj) if isinstance(obj, list) else obj
 
 
 def _trainer(cfg: dict, out: Path) -> L.Trainer:
@@ -27,33 +96,93 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     from lightning.pytorch.loggers import CSVLogger
 
     t = dict(cfg["trainer"])
+    every = t.pop("checkpoint_every_n_steps", None)
+    t.pop("resume", None)
+    t.pop("compile", None)  # applied to the network by fit(), not a Trainer argument
     kwargs = {k: v for k, v in t.items() if v is not None}
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min",
                            save_last=True, save_top_k=1)
-    return L.Trainer(default_root_dir=out, logger=CSVLogger(out, name="logs"), callbacks=[ckpt],
+    callbacks = [ckpt, ResumeStateCallback()]
+    if every:  # a rolling mid-epoch checkpoint to resume from after a crash
+        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename=Path(STEP_CKPT).stem, monitor=None,
+                                         every_n_train_steps=every, save_top_k=1, enable_version_counter=False))
+    return L.Trainer(default_root_dir=out, logger=CSVLogger(out, name="logs"), callbacks=callbacks,
                      enable_model_summary=False, **kwargs)
+
+
+def resume_checkpoint(cfg: dict) -> Path | None:
+    """The Lightning checkpoint ``fit`` continues from, per ``trainer.resume``.
+
+    ``false``: none. ``true``: the checkpoint of ``<output.dir>/checkpoints`` with the
+    most optimiser steps (the end-of-epoch ``last.ckpt`` or the mid-epoch
+    ``step.ckpt``); None when there is none yet (the run starts from scratch).
+    Unreadable (e.g. truncated) checkpoints are skipped with a warning. A path: that file.
+
+    Raises:
+        ConfigError: ``trainer.resume`` names a file that does not exist or cannot be read.
+    """
+    import warnings
+
+    resume = cfg["trainer"].get("resume", False)
+    if resume is False or resume is None:
+        return None
+
+    def steps(path: Path) -> int:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            return int(ckpt["global_step"])
+        except Exception as exc:  # truncated / foreign file
+            raise ConfigError(f"checkpoint {str(path)!r} cannot be resumed from ({type(exc).__name__}: {exc})") from None
+
+    if isinstance(resume, str) and resume.lower() not in ("true", "last"):
+        path = Path(resume)
+        if not path.is_file():
+            raise ConfigError(f"trainer.resume: checkpoint {resume!r} does not exist; pass true to resume "
+                              "from the newest checkpoint of output.dir")
+        steps(path)
+        return path
+    found = []
+    for name in (LAST_CKPT, STEP_CKPT):
+        path = resolve_output_dir(cfg) / "checkpoints" / name
+        if path.is_file():
+            try:
+                found.append((steps(path), name == LAST_CKPT, path))  # ties: the end-of-epoch one
+            except ConfigError as exc:
+                warnings.warn(f"skipping an unreadable checkpoint: {exc}", stacklevel=2)
+    return max(found)[2] if found else None
 
 
 def fit(cfg: dict) -> Path:
     """Train the configured model; writes ``<output.dir>/model.pt`` and ``fit.json``.
 
-    The saved weights are those with the lowest validation loss.
+    The saved weights are those with the lowest validation loss. With
+    ``trainer.resume`` the run continues from a Lightning checkpoint (weights,
+    optimiser, scheduler, loop and data-loader position, RNG states), so an
+    interrupted run ends exactly as an uninterrupted one in deterministic mode.
     """
     code_version = git_commit()  # before anything slow: the code that is running now
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     out = resolve_output_dir(cfg)
+    ckpt_path = resume_checkpoint(cfg)  # a bad trainer.resume fails before anything slow
     out.mkdir(parents=True, exist_ok=True)
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     module = DiffusionModule(
         model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=data["train_mask"],
         signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
+        spatial=spatial_state(protocol.series.spatial),
     )
+    if cfg["trainer"].get("compile"):
+        module.net.compile()  # in place: checkpoints keep the plain parameter names
     dm = WindowDataModule(protocol, data["batch_size"], data["num_workers"], seed=cfg["seed"])
     trainer = _trainer(cfg, out)
+    if ckpt_path is not None:
+        print(f"resuming from {ckpt_path}")
     t0 = time.perf_counter()
-    trainer.fit(module, dm)
+    trainer.fit(module, dm, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = time.perf_counter() - t0
+    if not trainer.is_global_zero:  # strategy "ddp" runs this function in every process: rank 0 saves
+        return out / MODEL_FILE
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -91,12 +220,18 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     data, ev = cfg["data"], cfg["eval"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     check_signature(module.hparams["signature"], protocol.signature)
-    res = evaluate(
-        module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
-        eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],
-        chunk_size=ev["chunk_size"], seed=cfg["seed"],
-        limit_windows=ev["limit_windows"], progress=progress,
-    )
+    check_same_spatial(module.hparams.get("spatial"), protocol.series.spatial)
+    if ev.get("compile"):
+        module.net.compile()
+    bf16 = ev.get("precision") == "bf16-mixed"
+    with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=bf16):
+        res = evaluate(
+            module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
+            eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],
+            chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
+            conditioning_options=ev["conditioning_options"], seed=cfg["seed"],
+            limit_windows=ev["limit_windows"], progress=progress,
+        )
     record = make_record(
         task=f"{data['dataset']}_{cfg['task']}", protocol=protocol.id, model=cfg["model"]["name"],
         sampler=ev["sampler"], nfe=res["nfe"], n_samples=ev["n_samples"], seed=cfg["seed"], metrics=res["metrics"],

@@ -58,6 +58,10 @@ class Denoiser(nn.Module):
     """
 
     prediction: str = "eps"
+    #: True for networks that generate one time step after another (TimeGrad). DiffusionModule
+    #: then trains through ``autoregressive_loss(process, cond, observed, generator)`` and
+    #: samples through ``sample_autoregressive(cond, draw)`` (see tsdiff.models.timegrad).
+    autoregressive: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,6 +69,15 @@ class Denoiser(nn.Module):
 
     def config(self) -> dict:
         return dict(self._config)
+
+    def check_data(self, signature: dict) -> None:
+        """Refuse data this network cannot model (called by DiffusionModule with the data
+        signature: task, context, num_nodes, ...). Raises ConfigError naming the fix."""
+
+    def check_spatial(self, spatial) -> None:
+        """Refuse spatial metadata this network cannot use (called by DiffusionModule with
+        the data's ``Series.spatial``: None, a GraphSpatial or a GridSpatial; the same object
+        arrives in every ``Condition.spatial``). Raises DataError naming the fix."""
 
     def check_input(self, x: torch.Tensor, cond: Condition) -> None:
         expected = (self._config["num_nodes"], self._config["num_channels"])

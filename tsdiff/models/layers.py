@@ -53,22 +53,93 @@ class DiffusionStepEmbedding(nn.Module):
         return F.silu(self.proj2(F.silu(self.proj1(x))))
 
 
+#: Attention kernels of :class:`TransformerLayer` (model option ``attention``).
+ATTENTION_KINDS = ("softmax", "linear")
+
+
+def dropout_mask(shape: tuple[int, ...] | torch.Size, p: float, device=None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bernoulli keep-mask with ``P(keep) = 1 - p`` from 15-bit uniform integers.
+
+    On CPU, ``bernoulli_`` (what ``F.dropout`` draws) costs one generator call and a float
+    conversion per entry and dominated the CSDI training profile. Here each 31-bit draw
+    of ``random_`` is masked to two 15-bit uniform integers (its two 16-bit halves with
+    the top bit cleared), so one draw serves two entries and one vectorised comparison
+    with a scalar threshold gives the mask. The realised drop probability is
+    ``round(p 2^15) / 2^15`` (within 1.6e-5 of ``p``).
+
+    Returns:
+        bool tensor of ``shape`` (True = keep).
+    """
+    n = math.prod(shape)
+    raw = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_(generator=generator)
+    halves = raw.bitwise_and_(0x7FFF7FFF).view(torch.int16)  # 2 uniform integers in [0, 2^15) per draw
+    return halves[:n].view(shape) >= round(p * 32768)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout`` with the cheaper CPU mask of :func:`dropout_mask` (same distribution
+    up to 1.6e-5 in ``p``); on other devices ``F.dropout`` itself."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    # a scaled float mask: the product and its backward stay single-dtype (vectorised)
+    return x * dropout_mask(x.shape, p, x.device).to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention (Vaswani et al. 2017) on ``[S, h, T, d]`` tensors.
+
+    Without dropout this is ``F.scaled_dot_product_attention`` (the fused kernel). With
+    attention dropout on CPU the fused kernel falls back to a generic path that also
+    scans every row for ``-inf`` (for masks tsdiff never passes); the explicit
+    ``softmax(q k^T / sqrt(d))`` with :func:`dropout` computes the same thing faster.
+    """
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    scores = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-1, -2))
+    return torch.matmul(dropout(scores.softmax(dim=-1), dropout_p, True), v)
+
+
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Linear attention of Katharopoulos et al. 2020 ("Transformers are RNNs"), non-causal.
+
+    ``out_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / (phi(q_i)^T sum_j phi(k_j))`` with
+    ``phi = elu + 1``: cost and memory ``O(T d^2)`` instead of ``O(T^2 d)``, for attention
+    over many features (electricity's 370 series) or long windows.
+
+    Args:
+        q, k, v: ``[S, h, T, d]``.
+    Returns:
+        ``[S, h, T, d]``.
+    """
+    q, k = F.elu(q) + 1.0, F.elu(k) + 1.0
+    kv = torch.matmul(k.transpose(-1, -2), v)  # [S, h, d, d]
+    z = torch.matmul(q, k.sum(dim=-2, keepdim=True).transpose(-1, -2))  # [S, h, T, 1]
+    return torch.matmul(q, kv) / (z + eps)
+
+
 class TransformerLayer(nn.Module):
     """One post-norm transformer encoder layer (GELU feed-forward) on fused attention.
 
     Same computation as ``nn.TransformerEncoderLayer(d, h, ff, dropout, "gelu",
     batch_first=True)``, written on ``F.scaled_dot_product_attention`` so the
-    attention kernel can be swapped (e.g. for linear attention) in one place.
-    ``attention_dropout`` (default: ``dropout``) applies to the attention weights;
-    on CPU it costs as much as the attention itself, so it can be set apart.
+    attention kernel can be swapped in one place: ``attention="linear"`` uses
+    :func:`linear_attention` (linear in the sequence length).
+    ``attention_dropout`` (default: ``dropout``) applies to the attention weights
+    (softmax attention only); dropout masks on CPU come from :func:`dropout_mask`.
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float = 0.1,
-                 attention_dropout: float | None = None) -> None:
+                 attention_dropout: float | None = None, attention: str = "softmax") -> None:
         super().__init__()
         if d_model % nhead:
             raise ValueError(f"channels ({d_model}) must be divisible by heads ({nhead})")
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
         self.nhead = nhead
+        self.attention = attention
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.ff1 = nn.Linear(d_model, dim_feedforward)
@@ -79,12 +150,15 @@ class TransformerLayer(nn.Module):
         self.attention_dropout = dropout if attention_dropout is None else attention_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args: x ``[S, T, d]`` (S independent sequences of length T)."""
+        """Args: x ``[S, T, d]`` (S independent sequences of length T). Returns ``[S, T, d]``."""
         S, T, d = x.shape
         q, k, v = self.qkv(x).view(S, T, 3, self.nhead, d // self.nhead).permute(2, 0, 3, 1, 4)
         p = self.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attention_dropout if self.training else 0.0)
+        if self.attention == "linear":
+            a = linear_attention(q, k, v)
+        else:
+            a = softmax_attention(q, k, v, self.attention_dropout if self.training else 0.0)
         a = a.transpose(1, 2).reshape(S, T, d)
-        x = self.norm1(x + F.dropout(self.out(a), p, self.training))
-        h = self.ff2(F.dropout(F.gelu(self.ff1(x)), p, self.training))
-        return self.norm2(x + F.dropout(h, p, self.training))
+        x = self.norm1(x + dropout(self.out(a), p, self.training))
+        h = self.ff2(dropout(F.gelu(self.ff1(x)), p, self.training))
+        return self.norm2(x + dropout(h, p, self.training))

@@ -8,8 +8,9 @@ import torch
 from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss
-from tsdiff.diffusion.components import build_sampler
+from tsdiff.diffusion.components import build_conditioning, build_sampler
 from tsdiff.models import Condition, build_model
+from tsdiff.training.spatial_state import spatial_from_state
 
 
 def sampler_config(steps: int | None = None, eta: float | None = None, options: dict | None = None) -> dict:
@@ -19,6 +20,33 @@ def sampler_config(steps: int | None = None, eta: float | None = None, options: 
     if eta is not None:
         out["eta"] = eta
     return out
+
+
+def check_sample_input(x: torch.Tensor, cond_mask: torch.Tensor, n_samples: int) -> None:
+    """Refuse sampling inputs that would silently give NaN or misaligned samples.
+
+    Args:
+        x: ``[B, L, N, C]`` scaled values; must be finite everywhere (0 where missing).
+        cond_mask: bool ``[B, L, N, C]``.
+        n_samples: samples per window (>= 1).
+    Raises:
+        DataError: non-finite ``x``, a mask of another shape or a non-bool mask.
+        ConfigError: ``n_samples`` < 1.
+    """
+    from tsdiff.errors import ConfigError, DataError
+
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    if tuple(cond_mask.shape) != tuple(x.shape):
+        raise DataError(f"cond_mask shape {tuple(cond_mask.shape)} must equal x's shape {tuple(x.shape)} "
+                        "([B, L, N, C]: one flag per value)")
+    if cond_mask.dtype != torch.bool:
+        raise DataError(f"cond_mask must be bool (True = condition on this value), got dtype {cond_mask.dtype}; "
+                        "pass e.g. mask > 0")
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise DataError(f"x has {bad} NaN/inf value(s); missing values must be 0 in x and False in cond_mask "
+                        "(torch.nan_to_num(x) after building the mask from ~isnan)")
 
 
 class DiffusionModule(L.LightningModule):
@@ -33,13 +61,20 @@ class DiffusionModule(L.LightningModule):
         signature: the data signature (num_nodes, num_channels, window, names, protocol).
         scaler: state dict of the fitted scaler (kept with the weights).
         config: the full experiment config, saved for reproducibility.
+        spatial: the data's graph / grid as plain data
+            (:func:`tsdiff.training.spatial_state.spatial_state` of ``Series.spatial``), or
+            None; every network call gets it rebuilt in ``Condition.spatial``.
     """
 
     def __init__(self, model: dict, process: dict, optim: dict, train_mask: str, signature: dict,
-                 scaler: dict, config: dict | None = None) -> None:
+                 scaler: dict, config: dict | None = None, spatial: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = build_model(model, signature["num_nodes"], signature["num_channels"])
+        self.net.check_data(signature)
+        #: GraphSpatial / GridSpatial / None, passed to the network in every Condition
+        self.spatial = spatial_from_state(spatial)
+        self.net.check_spatial(self.spatial)
         proc = dict(process)
         self.process = build_process(proc.pop("name"), **proc)
         self.mask_fn = TRAIN_MASKS.get(train_mask)
@@ -47,7 +82,8 @@ class DiffusionModule(L.LightningModule):
         self.optim = dict(optim)
         #: sampling settings used by ``predict_step`` (``Trainer.predict``)
         self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None,
-                                 "sampler_options": None, "chunk_size": None}
+                                 "sampler_options": None, "chunk_size": None,
+                                 "conditioning": "conditional", "conditioning_options": None}
 
     # --- training -------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -60,13 +96,25 @@ class DiffusionModule(L.LightningModule):
         cond_mask = batch.get("cond_mask")
         if cond_mask is None:
             cond_mask = self.mask_fn(observed, generator)
+        if self.net.autoregressive:  # the network owns its factorisation over time (teacher forcing)
+            cond = Condition(values=x, cond_mask=cond_mask, timepoints=batch.get("timepoints"), spatial=self.spatial)
+            return self.net.autoregressive_loss(self.process, cond, observed, generator=generator)
         target = observed & ~cond_mask
         t = self.process.sample_train_time(x.shape[0], generator=generator, device=x.device)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x_t = self.process.sample_noisy(x, t, noise)
-        cond = Condition(values=x, cond_mask=cond_mask, timepoints=batch.get("timepoints"))
+        cond = Condition(values=x, cond_mask=cond_mask, timepoints=batch.get("timepoints"), spatial=self.spatial)
         eps = self.net(x_t, self.process.network_time(t), cond)
         return masked_eps_loss(eps, noise, target)
+
+    def setup(self, stage: str) -> None:
+        # Under DDP every process starts from the same RNG state (same seed, or the state
+        # copied by the spawn launcher): all ranks would draw identical noise, diffusion
+        # times and masks for their different windows. Offset every rank but rank 0, so a
+        # single-process run is unchanged.
+        trainer = self._trainer
+        if stage == "fit" and trainer is not None and trainer.world_size > 1 and trainer.global_rank > 0:
+            torch.manual_seed(torch.initial_seed() + 7919 * trainer.global_rank)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.diffusion_loss(batch)
@@ -108,7 +156,7 @@ class DiffusionModule(L.LightningModule):
         data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
         return {"samples": data, "start": batch["start"]}
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: guidance conditioning differentiates through the network
     def sample(
         self,
         x: torch.Tensor,
@@ -122,6 +170,8 @@ class DiffusionModule(L.LightningModule):
         sampler_options: dict | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int | None = None,
+        conditioning: str = "conditional",
+        conditioning_options: dict | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Draw conditional samples in the scaled space.
 
@@ -132,33 +182,55 @@ class DiffusionModule(L.LightningModule):
             x: ``[B, L, N, C]`` scaled values (conditioning entries are used).
             cond_mask: bool ``[B, L, N, C]``.
             timepoints: ``[B, L]`` or None.
+            conditioning: strategy name in :data:`tsdiff.diffusion.CONDITIONING`
+                (``conditional``: the network sees the observations, as CSDI;
+                ``inpainting``: noised observations re-imposed after every step,
+                with RePaint resampling via ``conditioning_options={resample: r}``;
+                ``guidance``: observation-likelihood gradient). It wraps the
+                network as it is; ``conditioning_options`` are the strategy's options.
         Returns:
             ``(samples, nfe)``: samples ``[S, B, L, N, C]`` whose conditioning entries
             equal ``x`` exactly, and the network evaluations per sample path.
         """
+        check_sample_input(x, cond_mask, n_samples)
         was_training = self.training
         self.eval()
         fn = build_sampler(sampler, **sampler_config(steps, eta, options=sampler_options))
+        strategy = build_conditioning(conditioning, **(conditioning_options or {}))
         B = x.shape[0]
-        if chunk_size is None:
-            chunk_size = 64 if x.device.type == "cpu" else 2048
-        cond = Condition(values=x, cond_mask=cond_mask, timepoints=timepoints).repeat(n_samples)
+        if chunk_size is None:  # autoregressive networks hold one time step at a time: all pairs at once
+            chunk_size = B * n_samples if self.net.autoregressive else (64 if x.device.type == "cpu" else 2048)
+
+        def draw(denoise_net, observed: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+            """One conditioned sampler run from the prior on ``observed``'s shape (autoregressive
+            networks, one time step); ``denoise_net(x, noise_level) -> eps``."""
+            x_T = self.process.prior_sample(observed.shape, generator=generator, device=x.device, dtype=x.dtype)
+            setup = strategy(lambda x_t, t: denoise_net(x_t, self.process.network_time(t)), self.process,
+                             observed, mask, generator=generator)
+            res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
+            return res.x0, res.nfe + setup.extra_nfe()
+        cond = Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial).repeat(n_samples)
         total = B * n_samples
         outs, nfe = [], 0
         for lo in range(0, total, chunk_size):
             hi = min(lo + chunk_size, total)
             sub = Condition(
                 values=cond.values[lo:hi], cond_mask=cond.cond_mask[lo:hi],
-                timepoints=None if cond.timepoints is None else cond.timepoints[lo:hi],
+                timepoints=None if cond.timepoints is None else cond.timepoints[lo:hi], spatial=self.spatial,
             )
+            if self.net.autoregressive:  # one batched pass per generated time step (TimeGrad)
+                x0, nfe = self.net.sample_autoregressive(sub, draw)
+                outs.append(impose_observed(x0, sub.values, sub.cond_mask))
+                continue
             x_T = self.process.prior_sample(sub.values.shape, generator=generator, device=x.device, dtype=x.dtype)
 
             def denoise(x_t: torch.Tensor, t: torch.Tensor, sub: Condition = sub) -> torch.Tensor:
                 return self.net(x_t, self.process.network_time(t), sub)
 
-            res = fn(denoise, x_T, self.process, generator=generator)
+            setup = strategy(denoise, self.process, sub.values, sub.cond_mask, generator=generator)
+            res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
             outs.append(impose_observed(res.x0, sub.values, sub.cond_mask))
-            nfe = res.nfe
+            nfe = res.nfe + setup.extra_nfe()
         if was_training:
             self.train()
         return torch.cat(outs).reshape((n_samples,) + tuple(x.shape)), nfe
