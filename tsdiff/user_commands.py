@@ -1,0 +1,400 @@
+"""``tsdiff impute``, ``tsdiff forecast``, ``tsdiff predict`` and ``tsdiff plot``: commands on a user's files.
+
+They wrap :class:`tsdiff.Imputer` / :class:`tsdiff.Forecaster` (settings from ``--config``
+YAML and ``key=value`` overrides, or a saved model with ``--model``) and
+:mod:`tsdiff.plotting`. ``tsdiff.cli`` registers them with :func:`add_parsers`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tsdiff.errors import ConfigError, DataError
+
+_SETTINGS_HELP = ("settings as key=value (YAML values) on top of --config, e.g. max_steps=200 window=48 "
+                  "'model_options={layers: 2, channels: 32}'; give them right after INPUT, before the options")
+
+
+def add_parsers(sub) -> None:
+    """Add the ``impute``, ``forecast``, ``predict`` and ``plot`` sub-commands to ``sub``."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    i = sub.add_parser("impute", help="fill the missing values of a CSV table or netCDF grid", formatter_class=fmt,
+                       description=(
+        "Fill the NaN / empty cells of INPUT and write OUTPUT in the same format.\n\n"
+        "INPUT.csv: first column time (or any row label), one numeric column per series; empty cells, NaN or NA\n"
+        "are missing. OUTPUT.csv keeps the header, the index and every observed cell byte for byte; each\n"
+        "missing cell gets the median of --n-samples imputations.\n"
+        "INPUT.nc: a netCDF grid (time, latitude, longitude); NaN cells are filled, coordinates, attributes and\n"
+        "encoding are kept, observed values are copied unchanged.\n\n"
+        "Without --model a tsdiff.Imputer is first trained on INPUT itself (settings: --config YAML of Imputer\n"
+        "arguments, then key=value overrides). --model uses a file saved by Imputer.save / --save-model, or\n"
+        "an imputation model.pt from `tsdiff fit` (same columns required).\n\n"
+        "example: tsdiff impute sensors.csv max_steps=300 -o filled.csv --plot gaps.png"))
+    i.add_argument("input", help="INPUT.csv or INPUT.nc")
+    i.add_argument("-o", "--output", required=True, help="OUTPUT.csv or OUTPUT.nc (same kind as INPUT)")
+    i.add_argument("settings", nargs="*", help=_SETTINGS_HELP)
+    _model_args(i)
+    i.add_argument("--n-samples", type=int, default=None, help="imputations per window (default: the model's)")
+    i.add_argument("--uncertainty", default=None, help=(
+        "also write per-missing-entry mean, std and 5/50/95%% quantiles: a CSV (time, column, ...) for CSV input, "
+        "a netCDF with a 'stat' dimension for grids"))
+    i.add_argument("--plot", default=None, help="write a PNG of the imputations with 90%% intervals (grids: maps)")
+
+    f = sub.add_parser("forecast", help="forecast the steps after a CSV table or netCDF grid", formatter_class=fmt,
+                       description=(
+        "Forecast the --prediction-length steps after the end of INPUT.\n\n"
+        "INPUT.csv: first column timestamps (regular frequency), one numeric column per series.\n"
+        "INPUT.nc: a netCDF grid (time, latitude, longitude).\n"
+        "OUTPUT.csv: mean and quantile columns 'series:stat' on the future timestamps;\n"
+        "OUTPUT.nc: all sample paths with a 'sample' dimension and the input's coordinates.\n\n"
+        "Without --model a tsdiff.Forecaster is trained on INPUT (settings: --config YAML of Forecaster\n"
+        "arguments, then key=value overrides); --model uses a file saved by Forecaster.save / --save-model.\n\n"
+        "example: tsdiff forecast rates.csv -o next30.csv --prediction-length 30 --plot fan.png"))
+    f.add_argument("input", help="INPUT.csv or INPUT.nc")
+    f.add_argument("-o", "--output", required=True, help="OUTPUT.csv (quantiles) or OUTPUT.nc (samples)")
+    f.add_argument("settings", nargs="*", help=_SETTINGS_HELP)
+    _model_args(f)
+    f.add_argument("--prediction-length", type=int, default=None, help="steps to forecast (default 24)")
+    f.add_argument("--context-length", type=int, default=None, help="history steps the model sees (default 2 x H)")
+    f.add_argument("--n-samples", type=int, default=None, help="sample paths (default 100)")
+    f.add_argument("--sampler", default=None, help="sampler name (ddpm, ddim, heun, dpm_solver_pp, ...)")
+    f.add_argument("--steps", type=int, default=None, help="sampler steps (default: all diffusion steps)")
+    f.add_argument("--plot", default=None, help="write a fan chart PNG")
+
+    p = sub.add_parser("predict", help="sample a trained run's evaluation windows and write the predictions",
+                       formatter_class=fmt, description=(
+        "Load MODEL (model.pt from `tsdiff fit`, or its run directory), draw eval.n_samples samples for every\n"
+        "window of eval.split of its protocol, and write them: OUTPUT.nc (samples with dims sample, window,\n"
+        "step, node, channel, plus the inputs and masks) or OUTPUT.csv (one row per predicted entry: window,\n"
+        "time, node, channel, observed value, mean, std, 5/50/95% quantiles).\n\n"
+        "Overrides come right after MODEL, before the options.\n\n"
+        "example: tsdiff predict runs/csdi_aqi36 eval.n_samples=20 eval.limit_windows=4 -o preds.nc"))
+    p.add_argument("model", help="model file (model.pt) or the run directory that holds it")
+    p.add_argument("-o", "--output", required=True, help="OUTPUT.nc or OUTPUT.csv")
+    p.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. eval.sampler=ddim eval.steps=10")
+    p.add_argument("--plot", default=None, help="write a PNG of the first window (fan chart or imputation plot)")
+
+    g = sub.add_parser("plot", help="plot result records: leaderboard or CRPS versus NFE", formatter_class=fmt,
+                       description=(
+        "Read result records (JSON files written by `tsdiff test` / `tsdiff bench`, or folders of them) and\n"
+        "write a PNG: 'leaderboard' (a metric per model/sampler, best on top) or 'nfe' (CRPS against network\n"
+        "evaluations, one line per sampler).\n\n"
+        "example: tsdiff plot nfe results/ -o crps_nfe.png"))
+    g.add_argument("kind", choices=["leaderboard", "nfe"], help="which plot")
+    g.add_argument("records", nargs="+", help="record JSON files or folders holding them")
+    g.add_argument("-o", "--output", required=True, help="OUTPUT.png")
+    g.add_argument("--metric", default="crps", help="metric key in the records (default crps)")
+
+
+def _model_args(p) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="a saved model file to use instead of training on INPUT")
+    src.add_argument("--config", default=None, help="YAML mapping of constructor arguments for the model trained on INPUT")
+    p.add_argument("--save-model", default=None, help="save the model trained on INPUT to this file")
+    p.add_argument("--seed", type=int, default=None, help="random_state (training and sampling)")
+
+
+def _settings(cls, config: str | None, overrides: list[str], extra: dict) -> dict:
+    import yaml
+
+    from tsdiff.config import parse_override
+
+    valid = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+    out: dict = {}
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {config!r} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config}: expected a YAML mapping of {cls.__name__} arguments")
+        out.update(loaded)
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) == 1:
+            out[keys[0]] = value
+        else:  # model_options.layers=2
+            out.setdefault(keys[0], {})
+            node = out[keys[0]]
+            for k in keys[1:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = value
+    out.update({k: v for k, v in extra.items() if v is not None})
+    unknown = sorted(set(out) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} setting(s) {unknown}; valid settings are: {', '.join(valid)}")
+    return out
+
+
+def _check_output(args, kind_in: str) -> str:
+    from tsdiff.userfiles import file_kind
+
+    kind_out = file_kind(args.output, "output")
+    if kind_out != kind_in:
+        raise ConfigError(f"output {args.output!r} is {kind_out} but the input is {kind_in}; write the same kind "
+                          f"(.csv for tables, .nc for grids)")
+    if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
+        raise ConfigError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
+    return kind_out
+
+
+# --------------------------------------------------------------------------- impute
+def impute_command(args) -> int:
+    from tsdiff.api import Imputer
+    from tsdiff.userfiles import file_kind
+
+    kind = file_kind(args.input, "input")
+    _check_output(args, kind)
+    if args.model:
+        imp = Imputer.load(args.model)
+        if args.settings or args.seed is not None:
+            raise ConfigError("settings and --seed apply to a model trained on INPUT; drop them with --model")
+    else:
+        imp = Imputer(**_settings(Imputer, args.config, args.settings, {"random_state": args.seed}))
+    n = args.n_samples if args.n_samples is not None else imp.n_samples
+    if kind == "csv":
+        _impute_csv(imp, args, n)
+    else:
+        _impute_grid(imp, args, n)
+    if args.save_model and not args.model:
+        imp.save(args.save_model)
+        print(f"saved model to {args.save_model}")
+    return 0
+
+
+def _impute_csv(imp, args, n: int) -> None:
+    import pandas as pd
+
+    from tsdiff.plotting import plot_imputation
+    from tsdiff.userfiles import read_csv_table, write_imputed_csv
+
+    df, rows, eol = read_csv_table(args.input)
+    if args.model:
+        _check_loaded_columns(imp, df)
+    else:
+        imp.fit(df)
+    frame = df if hasattr(imp, "feature_names_in_") else df.to_numpy()
+    draws = imp.sample(frame, n)
+    arr = df.to_numpy()
+    missing = np.isnan(arr)
+    point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
+    filled = np.where(missing, point, arr)
+    write_imputed_csv(args.output, rows, filled, missing, eol)
+    print(f"imputed {int(missing.sum())} missing value(s) in {arr.shape[0]} rows x {arr.shape[1]} columns -> "
+          f"{args.output}")
+    if args.uncertainty:
+        t, f = np.nonzero(missing)
+        q = np.quantile(draws[:, t, f], [0.05, 0.5, 0.95], axis=0)
+        table = pd.DataFrame({df.index.name or "index": df.index[t], "column": df.columns[f],
+                              "mean": draws[:, t, f].mean(axis=0), "std": draws[:, t, f].std(axis=0),
+                              "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]})
+        table.to_csv(args.uncertainty, index=False)
+    if args.plot:
+        plot_imputation(df, draws, args.plot)
+        print(f"wrote {args.plot}")
+
+
+def _check_loaded_columns(imp, df) -> None:
+    sig = imp.signature_
+    names = [str(c) for c in df.columns]
+    if len(names) != sig["num_nodes"] * sig["num_channels"]:
+        raise DataError(f"the table has {len(names)} columns but the model was trained on "
+                        f"{sig['num_nodes'] * sig['num_channels']}; pass the same columns as in training")
+    if sig.get("node_names") and sig["num_channels"] == 1 and list(sig["node_names"]) != names \
+            and not all(n.startswith("x") for n in sig["node_names"]):
+        raise DataError(f"the table's columns {names[:3]}... differ from the model's {list(sig['node_names'])[:3]}...; "
+                        "pass the same columns in the same order as in training")
+
+
+def _impute_grid(imp, args, n: int) -> None:
+    from tsdiff.data.adapters.grid import GridSource
+    from tsdiff.plotting import plot_grid_maps
+    from tsdiff.userfiles import open_grid, write_grid
+
+    ds = open_grid(args.input)
+    source = GridSource(ds)
+    series = source.to_series()
+    if args.model:
+        sig = imp.signature_
+        if (sig["num_nodes"], sig["num_channels"]) != series.shape[1:]:
+            raise DataError(f"the grid has {series.shape[1]} cells x {series.shape[2]} variable(s) but the model was "
+                            f"trained on {sig['num_nodes']} x {sig['num_channels']}; use the same grid and variables")
+    else:
+        imp._fit_series(series, grid_shape=source.spatial.shape)
+    values = series.values
+    missing = np.isnan(values)
+    draws = imp._sample_series(values, n)  # [S, T, N, C]
+    point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
+    filled = np.where(missing, point, values)
+    out = source.to_xarray(filled)
+    write_grid(out, ds, args.output)
+    print(f"imputed {int(missing.sum())} missing value(s) of {series.shape[0]} steps x {source.spatial.shape} cells "
+          f"-> {args.output}")
+    if args.uncertainty:
+        import xarray as xr
+
+        stats = {"mean": draws.mean(0), "std": draws.std(0), "q0.05": np.quantile(draws, 0.05, 0),
+                 "q0.95": np.quantile(draws, 0.95, 0)}
+        parts = [source.to_xarray(np.where(missing, v, np.nan)) for v in stats.values()]
+        xr.concat(parts, dim="stat").assign_coords(stat=list(stats)).to_netcdf(args.uncertainty)
+    if args.plot:
+        H, W = source.spatial.shape
+        t = int(np.argmax(missing.reshape(missing.shape[0], -1).sum(axis=1)))  # the step with most gaps
+        plot_grid_maps(draws[:, t, :, 0].reshape(-1, H, W), source.spatial.lat, source.spatial.lon, args.plot,
+                       title=f"{source.variables[0]} {str(series.time_index[t])[:16]}",
+                       units=str(ds[source.variables[0]].attrs.get("units", "")))
+        print(f"wrote {args.plot}")
+
+
+# --------------------------------------------------------------------------- forecast
+def forecast_command(args) -> int:
+    from tsdiff.api import Forecaster
+    from tsdiff.userfiles import file_kind, open_grid, read_csv_table, write_forecast
+
+    kind = file_kind(args.input, "input")
+    _check_output(args, kind)
+    if kind == "csv":
+        data, _, _ = read_csv_table(args.input)
+        if not hasattr(data.index, "freq"):
+            raise DataError(f"{args.input}: the first column must hold timestamps to forecast the future")
+    else:
+        data = open_grid(args.input)
+    extra = {"prediction_length": args.prediction_length, "context_length": args.context_length,
+             "random_state": args.seed}
+    if args.model:
+        fc = Forecaster.load(args.model)
+        if args.settings or any(v is not None for v in extra.values()):
+            raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model trained "
+                              "on INPUT; drop them with --model")
+    else:
+        fc = Forecaster(**{"progress": False, **_settings(Forecaster, args.config, args.settings, extra)})
+        fc.fit(data)
+    forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, steps=args.steps, progress=False)
+    write_forecast(forecast, args.output)
+    print(f"forecast {forecast.prediction_length} steps x {forecast.samples_full.shape[2]} series "
+          f"({forecast.n_samples} samples) -> {args.output}")
+    if args.plot:
+        forecast.plot(args.plot)
+        print(f"wrote {args.plot}")
+    if args.save_model and not args.model:
+        fc.save(args.save_model)
+        print(f"saved model to {args.save_model}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+def predict_command(args) -> int:
+    """Sample the evaluation windows of a ``tsdiff fit`` run and write them."""
+    import pandas as pd
+    import xarray as xr
+
+    from tsdiff.api import sample_windows
+    from tsdiff.config import load_config
+    from tsdiff.data import build_protocol
+    from tsdiff.experiment import MODEL_FILE
+    from tsdiff.training.checkpoint import check_signature, load_model
+    from tsdiff.userfiles import file_kind
+
+    kind = file_kind(args.output, "output")
+    if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
+        raise ConfigError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
+    path = Path(args.model)
+    path = path / MODEL_FILE if path.is_dir() else path
+    module, _ = load_model(path)
+    cfg = load_config(None, args.overrides, base=dict(module.hparams["config"] or {}))
+    data, ev = cfg["data"], cfg["eval"]
+    protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
+    check_signature(module.hparams["signature"], protocol.signature)
+    ds = protocol.dataset(ev["split"])
+    n_win = len(ds) if ev["limit_windows"] is None else min(len(ds), int(ev["limit_windows"]))
+    if n_win == 0:
+        raise DataError(f"split {ev['split']!r} of protocol {protocol.id!r} has no window")
+    items = [ds[i] for i in range(n_win)]
+    raw = np.stack([it["y"].numpy() for it in items])
+    cond = np.stack([it["cond_mask"].numpy() for it in items])
+    samples = sample_windows(module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
+                             seed=cfg["seed"], batch_size=data["batch_size"], progress=True, desc="predict")
+    starts = np.asarray([int(it["start"]) for it in items])
+    series = protocol.series
+    L = raw.shape[1]
+    times = np.stack([series.time_index[s: s + L].to_numpy() for s in starts])
+    if kind == "netcdf":
+        out = xr.Dataset(
+            {"samples": (("sample", "window", "step", "node", "channel"), samples),
+             "input": (("window", "step", "node", "channel"), raw),
+             "cond_mask": (("window", "step", "node", "channel"), cond.astype(np.int8)),
+             "time": (("window", "step"), times)},
+            coords={"window": starts, "node": list(series.node_names), "channel": list(series.channel_names)},
+            attrs={"protocol": protocol.id, "split": ev["split"], "sampler": ev["sampler"], "model_file": str(path)})
+        out.to_netcdf(args.output)
+    else:
+        w, l, nn, c = np.nonzero(~cond)
+        v = samples[:, w, l, nn, c]
+        q = np.quantile(v, [0.05, 0.5, 0.95], axis=0)
+        pd.DataFrame({"window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
+                      "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c],
+                      "mean": v.mean(0), "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]}
+                     ).to_csv(args.output, index=False)
+    print(f"predicted {n_win} window(s) x {ev['n_samples']} samples of {protocol.id} ({ev['split']}) -> {args.output}")
+    if args.plot:
+        _plot_window(protocol, samples[:, 0], raw[0], cond[0], times[0], args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot_window(protocol, samples, raw, cond, times, path) -> None:
+    import pandas as pd
+
+    from tsdiff.api import Forecast
+    from tsdiff.data.series import Series
+    from tsdiff.plotting import plot_forecast, plot_imputation
+
+    s = protocol.series
+    if protocol.context is None:
+        observed = np.where(cond, raw, np.nan)[:, :, 0]
+        plot_imputation(observed, samples[..., 0], path, columns=s.node_names, index=pd.DatetimeIndex(times),
+                        truth=raw[:, :, 0])
+        return
+    ctx = protocol.context
+    hist = Series(raw[:ctx], pd.DatetimeIndex(times[:ctx]), s.node_names, s.channel_names)
+    fc = Forecast(samples[:, ctx:], pd.DatetimeIndex(times[ctx:]), s.node_names, s.channel_names, history=hist)
+    plot_forecast(fc, path, truth=raw[ctx:])
+
+
+# --------------------------------------------------------------------------- plot
+def plot_command(args) -> int:
+    from tsdiff.plotting import plot_crps_vs_nfe, plot_leaderboard, save_png
+
+    if Path(args.output).suffix.lower() != ".png":
+        raise ConfigError(f"plots are written as PNG; give -o ending in .png, not {args.output!r}")
+    records = []
+    for item in args.records:
+        p = Path(item)
+        files = sorted(p.rglob("*.json")) if p.is_dir() else [p]
+        for f in files:
+            if not f.is_file():
+                raise DataError(f"record file {str(f)!r} does not exist")
+            try:
+                rec = json.loads(f.read_text())
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{f} is not JSON ({exc})") from None
+            if isinstance(rec, dict) and "metrics" in rec:
+                records.append(rec)
+    if not records:
+        raise DataError(f"no result records (JSON with 'metrics') found in {args.records}")
+    if args.kind == "leaderboard":
+        fig = plot_leaderboard(records, metric=args.metric)
+    else:
+        fig = plot_crps_vs_nfe(records, metric=args.metric)
+    save_png(fig, args.output)
+    print(f"wrote {args.output} ({len(records)} records)")
+    return 0
+
+
+COMMANDS = {"impute": impute_command, "forecast": forecast_command, "predict": predict_command,
+            "plot": plot_command}
