@@ -24,10 +24,13 @@ def tiny_model(tmp_path, data_dir):
     return tmp_path / "run" / "model.pt"
 
 
-def test_sampler_nfe_benchmark_writes_records_and_plot(tiny_model, tmp_path, monkeypatch):
+def test_sampler_nfe_benchmark_writes_records_and_plot(tiny_model, tmp_path, monkeypatch, capsys):
+    import hashlib
+
     out = tmp_path / "bench"
-    argv = ["sampler_nfe.py", str(tiny_model), "--settings", "ddpm:4", "ddim:2", "heun:2", "dpm_solver_pp:2",
-            "--n-samples", "2", "--limit-windows", "2", "--out", str(out), "--no-progress"]
+    argv = ["sampler_nfe.py", str(tiny_model), "--settings", "ddpm:4", "ddim:2", "heun:2",
+            "dpm_solver_pp:2:spacing=log_snr", "--n-samples", "2", "--limit-windows", "2", "--out", str(out),
+            "--no-progress"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as done:
         runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"), run_name="__main__")
@@ -35,7 +38,88 @@ def test_sampler_nfe_benchmark_writes_records_and_plot(tiny_model, tmp_path, mon
     records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     assert sorted((r["sampler"], r["nfe"]) for r in records) == [("ddim", 2), ("ddpm", 4), ("dpm_solver_pp", 2), ("heun", 3)]
     assert all(np.isfinite(r["metrics"]["crps"]) for r in records)
+    sha = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    for r in records:
+        assert r["model_sha256"] == sha and r["n_windows"] == 2 and r["n_test_windows"] > 2
+        assert r["subset"].startswith(f"first 2 of {r['n_test_windows']} test windows")
+        assert 0 < r["sample_cpu_seconds"] and r["torch_threads"] >= 1
+    dpm = [r for r in records if r["sampler"] == "dpm_solver_pp"][0]
+    assert dpm["sampler_options"] == {"spacing": "log_snr"} and dpm["setting"] == "dpm_solver_pp2_spacing-log_snr"
+    assert dpm["config"]["eval"]["sampler_options"] == {}  # the saved training config is not rewritten
+    assert (out / "csdi_aqi36_dpm_solver_pp2_spacing-log_snr_s2_seed0.json").exists()
     from matplotlib.image import imread
 
     img = imread(out / "crps_vs_nfe.png")
     assert img.shape[0] > 100 and img[..., :3].std() > 0.05  # a drawn figure, not a blank canvas
+    table = capsys.readouterr().out
+    assert "| dpm_solver_pp2_spacing-log_snr | 2 |" in table and "| heun2 | 3 |" in table
+
+    # --plot-only redraws from the records alone
+    (out / "crps_vs_nfe.png").unlink()
+    monkeypatch.setattr(sys, "argv", ["sampler_nfe.py", "--plot-only", "--out", str(out)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"), run_name="__main__")
+    assert done.value.code == 0 and (out / "crps_vs_nfe.png").stat().st_size > 1000
+
+    # the same two windows sampled as two shards, then merged: same targets, one record
+    sharded = tmp_path / "sharded"
+    for windows in ("0:1", "1:2"):
+        monkeypatch.setattr(sys, "argv", ["sampler_nfe.py", str(tiny_model), "--settings", "ddim:2", "--n-samples",
+                                          "2", "--windows", windows, "--out", str(sharded), "--no-progress"])
+        with pytest.raises(SystemExit):
+            runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"), run_name="__main__")
+    assert len(list((sharded / "shards").glob("*.json"))) == 2 and not list(sharded.glob("*.json"))
+    monkeypatch.setattr(sys, "argv", ["sampler_nfe.py", "--merge", "--out", str(sharded)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"), run_name="__main__")
+    assert done.value.code == 0
+    [merged] = [json.loads(p.read_text()) for p in sharded.glob("*.json")]
+    direct = [r for r in records if r["sampler"] == "ddim"][0]
+    assert merged["n_windows"] == 2 and merged["metrics"]["n_targets"] == direct["metrics"]["n_targets"]
+    assert np.isfinite(merged["metrics"]["crps"]) and [s["windows"] for s in merged["shards"]] == [[0, 1], [1, 2]]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("ddim:10", ("ddim", 10, {})),
+    ("dpm_solver_pp:5:spacing=log_snr", ("dpm_solver_pp", 5, {"spacing": "log_snr"})),
+    ("ddim:10:eta=0.5,spacing=quadratic", ("ddim", 10, {"eta": 0.5, "spacing": "quadratic"})),
+])
+def test_sampler_nfe_settings_parse(text, want):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
+    assert mod["parse_setting"](text) == want
+
+
+@pytest.mark.parametrize("text", ["ddim", "ddim:0", "ddim:x", "ddim:5:eta"])
+def test_sampler_nfe_settings_reject_bad_text(text):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
+    with pytest.raises(SystemExit, match="must look like"):
+        mod["parse_setting"](text)
+
+
+def test_sampler_nfe_merges_window_shards_exactly(tmp_path):
+    # CRPS = mean_q(sum QL_q) / sum|y| per shard, so the merged value is the sum|y|-weighted mean.
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
+    out = tmp_path / "bench"
+    (out / "shards").mkdir(parents=True)
+    base = {"benchmark": "sampler_nfe", "config": {"name": "m"}, "setting": "ddpm50", "sampler": "ddpm", "steps": 50,
+            "sampler_options": {}, "n_samples": 8, "seed": 42, "model_sha256": "ab", "nfe": 50, "n_test_windows": 10,
+            "protocol": "p"}
+    ql = [(6.0, 40.0, 10, 30.0, 500.0), (2.0, 10.0, 5, 5.0, 100.0)]  # (mean QL sum, abs err, n, sq err, sum|y|)
+    for i, (q, ae, n, se, a) in enumerate(ql):
+        rec = dict(base, metrics={"crps": q / a, "mae": ae / n, "rmse": (se / n) ** 0.5, "n_targets": n},
+                   sample_seconds=10.0 + i, shard={"start": 2 * i, "stop": 2 * i + 2, "abs_target_sum": a})
+        (out / "shards" / f"s{i}.json").write_text(json.dumps(rec))
+    [path] = mod["merge_shards"](out)
+    merged = json.loads(path.read_text())
+    assert merged["metrics"]["crps"] == pytest.approx(8.0 / 600.0, rel=1e-12)
+    assert merged["metrics"]["mae"] == pytest.approx(50.0 / 15, rel=1e-12)
+    assert merged["metrics"]["rmse"] == pytest.approx((35.0 / 15) ** 0.5, rel=1e-12)
+    assert merged["metrics"]["n_targets"] == 15 and merged["n_windows"] == 4 and merged["sample_seconds"] == 21.0
+    assert "shard" not in merged and len(merged["shards"]) == 2 and merged["subset"].startswith("first 4 of 10")
+    assert mod["load_records"](out) == [merged]
+    # a gap between shards is refused
+    bad = json.loads((out / "shards" / "s1.json").read_text())
+    bad["shard"]["start"] = 3
+    (out / "shards" / "s1.json").write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match="do not tile windows from 0"):
+        mod["merge_shards"](out)

@@ -234,3 +234,18 @@ def test_euler_maruyama_step_matches_formula():
     a2, s2 = (float(c[0]) for c in p.marginal_coefficients(t2))
     want = (x_half - s2 * denoise(x_half, t2)) / a2
     torch.testing.assert_close(out.x0, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("proc_name", ["ddpm", "vp", "subvp", "ve"])
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_samplers_are_rank_agnostic(sampler, proc_name):
+    # The same draws on [B, L, N] and on [B, L, N, C] (a view with C = 1 split off N)
+    # give the same numbers, so every moment test above holds for both layouts.
+    p = PROCS[proc_name]
+    denoise = gaussian_eps_fn(p, MU, SIGMA)
+    x_T = p.prior_sample((64, 2, 2), generator=torch.Generator().manual_seed(5))
+    bln = SAMPLERS.get(sampler)(denoise, x_T, p, steps=8, generator=torch.Generator().manual_seed(6))
+    blnc = SAMPLERS.get(sampler)(denoise, x_T.reshape(64, 2, 1, 2), p, steps=8,
+                                 generator=torch.Generator().manual_seed(6))
+    assert blnc.x0.shape == (64, 2, 1, 2) and bln.nfe == blnc.nfe
+    torch.testing.assert_close(blnc.x0.reshape(64, 2, 2), bln.x0, rtol=1e-5, atol=1e-5)

@@ -357,6 +357,7 @@ def test_builders():
         "parametrization": ["eps", "score", "v", "x0"],
         "loss_weighting": ["eps", "max_snr", "min_snr", "x0"],
         "schedule": ["cosine", "linear", "quadratic"],
+        "spacing": ["karras", "log_snr", "quadratic", "uniform"],
     }
     fn = build_from_config("sampler", {"name": "pc", "steps": 10, "snr": 0.1, "n_corrector": 2})
     assert isinstance(fn, functools.partial) and fn.func is sample_pc
@@ -370,7 +371,7 @@ def test_builders():
 
 @pytest.mark.parametrize("call, error, match", [
     (lambda: build_sampler("pc", eta=1.0), ConfigError,
-     r"unknown option\(s\) \['eta'\] for sampler 'pc'; valid options are: steps, n_corrector, snr"),
+     r"unknown option\(s\) \['eta'\] for sampler 'pc'; valid options are: steps, spacing, n_corrector, snr"),
     (lambda: build_sampler("euler"), UnknownNameError,
      "unknown sampler 'euler'; valid sampler names are: ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc"),
     (lambda: build_conditioning("repaint"), UnknownNameError,

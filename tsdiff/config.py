@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,8 +55,14 @@ DEFAULTS: dict[str, Any] = {
         "check_val_every_n_epoch": 1,
         "accelerator": "auto",
         "devices": 1,
+        "strategy": "auto",  # Lightning strategy: auto, ddp, ddp_spawn (gloo on CPU, nccl on GPU), fsdp, ...
+        "num_nodes": 1,  # machines for multi-node DDP (data.batch_size is per process)
+        "compile": False,  # torch.compile the network for training (nn.Module.compile; weights keep their names)
         "precision": "32-true",
-        "gradient_clip_val": None,
+        "gradient_clip_val": None,  # clip gradients to this norm (or value, see below); None: no clipping
+        "gradient_clip_algorithm": None,  # "norm" (Lightning's default when clipping) or "value"
+        "checkpoint_every_n_steps": None,  # also checkpoint every n optimiser steps (mid-epoch resume)
+        "resume": False,  # true: continue from the newest checkpoint of output.dir; or a .ckpt path
         "enable_progress_bar": True,
         "log_every_n_steps": 10,
         "deterministic": False,
@@ -68,13 +75,21 @@ DEFAULTS: dict[str, Any] = {
         "eta": None,
         "sampler_options": {},  # extra sampler options, e.g. {snr: 0.16, n_corrector: 1} for pc
         "chunk_size": None,  # (window, sample) pairs per network pass; None: 64 on CPU, 2048 on GPU
+        "conditioning": "conditional",  # conditional | inpainting | guidance (tsdiff.diffusion.CONDITIONING)
+        "conditioning_options": {},  # e.g. {resample: 5} for inpainting, {scale: 1.0} for guidance
         "limit_windows": None,
+        "compile": False,  # torch.compile the network for sampling
+        "precision": "32-true",  # "bf16-mixed": sample under bfloat16 autocast (GPUs, CPUs with AMX)
     },
     "output": {"dir": "runs/${name}", "records_dir": "results"},
 }
 
+#: Values of ``trainer.precision`` (Lightning's names; "bf16-mixed" autocasts to bfloat16, also on CPU).
+PRECISIONS = ("32-true", "32", 32, "64-true", "64", 64, "bf16-mixed", "bf16-true", "bf16", "16-mixed", "16-true",
+              "16", 16, "transformer-engine", "transformer-engine-float16")
+
 # Sections whose keys are free-form (checked later by the component they configure).
-_OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options")}
+_OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options"), ("eval", "conditioning_options")}
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -195,8 +210,46 @@ def validate_config(cfg: Mapping) -> None:
     need(ev["split"] in ("test", "val"), f"eval.split must be 'test' or 'val', got {ev['split']!r}")
     need(isinstance(trainer["max_epochs"], int) and (trainer["max_epochs"] >= 1 or trainer["max_epochs"] == -1),
          f"trainer.max_epochs must be an integer >= 1 (or -1 for no limit), got {trainer['max_epochs']!r}")
+    clip = trainer["gradient_clip_val"]
+    need(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool) and 0 < clip < float("inf")),
+         f"trainer.gradient_clip_val must be null (no clipping) or a positive number, got {clip!r}")
+    need(trainer["gradient_clip_algorithm"] in (None, "norm", "value"),
+         f"trainer.gradient_clip_algorithm must be 'norm' or 'value' (or null), got {trainer['gradient_clip_algorithm']!r}")
+    every = trainer["checkpoint_every_n_steps"]
+    need(every is None or (isinstance(every, int) and not isinstance(every, bool) and every >= 1),
+         f"trainer.checkpoint_every_n_steps must be null or an integer >= 1, got {every!r}")
+    need(isinstance(trainer["resume"], (bool, str)),
+         f"trainer.resume must be true/false or the path of a .ckpt file, got {trainer['resume']!r}")
+    need(trainer["precision"] in PRECISIONS,
+         f"trainer.precision must be one of {', '.join(map(str, PRECISIONS))}, got {trainer['precision']!r}")
+    need(ev["precision"] in ("32-true", "bf16-mixed"),
+         f"eval.precision must be '32-true' or 'bf16-mixed', got {ev['precision']!r}")
+    need(isinstance(trainer["compile"], bool) and isinstance(ev["compile"], bool),
+         f"trainer.compile and eval.compile must be true or false, got {trainer['compile']!r} / {ev['compile']!r}")
+    need(isinstance(trainer["strategy"], str) and trainer["strategy"] != "",
+         f"trainer.strategy must be a Lightning strategy name (auto, ddp, ddp_spawn, ...), got {trainer['strategy']!r}")
+    need(isinstance(trainer["num_nodes"], int) and not isinstance(trainer["num_nodes"], bool) and trainer["num_nodes"] >= 1,
+         f"trainer.num_nodes must be an integer >= 1, got {trainer['num_nodes']!r}")
+    def number(v) -> bool:  # a real, finite number (YAML's true/.inf/.nan are not)
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
     lr = optim["lr"]
-    need(isinstance(lr, (int, float)) and lr > 0, f"optim.lr must be a positive number, got {lr!r}")
+    need(number(lr) and lr > 0, f"optim.lr must be a positive number, got {lr!r}")
+    need(number(optim["gamma"]) and 0 < optim["gamma"] <= 1,
+         f"optim.gamma must be a number in (0, 1] (the learning-rate decay factor), got {optim['gamma']!r}")
+    need(number(optim["weight_decay"]) and optim["weight_decay"] >= 0,
+         f"optim.weight_decay must be a number >= 0, got {optim['weight_decay']!r}")
+    steps = trainer["max_steps"]
+    need(isinstance(steps, int) and not isinstance(steps, bool) and steps >= -1,
+         f"trainer.max_steps must be -1 (no limit) or an integer >= 0, got {steps!r}")
+    for key in ("limit_train_batches", "limit_val_batches"):
+        v = trainer[key]
+        need(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+             or (number(v) and 0.0 <= v <= 1.0),
+             f"trainer.{key} must be null, a number of batches >= 0 or a fraction in [0, 1], got {v!r}")
+    from tsdiff.data.masking import TRAIN_MASKS
+
+    TRAIN_MASKS.get(data["train_mask"])  # UnknownNameError listing the valid strategies
     need(all(isinstance(m, (int, float)) and 0 < m <= 1 for m in optim["milestones"]),
          f"optim.milestones are fractions of training in (0, 1], got {optim['milestones']!r}")
 

@@ -19,6 +19,7 @@ from tsdiff.diffusion.parametrization import (
 )
 from tsdiff.diffusion.process import (
     PROCESSES,
+    SPACINGS,
     DiscreteDDPM,
     ForwardProcess,
     SamplingSchedule,
@@ -53,6 +54,7 @@ __all__ = [
     "PROCESSES",
     "SAMPLERS",
     "SCHEDULES",
+    "SPACINGS",
     "Conditioned",
     "ContinuousSDE",
     "DiscreteDDPM",

@@ -10,6 +10,7 @@ conditioning           conditional, inpainting, guidance                :func:`b
 parametrization        eps, x0, v, score                                :func:`build_loss` / ``to_eps``
 loss weighting         eps, x0, min_snr, max_snr                        :func:`build_loss`
 beta schedule          linear, quadratic, cosine                        ``DiscreteDDPM(schedule=...)``
+time spacing           uniform, quadratic, log_snr, karras              sampler option ``spacing``
 =====================  ===============================================  =============================
 
 Unknown names raise :class:`~tsdiff.errors.UnknownNameError` listing the valid
@@ -25,7 +26,7 @@ from typing import Any, Callable
 from tsdiff.diffusion.conditioning import CONDITIONING
 from tsdiff.diffusion.losses import LOSS_WEIGHTINGS, denoising_loss
 from tsdiff.diffusion.parametrization import PREDICTIONS, _check_prediction
-from tsdiff.diffusion.process import PROCESSES, build_process
+from tsdiff.diffusion.process import PROCESSES, SPACINGS, build_process
 from tsdiff.diffusion.samplers import SAMPLERS
 from tsdiff.diffusion.schedules import SCHEDULES
 from tsdiff.errors import ConfigError
@@ -46,6 +47,7 @@ def available() -> dict[str, list[str]]:
         "parametrization": sorted(PREDICTIONS),
         "loss_weighting": LOSS_WEIGHTINGS.names(),
         "schedule": SCHEDULES.names(),
+        "spacing": SPACINGS.names(),
     }
 
 

@@ -25,6 +25,7 @@ import math
 import numbers
 from typing import Any, NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from tsdiff.diffusion.schedules import make_betas
@@ -33,6 +34,63 @@ from tsdiff.errors import ConfigError, DataError
 from tsdiff.registry import Registry, check_options
 
 PROCESSES: Registry = Registry("process")
+
+#: Spacings of sampling times by config name (the ``spacing`` option of every
+#: sampler). Each maps ``(process, steps, t_first, t_last)`` (``steps >= 2``;
+#: the noisiest and the cleanest visited time as one-element tensors in the
+#: process's units and dtype) to ``steps`` float64 positions from ``t_first``
+#: down to ``t_last``; discrete processes snap them to distinct steps.
+SPACINGS: Registry = Registry("spacing")
+
+#: ``rho`` of the ``karras`` spacing (Karras et al. 2022, eq. 5).
+KARRAS_RHO = 7.0
+
+
+@SPACINGS.register("uniform")
+def uniform_spacing(process, steps: int, t_first: torch.Tensor, t_last: torch.Tensor) -> torch.Tensor:
+    """Evenly spaced in time (DDPM / DDIM respacing, Song et al. 2021's SDE samplers)."""
+    return torch.linspace(float(t_first), float(t_last), steps, dtype=torch.float64)
+
+
+@SPACINGS.register("quadratic")
+def quadratic_spacing(process, steps: int, t_first: torch.Tensor, t_last: torch.Tensor) -> torch.Tensor:
+    """Quadratic in time, denser near clean data (DDIM's ``quad`` skip, Song, Meng & Ermon 2021)."""
+    u = torch.linspace(1.0, 0.0, steps, dtype=torch.float64)
+    return float(t_last) + (float(t_first) - float(t_last)) * u**2
+
+
+@SPACINGS.register("log_snr")
+def log_snr_spacing(process, steps: int, t_first: torch.Tensor, t_last: torch.Tensor) -> torch.Tensor:
+    """Uniform in log-SNR ``lambda = log(scale^2 / std^2)`` (DPM-Solver, Lu et al. 2022, Sec. 3.3)."""
+    lams = torch.linspace(float(process.log_snr(t_first)), float(process.log_snr(t_last)), steps,
+                          dtype=torch.float64)
+    return process.continuous_time_from_log_snr(lams)
+
+
+@SPACINGS.register("karras")
+def karras_spacing(process, steps: int, t_first: torch.Tensor, t_last: torch.Tensor) -> torch.Tensor:
+    """Noise levels ``sigma_i^(1/rho)`` evenly spaced, ``rho = 7`` (Karras et al. 2022, eq. 5)."""
+    s_max = float(process.noise_level(t_first)) ** (1 / KARRAS_RHO)
+    s_min = float(process.noise_level(t_last)) ** (1 / KARRAS_RHO)
+    sigmas = torch.linspace(s_max, s_min, steps, dtype=torch.float64) ** KARRAS_RHO
+    return process.continuous_time_from_log_snr(-2.0 * torch.log(sigmas))
+
+
+def spaced_positions(process, steps: int, spacing: str, t_first: torch.Tensor, t_last: torch.Tensor) -> torch.Tensor:
+    """``steps`` float64 time positions from ``t_first`` to ``t_last`` (``[1]`` tensors) under ``spacing``.
+
+    Endpoints are exact (no round-off from inverting the log-SNR) and ``steps = 1``
+    gives ``[t_first]``.
+
+    Raises:
+        UnknownNameError: ``spacing`` is not in :data:`SPACINGS` (lists the valid names).
+    """
+    fn = SPACINGS.get(spacing)
+    if steps == 1:
+        return t_first.to(torch.float64).reshape(1)
+    pos = fn(process, steps, t_first, t_last).to(torch.float64)
+    pos[0], pos[-1] = float(t_first), float(t_last)
+    return pos
 
 
 class SamplingSchedule(NamedTuple):
@@ -75,11 +133,14 @@ class ForwardProcess(abc.ABC):
         """
 
     @abc.abstractmethod
-    def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
+    def sampling_times(self, steps: Optional[int] = None, spacing: str = "uniform") -> torch.Tensor:
         """Times at which a sampler evaluates the denoiser, noisiest first.
 
         Args:
             steps: number of denoiser evaluations; ``None`` for the process default.
+            spacing: how the times are spread, a name in :data:`SPACINGS`
+                (``uniform`` in time, ``quadratic`` in time, ``log_snr`` uniform
+                in log-SNR, ``karras`` in noise level).
 
         Returns:
             CPU tensor ``[steps]`` of times, strictly decreasing.
@@ -171,16 +232,17 @@ class ForwardProcess(abc.ABC):
         mean, std = self.marginal(x0, t)
         return mean + std * noise
 
-    def sampling_schedule(self, steps: Optional[int] = None) -> SamplingSchedule:
+    def sampling_schedule(self, steps: Optional[int] = None, spacing: str = "uniform") -> SamplingSchedule:
         """Times to visit and their coefficients, ending at clean data.
 
         Args:
             steps: number of denoiser evaluations (see :meth:`sampling_times`).
+            spacing: name in :data:`SPACINGS` (see :meth:`sampling_times`).
 
         Returns:
             A :class:`SamplingSchedule` with ``S = steps`` times.
         """
-        times = self.sampling_times(steps)
+        times = self.sampling_times(steps, spacing)
         scales, stds = self.marginal_coefficients(times)
         one, zero = scales.new_ones(1), stds.new_zeros(1)
         return SamplingSchedule(times, torch.cat([scales, one]), torch.cat([stds, zero]))
@@ -229,6 +291,18 @@ class ForwardProcess(abc.ABC):
         """Inverse of :meth:`log_snr` (through :meth:`time_from_noise_level`)."""
         log_snr = torch.as_tensor(log_snr, dtype=torch.float64)
         return self.time_from_noise_level(torch.exp(-0.5 * log_snr))
+
+    def continuous_time_from_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """Time (float64) whose log-SNR is ``log_snr``; between grid steps for discrete processes.
+
+        Used to place sampling times by their log-SNR (:data:`SPACINGS`). Continuous
+        processes return :meth:`time_from_log_snr`; discrete ones override this to
+        return fractional step positions, which :meth:`sampling_times` snaps to steps.
+
+        Raises:
+            ConfigError: a level outside the range the process covers.
+        """
+        return self.time_from_log_snr(log_snr).to(torch.float64)
 
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward SDE drift ``f(x, t) = f(t) x``, shape of ``x``."""
@@ -396,17 +470,34 @@ class DiscreteDDPM(ForwardProcess):
         dist = (sigma.log().reshape(-1, 1).cpu() - table.log().reshape(1, -1)).abs()
         return dist.argmin(dim=1).reshape(sigma.shape).to(sigma.device)
 
-    def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
-        """Evenly spaced original step indices ``round(linspace(T - 1, 0, steps))``.
+    def continuous_time_from_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """Fractional step position whose log-SNR is ``log_snr`` (linear between steps).
 
-        With ``steps = T`` this is every step; any ``2 <= steps <= T`` includes
-        both ``T - 1`` and ``0``; ``steps = 1`` is the single step ``T - 1``
-        (one-shot prediction of ``x_0`` from the prior). Neighbouring linspace
-        values are at least 1 apart when ``steps <= T``, so rounding cannot
-        create duplicates.
+        Raises:
+            ConfigError: a level outside ``[lambda_{T-1}, lambda_0]``.
+        """
+        log_snr = torch.as_tensor(log_snr, dtype=torch.float64)
+        table = torch.log(self.alpha_bars / (1 - self.alpha_bars))  # decreasing in the step
+        sigma = torch.exp(-0.5 * log_snr)
+        self._check_noise_range(sigma, math.exp(-0.5 * float(table[0])), math.exp(-0.5 * float(table[-1])), "ddpm")
+        steps = torch.arange(self.num_steps, dtype=torch.float64)
+        pos = np.interp(log_snr.reshape(-1).cpu().numpy(), table.flip(0).numpy(), steps.flip(0).numpy())
+        return torch.from_numpy(pos).reshape(log_snr.shape)
+
+    def sampling_times(self, steps: Optional[int] = None, spacing: str = "uniform") -> torch.Tensor:
+        """Distinct original step indices from ``T - 1`` down to ``0``, placed by ``spacing``.
+
+        ``uniform`` is ``round(linspace(T - 1, 0, steps))``; with ``steps = T`` this
+        is every step. Any ``2 <= steps <= T`` includes both ``T - 1`` and ``0``;
+        ``steps = 1`` is the single step ``T - 1`` (one-shot prediction of ``x_0``
+        from the prior). Fractional positions of the other spacings (``quadratic``,
+        ``log_snr``, ``karras``; see :data:`SPACINGS`) are rounded and then moved
+        the least needed to make the steps distinct (uniform positions are at
+        least 1 apart when ``steps <= T``, so rounding alone keeps them distinct).
 
         Raises:
             ConfigError: ``steps`` is not an integer in ``[1, T]``.
+            UnknownNameError: unknown ``spacing``.
         """
         if steps is None:
             steps = self.num_steps
@@ -417,8 +508,16 @@ class DiscreteDDPM(ForwardProcess):
                 f"T={self.num_steps} diffusion steps); got {steps!r}"
             )
         steps = int(steps)
-        times = torch.linspace(self.num_steps - 1, 0, steps, dtype=torch.float64)
-        times = times.round().long()
+        pos = spaced_positions(self, steps, spacing, torch.tensor([self.num_steps - 1]), torch.tensor([0]))
+        times = pos.round().long().tolist()
+        # Distinct steps: push up from the clean end, then down from the noisy end.
+        # After both passes times[i] lies in [steps - 1 - i, T - 1 - i], strictly decreasing.
+        for i in range(steps - 2, -1, -1):
+            times[i] = max(times[i], times[i + 1] + 1)
+        times[0] = self.num_steps - 1
+        for i in range(1, steps):
+            times[i] = min(times[i], times[i - 1] - 1)
+        times = torch.tensor(times, dtype=torch.long)
         if steps > 1 and not bool((times[:-1] > times[1:]).all()):  # guards the claim above
             raise AssertionError(f"duplicate sampling timesteps {times.tolist()}")
         return times

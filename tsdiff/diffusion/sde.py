@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import torch
 
-from tsdiff.diffusion.process import PROCESSES, ForwardProcess
+from tsdiff.diffusion.process import PROCESSES, ForwardProcess, spaced_positions
 from tsdiff.errors import ConfigError
 
 F64 = torch.float64
@@ -88,22 +88,27 @@ class ContinuousSDE(ForwardProcess):
         sigma = self._check_noise_range(sigma, float(ends[0]), float(ends[1]), self.name)
         return self._time_from_sigma(sigma).clamp(0.0, 1.0)
 
-    def sampling_times(self, steps: Optional[int] = None) -> torch.Tensor:
-        """``linspace(1, eps, steps)`` (float64); ``steps = 1`` is ``[1.0]``.
+    def sampling_times(self, steps: Optional[int] = None, spacing: str = "uniform") -> torch.Tensor:
+        """Times from ``1`` down to ``eps`` (float64) placed by ``spacing``; ``steps = 1`` is ``[1.0]``.
 
-        For VE this is a geometric sequence of sigmas from ``sigma_max`` to
-        ``sigma(eps)``, since ``log sigma`` is affine in ``t``.
+        ``uniform`` is ``linspace(1, eps, steps)``; for VE this is a geometric
+        sequence of sigmas from ``sigma_max`` to ``sigma(eps)``, since ``log sigma``
+        is affine in ``t`` (so ``log_snr`` spacing coincides with it). Other spacings:
+        :data:`~tsdiff.diffusion.process.SPACINGS`.
 
         Raises:
             ConfigError: ``steps`` is not an integer >= 1.
+            UnknownNameError: unknown ``spacing``.
         """
         if steps is None:
             steps = self.num_steps
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ConfigError(f"steps must be an integer >= 1; got {steps!r}")
-        if steps == 1:
-            return torch.ones(1, dtype=F64)
-        return torch.linspace(1.0, self.eps, int(steps), dtype=F64)
+        ends = torch.tensor([1.0], dtype=F64), torch.tensor([self.eps], dtype=F64)
+        times = spaced_positions(self, int(steps), spacing, *ends)
+        if steps > 1 and not bool((times[:-1] > times[1:]).all()):
+            raise AssertionError(f"sampling times not strictly decreasing: {times.tolist()}")
+        return times
 
     def sample_train_time(
         self,

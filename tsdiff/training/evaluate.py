@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from tsdiff.data.protocol import Protocol
 from tsdiff.data.scalers import StandardScaler
+from tsdiff.errors import DataError
 from tsdiff.metrics import MetricAccumulator
 from tsdiff.training.module import DiffusionModule
 
@@ -26,6 +27,10 @@ def to_data_units(samples: torch.Tensor, raw: np.ndarray, cond_mask: np.ndarray,
         float64 ``[S, B, L, N, C]``; on ``cond_mask`` entries, bit-for-bit ``raw``
         (copied, never round-tripped through the scaler).
     """
+    raw, cond_mask = np.asarray(raw), np.asarray(cond_mask)
+    if raw.shape != tuple(samples.shape[1:]) or cond_mask.shape != raw.shape:
+        raise DataError(f"samples {tuple(samples.shape)} must be [S, *raw.shape] and cond_mask must have raw's "
+                        f"shape; got raw shape {raw.shape} and cond_mask shape {cond_mask.shape}")
     inv = scaler.inverse_transform(samples.detach().to("cpu", torch.float64).numpy())
     return np.where(cond_mask[None], raw[None], inv)
 
@@ -42,6 +47,8 @@ def evaluate(
     sampler_options: dict | None = None,
     batch_size: int = 16,
     chunk_size: int | None = None,
+    conditioning: str = "conditional",
+    conditioning_options: dict | None = None,
     seed: int = 0,
     limit_windows: int | None = None,
     progress: bool = True,
@@ -70,7 +77,8 @@ def evaluate(
         samples, nfe = module.sample(
             batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
             n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
-            generator=gen, chunk_size=chunk_size,
+            generator=gen, chunk_size=chunk_size, conditioning=conditioning,
+            conditioning_options=conditioning_options,
         )
         raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
         if scaled:  # scored on the normalised values (the protocol's choice)

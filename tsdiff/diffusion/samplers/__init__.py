@@ -15,6 +15,12 @@ name               algorithm                                   NFE
 ``heun``           PF-ODE, Heun (Karras et al. 2022)           ``2 steps - 1``
 ``dpm_solver_pp``  DPM-Solver++(2M) (Lu et al. 2022)           ``steps``
 =================  ==========================================  ==================
+
+Every sampler takes ``steps`` and ``spacing`` (placement of the visited times:
+``uniform`` in time, ``quadratic`` in time, ``log_snr`` uniform in log-SNR as
+DPM-Solver recommends for few steps, ``karras``; see
+:data:`~tsdiff.diffusion.process.SPACINGS`), both settable from YAML
+(``eval.sampler_options: {spacing: log_snr}``).
 """
 
 from tsdiff.diffusion.samplers.base import SAMPLERS, SamplerOutput

@@ -73,8 +73,12 @@ def predict_step(denoise_fn, x: torch.Tensor, t: torch.Tensor, step: int, scale:
     return eps, x0_pred
 
 
-def start_sampling(process, steps: Optional[int], x_T: torch.Tensor, step_hook: Optional[StepHook]):
+def start_sampling(process, steps: Optional[int], x_T: torch.Tensor, step_hook: Optional[StepHook],
+                   spacing: str = "uniform"):
     """The opening every sampler shares: the process's schedule for ``steps`` and the first hook.
+
+    ``spacing`` (a name in :data:`~tsdiff.diffusion.process.SPACINGS`) places the
+    visited times: ``uniform`` in time, ``quadratic`` in time, ``log_snr`` or ``karras``.
 
     Times and coefficients are returned as Python floats, so the per-step maths is
     float64 and the loop needs no device syncs.
@@ -83,7 +87,7 @@ def start_sampling(process, steps: Optional[int], x_T: torch.Tensor, step_hook: 
         ``(times, time_dtype, scales, stds, x)``: ``scales``/``stds`` have one more entry
         than ``times`` (the clean end point), and ``x`` is ``x_T`` after ``step_hook``.
     """
-    schedule = process.sampling_schedule(steps)
+    schedule = process.sampling_schedule(steps, spacing)
     times, tdtype = schedule.times.tolist(), schedule.times.dtype
     x = apply_hook(step_hook, x_T, batch_time(times[0], x_T, tdtype))
     return times, tdtype, schedule.scales.tolist(), schedule.stds.tolist(), x

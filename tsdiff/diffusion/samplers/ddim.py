@@ -34,6 +34,7 @@ def sample_ddim(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
@@ -65,6 +66,9 @@ def sample_ddim(
         steps: number of denoiser evaluations; ``None`` uses every step. The
             visited times are ``process.sampling_times(steps)`` (for DDPM
             ``round(linspace(T - 1, 0, steps))``).
+        spacing: placement of the visited times, a name in
+            :data:`~tsdiff.diffusion.process.SPACINGS` (``uniform``, ``quadratic``:
+            DDIM's quadratic skip, ``log_snr``, ``karras``).
         eta: stochasticity in ``[0, 1]``; 0 is deterministic DDIM, 1 ancestral DDPM.
         generator: ``torch.Generator`` on ``x_T``'s device for all noise draws.
         callback: called once per step with ``dict(step=i, t=t [B], x=x_t,
@@ -80,7 +84,7 @@ def sample_ddim(
     """
     if not (isinstance(eta, (int, float)) and 0.0 <= float(eta) <= 1.0):
         raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
-    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
@@ -105,6 +109,7 @@ def sample_ddpm(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -121,7 +126,7 @@ def sample_ddpm(
     order as Alg. 2, so the same generator state gives the same samples.
 
     Args:
-        denoise_fn, x_T, process, steps, generator, callback, step_hook: as
+        denoise_fn, x_T, process, steps, spacing, generator, callback, step_hook: as
             :func:`sample_ddim`.
 
     Returns:
@@ -132,6 +137,7 @@ def sample_ddpm(
         x_T,
         process,
         steps=steps,
+        spacing=spacing,
         eta=1.0,
         generator=generator,
         callback=callback,

@@ -36,6 +36,7 @@ def sample_heun(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -52,7 +53,7 @@ def sample_heun(
     is a plain Euler step, which is the denoising ``x0 = (x - s eps) / a``.
 
     Args:
-        denoise_fn, x_T, process, steps, callback, step_hook: as
+        denoise_fn, x_T, process, steps, spacing, callback, step_hook: as
             :func:`~tsdiff.diffusion.samplers.sde.sample_euler_maruyama`.
         generator: unused (deterministic sampler); accepted for a uniform signature.
 
@@ -60,7 +61,7 @@ def sample_heun(
         :class:`SamplerOutput` with ``nfe = 2 * steps - 1``.
     """
     del generator
-    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     sigmas = [s / a for a, s in zip(scales, stds)]
     nfe = 0
     for i, time in enumerate(times):
@@ -88,6 +89,7 @@ def sample_dpm_solver_pp(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -102,9 +104,11 @@ def sample_dpm_solver_pp(
     with ``D = D_0`` for the first step (DPM-Solver++1, i.e. DDIM) and
     ``D = (1 + 1 / (2 r)) D_i - D_{i-1} / (2 r)``, ``r = h_{i-1} / h_i``, after.
     The final step to clean data (``lambda = inf``) is first order: ``x = D_i``.
+    Lu et al. recommend times uniform in ``lambda`` (``spacing="log_snr"``) for
+    few steps; the default ``uniform`` (in time) is kept for every sampler alike.
 
     Args:
-        denoise_fn, x_T, process, steps, callback, step_hook: as
+        denoise_fn, x_T, process, steps, spacing, callback, step_hook: as
             :func:`~tsdiff.diffusion.samplers.sde.sample_euler_maruyama`.
         generator: unused (deterministic sampler); accepted for a uniform signature.
 
@@ -112,7 +116,7 @@ def sample_dpm_solver_pp(
         :class:`SamplerOutput` with ``nfe = steps``.
     """
     del generator
-    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     lambdas = [math.log(a / s) for a, s in zip(scales[:-1], stds[:-1])]
     nfe = 0
     x0_prev, h_prev = None, None

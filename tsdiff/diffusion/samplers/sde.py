@@ -41,6 +41,7 @@ def sample_euler_maruyama(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -62,6 +63,9 @@ def sample_euler_maruyama(
         x_T: start sample ``[B, ...]`` (``process.prior_sample``).
         process: the forward process.
         steps: number of visited times (``None``: process default).
+        spacing: placement of the visited times, a name in
+            :data:`~tsdiff.diffusion.process.SPACINGS` (``uniform``, ``quadratic``,
+            ``log_snr``, ``karras``).
         generator: ``torch.Generator`` for all noise draws.
         callback: called per step with ``dict(step, t, x, x0_pred, eps_pred)``.
         step_hook: see :mod:`tsdiff.diffusion.samplers.base`.
@@ -69,7 +73,7 @@ def sample_euler_maruyama(
     Returns:
         :class:`SamplerOutput` with ``nfe = steps``.
     """
-    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
@@ -107,6 +111,7 @@ def sample_pc(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
+    spacing: str = "uniform",
     n_corrector: int = 1,
     snr: float = 0.16,
     generator: Optional[torch.Generator] = None,
@@ -131,7 +136,7 @@ def sample_pc(
     The last predictor step is the denoising step to clean data.
 
     Args:
-        denoise_fn, x_T, process, steps, generator, callback, step_hook: as
+        denoise_fn, x_T, process, steps, spacing, generator, callback, step_hook: as
             :func:`sample_euler_maruyama`.
         n_corrector: Langevin steps per visited time (>= 0).
         snr: target signal-to-noise ratio ``r`` of the corrector (> 0).
@@ -146,7 +151,7 @@ def sample_pc(
         raise ConfigError(f"n_corrector must be an integer >= 0; got {n_corrector!r}")
     if not (isinstance(snr, (int, float)) and snr > 0):
         raise ConfigError(f"snr must be a positive number; got {snr!r}")
-    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook)
+    times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
