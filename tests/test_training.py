@@ -222,6 +222,6 @@ def test_unknown_sampler_option_is_a_clear_error(tmp_path, data_dir, capsys):
     out = [f"output.dir={tmp_path}/run", f"output.records_dir={tmp_path}/records", f"data.data_dir={data_dir}"]
     assert main(["fit", cfg, *CLI_TINY, *out]) == 0
     assert main(["test", str(tmp_path / "run"), "eval.sampler=pc", "eval.sampler_options={snr: 0.1, nsteps: 2}"]) == 2
-    assert "unknown option(s) ['nsteps'] for sampler 'pc'; valid options are: steps, n_corrector, snr" in capsys.readouterr().err
+    assert "unknown option(s) ['nsteps'] for sampler 'pc'; valid options are: steps, spacing, n_corrector, snr" in capsys.readouterr().err
     assert main(["test", str(tmp_path / "run"), "eval.sampler=euler", "--no-progress"]) == 2
     assert "valid sampler names are: ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc" in capsys.readouterr().err

@@ -15,7 +15,8 @@ import torch
 from tsdiff import __version__
 from tsdiff.io import write_json
 
-_PACKAGES = ("torch", "lightning", "numpy", "pandas", "scipy", "gluonts", "torch-geometric", "xarray", "scikit-learn")
+_PACKAGES = ("torch", "lightning", "numpy", "pandas", "scipy", "gluonts", "torch-geometric", "xarray", "scikit-learn",
+             "properscoring", "pypots")
 
 
 def hardware() -> dict:

@@ -12,6 +12,9 @@ metrics are returned as Python floats. Bad input raises
 - :func:`crps_sum`: the same on sums over the spatial/feature axes.
 - :func:`ensemble_crps`: ``E|X - y| - 0.5 E|X - X'|`` in data units (properscoring).
 - :func:`mae`, :func:`rmse`: errors of the sample median (or mean).
+- :func:`quantile_loss` (per level), :func:`mre`, :func:`interval_coverage`,
+  :func:`energy_score`, :func:`pit_histogram`, :func:`qice`: see
+  :mod:`tsdiff.metrics.scores`.
 - :class:`MetricAccumulator`: the above streamed over batches (ratio of sums).
 """
 
@@ -19,9 +22,25 @@ from tsdiff.metrics.accumulate import MetricAccumulator
 from tsdiff.metrics.crps import crps_sum, ensemble_crps, quantile_crps
 from tsdiff.metrics.point import mae, point_forecast, rmse
 from tsdiff.metrics.quantiles import DEFAULT_QUANTILES, empirical_quantiles
+from tsdiff.metrics.scores import (
+    DEFAULT_COVERAGE_LEVELS,
+    energy_score,
+    interval_coverage,
+    mre,
+    pit_histogram,
+    qice,
+    quantile_loss,
+)
 
 __all__ = [
+    "DEFAULT_COVERAGE_LEVELS",
     "DEFAULT_QUANTILES",
+    "energy_score",
+    "interval_coverage",
+    "mre",
+    "pit_histogram",
+    "qice",
+    "quantile_loss",
     "MetricAccumulator",
     "crps_sum",
     "empirical_quantiles",
