@@ -5,6 +5,8 @@ Examples::
     tsdiff fit configs/imputation/csdi_aqi36.yaml trainer.max_epochs=5 --test
     tsdiff test runs/csdi_aqi36/model.pt eval.sampler=ddim eval.steps=10
     tsdiff datasets list
+    tsdiff impute sensors.csv -o filled.csv --plot gaps.png
+    tsdiff forecast rates.csv -o next.csv --prediction-length 30
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("config", help="YAML config file, e.g. configs/imputation/csdi_aqi36.yaml")
     f.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     f.add_argument("--test", action="store_true", help="evaluate the trained model right after training")
+    f.add_argument("--resume", action="store_true", help=(
+        "continue an interrupted run from the newest checkpoint in <output.dir>/checkpoints (same as "
+        "trainer.resume=true; start from scratch if there is none). Add trainer.checkpoint_every_n_steps=N "
+        "to also checkpoint inside epochs"))
 
     t = sub.add_parser("test", help="evaluate a trained model and write a result record", description=(
         "Draw eval.n_samples samples per test window with eval.sampler, score CRPS / MAE / RMSE on the "
@@ -36,9 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP + "; model/process cannot change")
     t.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
 
-    d = sub.add_parser("datasets", help="list datasets and check their files")
-    d.add_argument("action", choices=["list", "check"], help="list: registered datasets; check: find + checksum files")
+    d = sub.add_parser("datasets", help="list datasets, show their cards, verify their files")
+    d.add_argument("action", choices=["list", "info", "verify", "check"], help=(
+        "list: registered datasets; info NAME: files, checksums, source, licence, protocol options; "
+        "verify [NAME ...]: find + checksum files (check is the same)"))
+    d.add_argument("names", nargs="*", help="dataset name(s) for info / verify")
     d.add_argument("--data-dir", default=None, help="data directory (default: $TSDIFF_DATA or the user cache)")
+
+    from tsdiff.bench.cli import add_parser as _add_bench_parser
+
+    _add_bench_parser(sub)
+
+    from tsdiff.user_commands import add_parsers as _add_user_parsers
+
+    _add_user_parsers(sub)  # impute, forecast, predict, plot
     return p
 
 
@@ -49,21 +66,10 @@ def _model_path(arg: str) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
-def _datasets(action: str, data_dir: str | None) -> int:
-    from tsdiff.data.protocol import DATASETS
-    from tsdiff.data.sources import SPECS
-    from tsdiff.data.sources.base import checksums, locate_files
+def _datasets(action: str, names: list[str], data_dir: str | None) -> int:
+    from tsdiff.data.catalog import datasets_command
 
-    for name in DATASETS.names():
-        spec = SPECS[name]
-        if action == "list":
-            print(f"{name}: {spec.description} [{', '.join(f.name for f in spec.files)}]")
-        else:
-            paths = locate_files(spec, data_dir)
-            sums = checksums(spec, paths)
-            ok = all(sums[f.name] == f.sha256 for f in spec.files)
-            print(f"{name}: {'ok' if ok else 'CHECKSUM MISMATCH'} ({paths[spec.files[0].name].parent})")
-    return 0
+    return datasets_command(action, names, data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             from tsdiff.experiment import fit, test
 
             cfg = load_config(args.config, args.overrides)
+            if args.resume and cfg["trainer"]["resume"] is False:
+                cfg["trainer"]["resume"] = True
             path = fit(cfg)
             if args.test:
                 test(path)
@@ -81,8 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             from tsdiff.experiment import test
 
             test(_model_path(args.model), args.overrides, progress=not args.no_progress)
+        elif args.command in ("impute", "forecast", "predict", "plot"):
+            from tsdiff.user_commands import COMMANDS
+
+            return COMMANDS[args.command](args)
+        elif args.command == "bench":
+            from tsdiff.bench.cli import main as bench_main
+
+            return bench_main(args)
         elif args.command == "datasets":
-            return _datasets(args.action, args.data_dir)
+            return _datasets(args.action, args.names, args.data_dir)
     except TsdiffError as exc:
         print(f"tsdiff {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -28,5 +28,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (see :func:`atomic_write`)."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     return atomic_write(path, lambda fh: fh.write(text), mode="w")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises:
+        DataError: the file does not exist, or is not complete valid JSON (e.g. a
+            file truncated by a crash of a writer that did not write atomically).
+    """
+    from tsdiff.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"JSON file {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not a complete JSON document ({exc}); it may be truncated or corrupt - "
+            "re-create it (e.g. re-run the command that wrote it)"
+        ) from None

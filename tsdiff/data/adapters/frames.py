@@ -32,6 +32,8 @@ def check_time_index(index, freq: str | None = None, where: str = "data") -> tup
         idx = pd.DatetimeIndex(index)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{where}: the index must hold timestamps ({exc})") from None
+    if len(idx) == 0:
+        raise DataError(f"{where} has no rows (no timestamps); pass data with at least one time step")
     if idx.hasnans:
         raise DataError(f"{where}: the time index has missing timestamps (NaT); drop those rows")
     dup = idx[idx.duplicated()]
@@ -78,6 +80,8 @@ def from_wide_dataframe(df: pd.DataFrame, freq: str | None = None, channel: str 
     if not df.columns.is_unique:
         dup = df.columns[df.columns.duplicated()][0]
         raise DataError(f"DataFrame has duplicate column {dup!r}; every series needs its own column")
+    if df.shape[1] == 0:
+        raise DataError("DataFrame has no columns; pass one numeric column per series")
     index, freq = check_time_index(df.index, freq, "DataFrame")
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
@@ -135,6 +139,9 @@ def from_long_dataframe(
     value_cols = list(value_cols or [c for c in df.columns if c not in (item_col, time_col)])
     if not value_cols:
         raise DataError("long DataFrame has no value columns")
+    bad = [c for c in value_cols if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise DataError(f"long DataFrame: value column(s) {bad[:5]} are not numeric; convert or drop them")
     try:
         times = pd.to_datetime(df[time_col], format="mixed")
     except (TypeError, ValueError) as exc:
@@ -181,7 +188,14 @@ def to_long_dataframe(series: Series, item_col: str = "item_id", time_col: str =
 
 def from_numpy(values, start="2000-01-01", freq: str = "h", node_names=None, channel_names=None) -> Series:
     """``[T]``, ``[T, N]`` or ``[T, N, C]`` array (NaN = missing) -> Series with a regular index."""
-    v = np.asarray(values, dtype=np.float64)
+    raw = np.asarray(values)
+    try:
+        if raw.dtype.kind not in "biufO":  # strings, complex, datetimes are not values
+            raise TypeError(raw.dtype)
+        v = raw.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise DataError(f"values must be numeric (real numbers, NaN = missing), got an array of dtype {raw.dtype}") \
+            from None
     if v.ndim == 1:
         v = v[:, None, None]
     elif v.ndim == 2:

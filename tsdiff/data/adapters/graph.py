@@ -28,7 +28,13 @@ def from_dense(adj, node_names: list[str] | None = None, num_nodes: int | None =
     Args:
         num_nodes: if given, the N the adjacency must have (e.g. the series' N).
     """
-    a = np.asarray(adj, dtype=np.float64)
+    raw = np.asarray(adj)
+    try:
+        if raw.dtype.kind not in "biufO":  # strings, complex, datetimes: not edge weights
+            raise TypeError(raw.dtype)
+        a = raw.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise DataError(f"the adjacency must be numeric (edge weights, 0 = no edge), got dtype {raw.dtype}") from None
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise DataError(f"a dense adjacency must be square [N, N], got shape {a.shape}")
     if num_nodes is not None and a.shape[0] != num_nodes:
@@ -106,6 +112,8 @@ def from_edge_list(
     df = pd.DataFrame(np.asarray(edges) if not isinstance(edges, pd.DataFrame) else edges.to_numpy())
     if df.shape[1] != 3:
         raise DataError(f"an edge list needs 3 columns (from, to, distance), got {df.shape[1]}")
+    if len(df) == 0:
+        raise DataError("the edge list is empty; give at least one (from, to, distance) row")
     dist = df[2].to_numpy(dtype=np.float64)
     if node_ids is not None:
         pos = {str(k): i for i, k in enumerate(node_ids)}

@@ -93,6 +93,10 @@ class GridSource:
             raise DataError("the grid's time coordinate has duplicate or unsorted values; sortby(time) first")
         dims = (self.time_dim, self.lat_dim, self.lon_dim)
         self.fields = [ds[v].transpose(*dims) for v in names]  # lazy if dask-backed
+        bad = {v: str(f.dtype) for v, f in zip(names, self.fields)
+               if not np.issubdtype(f.dtype, np.number) or np.issubdtype(f.dtype, np.complexfloating)}
+        if bad:
+            raise DataError(f"grid variable(s) {bad} must be numeric (real numbers, NaN = missing)")
         self.spatial = GridSpatial(
             lat=np.asarray(ds[self.lat_dim].values), lon=np.asarray(ds[self.lon_dim].values),
             dims=dims, coord_attrs={d: dict(ds[d].attrs) for d in dims},
