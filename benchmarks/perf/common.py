@@ -1,0 +1,170 @@
+"""Helpers shared by the speed and memory benchmarks: thread pinning, timing, peak memory, records.
+
+Memory is measured honestly on CPU: :func:`exact_rss_accounting` makes the allocator
+return freed blocks to the OS, and a background thread reads the resident set size
+(``/proc/self/statm``) every few milliseconds while a phase runs and reports the peak
+above the RSS at the start of the phase (``ru_maxrss`` is a lifetime maximum, so it only
+shows a phase that sets a new record). Settings that must be isolated completely (the
+chunk-size memory bound) run in a fresh subprocess each (see ``sampling_memory.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDS = ROOT / "benchmarks" / "records" / "perf"
+
+
+def pin_threads(threads: int) -> None:
+    """Use exactly ``threads`` intra-op threads (and 1 inter-op thread) in this process.
+
+    Call before torch does any work; OMP_NUM_THREADS should be set to the same value
+    in the environment so OpenMP and MKL agree.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+
+
+def exact_rss_accounting(threshold: int = 64 * 1024) -> bool:
+    """Make RSS follow live memory: blocks of ``threshold`` bytes or more are mmap'd and
+    returned to the OS when freed (glibc ``mallopt(M_MMAP_THRESHOLD)``, which also stops
+    glibc from raising the threshold as the process runs), and freed heap is trimmed.
+
+    Without this, memory freed by one phase stays in the process and hides the next
+    phase's peak. Call once at start-up; returns False where glibc is not available.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, threshold))
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def maxrss() -> int:
+    """Lifetime peak RSS of this process in bytes (``getrusage``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakRSS:
+    """Peak RSS above the starting RSS while the context is open (background sampler).
+
+    Attributes (after exit): ``start``, ``peak`` (bytes), ``delta = peak - start``,
+    ``samples`` (number of readings).
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.start = self.peak = self.delta = 0
+        self.samples = 0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = current_rss()
+            self.peak = max(self.peak, rss)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        import gc
+
+        gc.collect()
+        self.start = self.peak = current_rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.peak = max(self.peak, current_rss())
+        self._stop.set()
+        self._thread.join()
+        self.delta = self.peak - self.start
+
+
+@contextmanager
+def cuda_peak(device):
+    """Peak CUDA memory allocated inside the block (``out["peak"]`` bytes); a no-op on CPU."""
+    import torch
+
+    out = {"peak": None}
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        yield out
+        torch.cuda.synchronize()
+        out["peak"] = torch.cuda.max_memory_allocated()
+    else:
+        yield out
+
+
+def sync(device) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize()
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages: contention from other processes on a shared machine."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def contention_note(threads: int) -> dict:
+    """What else was running: load average against the cores this run used."""
+    return {"load_average": load_average(), "cpu_count": os.cpu_count(), "threads": threads,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "niceness": os.nice(0)}
+
+
+def timed(fn, *, repeats: int = 1, device=None) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()``."""
+    out = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def perf_record(*, task: str, protocol: str, model: str, benchmark: str, config: dict, results: dict,
+                dataset_checksums: dict | None = None, sampler: str = "ddpm", nfe: int = 0, n_samples: int = 0,
+                seed: int = 0, sample_seconds: float = 0.0, train_seconds: float | None = None,
+                extra: dict | None = None) -> dict:
+    """A tsdiff result record for a performance benchmark (``metrics`` holds the speeds)."""
+    from tsdiff.bench.records import make_record
+
+    return make_record(task=task, protocol=protocol, model=model, sampler=sampler, nfe=nfe, n_samples=n_samples,
+                       seed=seed, metrics=results, train_seconds=train_seconds, sample_seconds=sample_seconds,
+                       config=config, dataset_checksums=dataset_checksums or {},
+                       extra={"benchmark": benchmark, **(extra or {})})
