@@ -29,7 +29,7 @@ from torch import nn
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.models.base import MODELS, Condition, Denoiser
 from tsdiff.models.graph_layers import DiffusionGraphConv, GraphSupports
-from tsdiff.models.layers import DiffusionStepEmbedding
+from tsdiff.models.layers import DiffusionStepEmbedding, unet_stages
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -149,25 +149,7 @@ class GraphUNet(Denoiser):
         self.input_projection = nn.Conv2d(3 * num_channels, hidden, 1)
         block = lambda a, b: SpatioTemporalBlock(a, b, diffusion_embedding_dim, kernel_size, graph_order, dropout)  # noqa: E731
 
-        chs = [hidden * m for m in mults]
-        skips, c = [hidden], hidden
-        self.down = nn.ModuleList()
-        for i, ch in enumerate(chs):
-            for _ in range(blocks):
-                self.down.append(block(c, ch))
-                c = ch
-                skips.append(c)
-            if i < len(chs) - 1:
-                self.down.append(TimeDown(c))
-                skips.append(c)
-        self.middle = nn.ModuleList([block(c, c), block(c, c)])
-        self.up = nn.ModuleList()
-        for i in reversed(range(len(chs))):
-            for _ in range(blocks + 1):
-                self.up.append(block(c + skips.pop(), chs[i]))
-                c = chs[i]
-            if i > 0:
-                self.up.append(TimeUp(c))
+        self.down, self.middle, self.up, c = unet_stages(hidden, mults, blocks, block, TimeDown, TimeUp)
         self.output_norm = _norm(c)
         self.output_projection = nn.Conv2d(c, num_channels, 1)
 

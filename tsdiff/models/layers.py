@@ -162,3 +162,33 @@ class TransformerLayer(nn.Module):
         x = self.norm1(x + dropout(self.out(a), p, self.training))
         h = self.ff2(dropout(F.gelu(self.ff1(x)), p, self.training))
         return self.norm2(x + dropout(h, p, self.training))
+
+
+def unet_stages(hidden: int, mults, blocks: int, block, down, up) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList, int]:
+    """The module lists of a U-Net: ``(down, middle, up, out_channels)``.
+
+    Level ``i`` has ``hidden * mults[i]`` channels and ``blocks`` blocks on the way down
+    (``blocks + 1`` on the way up, each fed one skip); ``down(c)`` / ``up(c)`` resample
+    between levels. ``block(c_in, c_out)`` builds one block. Forward passes push the
+    stem output and every down module's output as skips and pop one per up block.
+    """
+    chs = [hidden * m for m in mults]
+    skips, c = [hidden], hidden
+    down_mods = nn.ModuleList()
+    for i, ch in enumerate(chs):
+        for _ in range(blocks):
+            down_mods.append(block(c, ch))
+            c = ch
+            skips.append(c)
+        if i < len(chs) - 1:
+            down_mods.append(down(c))
+            skips.append(c)
+    middle = nn.ModuleList([block(c, c), block(c, c)])
+    up_mods = nn.ModuleList()
+    for i in reversed(range(len(chs))):
+        for _ in range(blocks + 1):
+            up_mods.append(block(c + skips.pop(), chs[i]))
+            c = chs[i]
+        if i > 0:
+            up_mods.append(up(c))
+    return down_mods, middle, up_mods, c
