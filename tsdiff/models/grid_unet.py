@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsdiff.data.spatial import GridSpatial
-from tsdiff.errors import ConfigError, DataError
+from tsdiff.errors import DataError
 from tsdiff.models.base import MODELS, Condition, Denoiser
-from tsdiff.models.layers import DiffusionStepEmbedding, unet_stages
+from tsdiff.models.layers import DiffusionStepEmbedding, check_unet_options, unet_stages
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -107,21 +107,9 @@ class GridUNet(Denoiser):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        for key, val in dict(num_nodes=num_nodes, num_channels=num_channels, hidden=hidden, blocks=blocks,
-                             kernel_size=kernel_size).items():
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                raise ConfigError(f"model option {key} must be an integer >= 1, got {val!r}")
-        if kernel_size % 2 == 0:
-            raise ConfigError(f"model option kernel_size must be odd (same-length convolutions), got {kernel_size}")
-        mults = list(channel_multipliers) if isinstance(channel_multipliers, (list, tuple)) else None
-        if not mults or any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in mults):
-            raise ConfigError(
-                f"model option channel_multipliers must be a non-empty list of integers >= 1, got {channel_multipliers!r}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model option dropout must be in [0, 1), got {dropout!r}")
-        if not isinstance(diffusion_embedding_dim, int) or diffusion_embedding_dim < 2 or diffusion_embedding_dim % 2:
-            raise ConfigError(f"model option diffusion_embedding_dim must be an even integer >= 2, got {diffusion_embedding_dim!r}")
+        integers = dict(num_nodes=num_nodes, num_channels=num_channels, hidden=hidden, blocks=blocks,
+                        kernel_size=kernel_size)
+        mults = check_unet_options(integers, kernel_size, channel_multipliers, dropout, diffusion_embedding_dim)
         self._config = dict(
             num_nodes=num_nodes, num_channels=num_channels, hidden=hidden, channel_multipliers=mults, blocks=blocks,
             kernel_size=kernel_size, diffusion_embedding_dim=diffusion_embedding_dim, dropout=dropout,

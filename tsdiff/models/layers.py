@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsdiff.errors import ConfigError
+
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Transformer position encoding (Vaswani et al. 2017) of real-valued positions.
@@ -162,6 +164,30 @@ class TransformerLayer(nn.Module):
         x = self.norm1(x + dropout(self.out(a), p, self.training))
         h = self.ff2(dropout(F.gelu(self.ff1(x)), p, self.training))
         return self.norm2(x + dropout(h, p, self.training))
+
+
+def check_unet_options(integers: dict, kernel_size: int, channel_multipliers, dropout: float,
+                       diffusion_embedding_dim) -> list[int]:
+    """Validate the options the U-Net denoisers share (ConfigError naming the option).
+
+    ``integers`` maps option names to values that must be integers >= 1. Returns the
+    channel multipliers as a list.
+    """
+    for key, val in integers.items():
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            raise ConfigError(f"model option {key} must be an integer >= 1, got {val!r}")
+    if kernel_size % 2 == 0:
+        raise ConfigError(f"model option kernel_size must be odd (same-length convolutions), got {kernel_size}")
+    mults = list(channel_multipliers) if isinstance(channel_multipliers, (list, tuple)) else None
+    if not mults or any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in mults):
+        raise ConfigError(
+            f"model option channel_multipliers must be a non-empty list of integers >= 1, got {channel_multipliers!r}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model option dropout must be in [0, 1), got {dropout!r}")
+    if not isinstance(diffusion_embedding_dim, int) or diffusion_embedding_dim < 2 or diffusion_embedding_dim % 2:
+        raise ConfigError(f"model option diffusion_embedding_dim must be an even integer >= 2, got {diffusion_embedding_dim!r}")
+    return mults
 
 
 def unet_stages(hidden: int, mults, blocks: int, block, down, up) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList, int]:
