@@ -98,7 +98,7 @@ def abs_target_sum(module, protocol, dataset) -> float:
 
 
 def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_windows: int | None,
-        seed: int, progress: bool, windows: tuple[int, int] | None = None) -> list[dict]:
+        seed: int, progress: bool, windows: tuple[int, int] | None = None, bf16: bool = False) -> list[dict]:
     import lightning as L
     import torch
 
@@ -124,8 +124,9 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
     for sampler, steps, options in parsed:
         L.seed_everything(seed, verbose=False)
         cpu0 = time.process_time()
-        res = evaluate(module, protocol, "test", n_samples=n_samples, sampler=sampler, steps=steps,
-                       sampler_options=options, seed=seed, limit_windows=limit_windows, progress=progress)
+        with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=bf16):
+            res = evaluate(module, protocol, "test", n_samples=n_samples, sampler=sampler, steps=steps,
+                           sampler_options=options, seed=seed, limit_windows=limit_windows, progress=progress)
         cpu_seconds = time.process_time() - cpu0  # compute cost, less sensitive than wall time to a busy machine
         subset = None
         if shard is not None:
@@ -134,7 +135,7 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
             subset = (f"first {res['n_windows']} of {n_test} test windows "
                       f"({res['metrics'].get('n_targets')} scored targets); every setting uses the same "
                       f"windows and seed {seed}")
-        label = setting_label(sampler, steps, options)
+        label = setting_label(sampler, steps, options) + ("_bf16" if bf16 else "")
         rec = make_record(
             task=f"{cfg['data']['dataset']}_{cfg['task']}", protocol=protocol.id, model=cfg["model"]["name"],
             sampler=sampler, nfe=res["nfe"], n_samples=n_samples, seed=seed, metrics=res["metrics"],
@@ -142,7 +143,7 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
             dataset_checksums=protocol.checksums,
             extra={"benchmark": "sampler_nfe", "setting": label, "steps": steps, "sampler_options": options,
                    "n_windows": res["n_windows"], "n_test_windows": n_test, "subset": subset,
-                   "sample_cpu_seconds": cpu_seconds, "torch_threads": torch.get_num_threads(),
+                   "sample_cpu_seconds": cpu_seconds, "precision": "bf16-mixed" if bf16 else "32-true", "torch_threads": torch.get_num_threads(),
                    "epochs": extra.get("epochs"), "model_file": str(model_path), "model_sha256": model_sha},
         )
         if shard is None:
@@ -211,7 +212,8 @@ def load_records(out: Path) -> list[dict]:
 
 def _curve_name(r: dict) -> str:
     opts = {k: v for k, v in (r.get("sampler_options") or {}).items()}
-    return r["sampler"] + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
+    bf16 = " bf16" if r.get("precision") == "bf16-mixed" else ""
+    return r["sampler"] + "".join(f" {k}={v}" for k, v in sorted(opts.items())) + bf16
 
 
 def plot(records: list[dict], path: Path, reference: tuple[str, int] = ("ddpm", 50)) -> Path:
@@ -228,7 +230,8 @@ def plot(records: list[dict], path: Path, reference: tuple[str, int] = ("ddpm", 
     for name, pts in sorted(curves.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=name)
-    ref = [r for r in records if (r["sampler"], r["steps"]) == reference and not r.get("sampler_options")]
+    ref = [r for r in records if (r["sampler"], r["steps"]) == reference and not r.get("sampler_options")
+           and r.get("precision") != "bf16-mixed"]
     if ref:
         c = ref[0]["metrics"]["crps"]
         ax.axhspan(c * 0.97, c * 1.03, color="grey", alpha=0.25, label=f"{reference[0]} {reference[1]} steps +-3%")
@@ -274,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", action="store_true", help="merge shard records of OUT/shards, then plot")
     p.add_argument("--plot-only", action="store_true", help="redraw the plot from the records in --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="sample under bfloat16 autocast (GPUs; CPUs with AMX)")
     args = p.parse_args(argv)
     out = Path(args.out)
     windows = None
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model is None:
             p.error("a model file is needed unless --plot-only or --merge is given")
         run(args.model, args.settings, args.n_samples, out, args.limit_windows, args.seed, not args.no_progress,
-            windows)
+            windows, bf16=args.bf16)
     records = load_records(out)
     print(table(records))
     print(f"plot: {plot(records, out / PLOT_NAME)}")

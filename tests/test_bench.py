@@ -213,6 +213,19 @@ def test_changed_settings_are_rerun(tmp_path, data_dir):
     assert rec["bench"]["baseline_info"] == {"train_rows": 150}
 
 
+def test_run_filters_by_seed_and_rejects_unknown_names(tmp_path, data_dir):
+    raw = _suite(entries=[{"baseline": "knn", "tasks": ["aqi"], "seeds": [0, 1, 2], "options": {"max_train_rows": 100}}])
+    suite = parse_suite(raw)
+    logs = []
+    res = run_suite(suite, tmp_path, data_dir=data_dir, seeds=[1, 5], dry_run=True, log=logs.append)
+    assert logs[0].endswith("1 runs -> " + str(tmp_path)) and "t/aqi/knn/seed1: to run" in logs[1]
+    assert res["done"] == [] and not list(tmp_path.rglob("*.json"))
+    with pytest.raises(ConfigError, match=r"no entry named 'knnn'; its entry names are: knn"):
+        run_suite(suite, tmp_path, data_dir=data_dir, entries=["knnn"])
+    with pytest.raises(ConfigError, match=r"no task named 'aqi36'; its task names are: "):
+        run_suite(suite, tmp_path, data_dir=data_dir, tasks=["aqi36"])
+
+
 def test_report_refuses_mixed_protocols_and_handles_missing_matplotlib(tmp_path, monkeypatch, capsys):
     def rec(entry, protocol, seed, crps):
         return {"task": "a", "protocol": protocol, "model": entry, "sampler": "none", "nfe": 0, "n_samples": 1,

@@ -123,3 +123,25 @@ def test_sampler_nfe_merges_window_shards_exactly(tmp_path):
     (out / "shards" / "s1.json").write_text(json.dumps(bad))
     with pytest.raises(SystemExit, match="do not tile windows from 0"):
         mod["merge_shards"](out)
+
+
+def test_throughput_benchmark_times_both_libraries_and_the_fast_sampler(tmp_path, data_dir, monkeypatch, capsys):
+    pytest.importorskip("pypots", reason="PyPOTS is an optional peer: pip install tsdiff[peers]")
+    argv = ["throughput.py", "--config", os.path.join(ROOT, "configs/imputation/csdi_aqi36.yaml"), "--data-dir",
+            str(data_dir), "--set", "model.layers=1", "model.channels=8", "model.heads=2",
+            "process.num_steps=4", "--batch-size", "2", "--train-steps", "1", "--repeats", "1",
+            "--sample-windows", "1", "--n-samples", "2", "--fast", "ddpm:2:spacing=log_snr", "--no-memory-pass",
+            "--check-samples", "--out", str(tmp_path), "--stem", "tp"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(os.path.join(ROOT, "benchmarks/perf/throughput.py"), run_name="__main__")
+    assert done.value.code == 0
+    rec = json.loads((tmp_path / "tp.json").read_text())
+    res = rec["metrics"]
+    assert set(res) >= {"train", "sample", "fast_sample"} and res["sample_check"].startswith("tsdiff conditioning")
+    for phase in ("train", "sample", "fast_sample"):
+        r = res[phase]
+        assert r["ratio_tsdiff_over_pypots"] > 0 and len(r["tsdiff"]["seconds"]) == len(r["pypots"]["seconds"]) == 1
+    assert res["sample"]["work_items"] == res["fast_sample"]["work_items"] == 2
+    assert rec["settings"]["fast_sampler"] == {"sampler": "ddpm", "steps": 2, "options": {"spacing": "log_snr"}}
+    assert rec["settings"]["nfe"] == 4 and rec["parameters"]["tsdiff"] > 0

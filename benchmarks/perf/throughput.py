@@ -33,6 +33,7 @@ on the same windows, and the record says the architectures differ.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -40,6 +41,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sampler_nfe import parse_setting  # noqa: E402
 
 from common import (  # noqa: E402
     RECORDS, PeakRSS, contention_note, cuda_peak, exact_rss_accounting, maxrss, median, perf_record, pin_threads, sync,
@@ -189,8 +193,20 @@ def run(args) -> dict:
     def pp_sample():
         return pypots.predict({"X": X_nan}, n_sampling_times=S)
 
+    fast = parse_setting(args.fast) if args.fast else None
+
+    def ts_fast_sample():
+        f_sampler, f_steps, f_options = fast
+        with amp if amp is not None else contextlib.nullcontext():
+            return module.sample(x, cm, tp, n_samples=S, sampler=f_sampler, steps=f_steps,
+                                 sampler_options=f_options, generator=gen, chunk_size=args.chunk_size)
+
     phases = {"train": (ts_train, pp_train, args.train_steps * args.batch_size),
-              "sample": (ts_sample, pp_sample, W * S)}
+              "sample": (ts_sample, pp_sample, W * S),
+              # tsdiff's fast sampler against PyPOTS's own 50-step ancestral sampling of the same work
+              "fast_sample": (ts_fast_sample, pp_sample, W * S)}
+    if fast is not None and "fast_sample" not in args.phases:
+        args.phases.append("fast_sample")
     results: dict = {}
     for phase in args.phases:
         ts_fn, pp_fn, work = phases[phase]
@@ -203,7 +219,7 @@ def run(args) -> dict:
                 pypots.model.train()
                 pypots.model(pp_batches[0], calc_criterion=True)["loss"].sum().backward()
                 pypots.optimizer.zero_grad()
-        if phase == "sample" and args.compile:
+        if phase in ("sample", "fast_sample") and args.compile:
             ts_fn()  # compilation happens on the first pass: not timed
         times = {"tsdiff": [], "pypots": []}
         cuda_mem = {"tsdiff": None, "pypots": None}
@@ -260,6 +276,7 @@ def run(args) -> dict:
     settings = {"threads": args.threads, "device": str(device), "batch_size": args.batch_size,
                 "train_steps_per_repeat": args.train_steps, "repeats": args.repeats, "sample_windows": W,
                 "n_samples": S, "sampler": "ddpm (ancestral)", "nfe": cfg["process"]["num_steps"],
+                "fast_sampler": None if fast is None else {"sampler": fast[0], "steps": fast[1], "options": fast[2]},
                 "chunk_size": args.chunk_size, "compile": args.compile, "bf16": args.bf16, "window": L,
                 "features": K, "overrides": overrides}
     record = perf_record(
@@ -307,9 +324,12 @@ def parse_args(argv=None):
     ap.add_argument("--sample-windows", type=int, default=4)
     ap.add_argument("--n-samples", type=int, default=8)
     ap.add_argument("--chunk-size", type=int, default=None)
-    ap.add_argument("--phases", nargs="+", default=["train", "sample"], choices=["train", "sample"])
+    ap.add_argument("--phases", nargs="+", default=["train", "sample"], choices=["train", "sample", "fast_sample"])
+    ap.add_argument("--fast", default=None, metavar="SAMPLER:STEPS[:k=v,...]",
+                    help="also time tsdiff with this sampler (e.g. ddpm:10:spacing=log_snr) against PyPOTS's "
+                         "50-step ancestral sampling of the same windows x samples (phase fast_sample)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the tsdiff network")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for tsdiff (GPU)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for tsdiff (GPUs; CPUs with AMX)")
     ap.add_argument("--no-pypots", action="store_true", help="tsdiff only (no reference run)")
     ap.add_argument("--check-samples", action="store_true")
     ap.add_argument("--no-memory-pass", dest="memory_pass", action="store_false",

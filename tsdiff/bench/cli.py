@@ -18,6 +18,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--kind", choices=["all", "baseline", "model"], default="all", help="run only baselines or models")
     r.add_argument("--tasks", nargs="+", default=None, help="run only these tasks of the suite")
     r.add_argument("--entries", nargs="+", default=None, help="run only these entries of the suite")
+    r.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="run only these seeds (e.g. to split one entry's seeds across processes)")
     r.add_argument("--dry-run", action="store_true", help="list the grid and what is done, run nothing")
     p = bsub.add_parser("report", help="render the leaderboard from records")
     p.add_argument("--records", default="benchmarks/records", help="records folder (searched recursively)")
@@ -35,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
         kinds = ("baseline", "model") if args.kind == "all" else (args.kind,)
         summary = run_suite(suite, args.out or default_out_dir(suite), data_dir=args.data_dir,
                             runs_dir=args.runs_dir, kinds=kinds, tasks=args.tasks, entries=args.entries,
+                            seeds=args.seeds,
                             dry_run=args.dry_run)
         print(f"done {len(summary['done'])}, already done {len(summary['skipped'])}, "
               f"skipped optional {len(summary['optional_skipped'])}, failed {len(summary['failed'])}")

@@ -28,7 +28,7 @@ from tsdiff.bench.baselines import BASELINES, Predictor
 from tsdiff.bench.records import git_commit, make_record, write_record
 from tsdiff.bench.suite import Run, Suite, model_name, resolve_config_path
 from tsdiff.data.protocol import Protocol, build_protocol
-from tsdiff.errors import DataError, TsdiffError
+from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff.metrics import MetricAccumulator
 
 METRIC_SETTINGS = {
@@ -278,13 +278,18 @@ def run_model(run: Run, protocol: Protocol, runs_dir: Path, data_dir: str | None
 
 def run_suite(suite: Suite, out_dir: str | Path, *, data_dir: str | None = None, runs_dir: str | Path = "runs/bench",
               kinds: tuple[str, ...] = ("baseline", "model"), tasks: list[str] | None = None,
-              entries: list[str] | None = None, dry_run: bool = False,
+              entries: list[str] | None = None, seeds: list[int] | None = None, dry_run: bool = False,
               log: Callable[[str], None] = print) -> dict:
-    """Run every unfinished cell of the suite's grid (filtered by kind / task / entry names).
+    """Run every unfinished cell of the suite's grid (filtered by kind / task / entry names / seeds).
 
     Returns:
         ``{"done": [...], "skipped": [...], "failed": [(run_id, message)], "optional_skipped": [...]}``.
     """
+    for what, asked, known in (("task", tasks, list(suite.tasks)), ("entry", entries, [e.name for e in suite.entries])):
+        unknown = [a for a in asked or () if a not in known]
+        if unknown:
+            raise ConfigError(f"suite {suite.name!r} has no {what} named {', '.join(map(repr, unknown))}; "
+                              f"its {what} names are: {', '.join(known)}")
     git_commit()  # the code that runs now, fixed before anything slow
     out_dir = Path(out_dir)
     for p in remove_stale_temporaries(out_dir):
@@ -294,7 +299,7 @@ def run_suite(suite: Suite, out_dir: str | Path, *, data_dir: str | None = None,
     from tsdiff.models import MODELS
 
     grid = [r for r in suite.runs() if r.entry.kind in kinds and (not tasks or r.task.name in tasks)
-            and (not entries or r.entry.name in entries)]
+            and (not entries or r.entry.name in entries) and (seeds is None or r.seed in seeds)]
     log(f"suite {suite.name}: {len(grid)} runs -> {out_dir}")
     for i, run in enumerate(grid, 1):
         path = run.record_path(out_dir)
