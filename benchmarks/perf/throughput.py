@@ -69,12 +69,13 @@ def build_tsdiff(config: str, overrides: list[str], data_dir: str | None):
     from tsdiff.config import load_config
     from tsdiff.data import build_protocol
     from tsdiff.training.module import DiffusionModule
+    from tsdiff.training.spatial_state import spatial_state
 
     cfg = load_config(config, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []))
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     module = DiffusionModule(cfg["model"], cfg["process"], cfg["optim"], data["train_mask"], protocol.signature,
-                             protocol.scaler.state_dict(), cfg)
+                             protocol.scaler.state_dict(), cfg, spatial=spatial_state(protocol.series.spatial))
     return cfg, protocol, module
 
 
