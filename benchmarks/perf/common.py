@@ -54,6 +54,21 @@ def exact_rss_accounting(threshold: int = 64 * 1024) -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, threshold))
 
 
+def release_free_memory() -> None:
+    """Return memory that glibc holds for reuse (every arena) to the OS (``malloc_trim(0)``).
+
+    Blocks freed before :func:`exact_rss_accounting` took effect (or below its threshold)
+    stay resident in the allocator's arenas; without a trim a later allocation reuses them
+    and its peak does not show in the RSS. A no-op where glibc is not available.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def current_rss() -> int:
     """Resident set size of this process in bytes."""
     with open("/proc/self/statm") as fh:
@@ -89,6 +104,7 @@ class PeakRSS:
         import gc
 
         gc.collect()
+        release_free_memory()
         self.start = self.peak = current_rss()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
