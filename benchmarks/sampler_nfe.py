@@ -143,7 +143,8 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
             dataset_checksums=protocol.checksums,
             extra={"benchmark": "sampler_nfe", "setting": label, "steps": steps, "sampler_options": options,
                    "n_windows": res["n_windows"], "n_test_windows": n_test, "subset": subset,
-                   "sample_cpu_seconds": cpu_seconds, "precision": "bf16-mixed" if bf16 else "32-true", "torch_threads": torch.get_num_threads(),
+                   "sample_cpu_seconds": cpu_seconds, "precision": "bf16-mixed" if bf16 else "32-true",
+                   "torch_threads": torch.get_num_threads(),
                    "epochs": extra.get("epochs"), "model_file": str(model_path), "model_sha256": model_sha},
         )
         if shard is None:

@@ -145,3 +145,14 @@ def test_throughput_benchmark_times_both_libraries_and_the_fast_sampler(tmp_path
     assert res["sample"]["work_items"] == res["fast_sample"]["work_items"] == 2
     assert rec["settings"]["fast_sampler"] == {"sampler": "ddpm", "steps": 2, "options": {"spacing": "log_snr"}}
     assert rec["settings"]["nfe"] == 4 and rec["parameters"]["tsdiff"] > 0
+
+
+def test_throughput_fast_phase_needs_a_sampler_setting(capsys):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/perf/throughput.py"))
+    with pytest.raises(SystemExit):
+        mod["parse_args"](["--config", "c.yaml", "--phases", "fast_sample"])
+    assert "phase fast_sample needs --fast SAMPLER:STEPS" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="must look like SAMPLER:STEPS"):
+        mod["parse_args"](["--config", "c.yaml", "--fast", "ddpm"])
+    args = mod["parse_args"](["--config", "c.yaml", "--phases", "sample", "--fast", "ddim:4:eta=0.5"])
+    assert args.phases == ["sample", "fast_sample"] and args.fast_setting == ("ddim", 4, {"eta": 0.5})

@@ -152,6 +152,16 @@ def resume_checkpoint(cfg: dict) -> Path | None:
     return max(found)[2] if found else None
 
 
+def build_module(cfg: dict, protocol) -> DiffusionModule:
+    """A fresh (untrained) module for a resolved config and the protocol built from it,
+    with the data's graph / grid (``protocol.series.spatial``) for spatial models."""
+    return DiffusionModule(
+        model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=cfg["data"]["train_mask"],
+        signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
+        spatial=spatial_state(protocol.series.spatial),
+    )
+
+
 def fit(cfg: dict) -> Path:
     """Train the configured model; writes ``<output.dir>/model.pt`` and ``fit.json``.
 
@@ -167,11 +177,7 @@ def fit(cfg: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
-    module = DiffusionModule(
-        model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=data["train_mask"],
-        signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
-        spatial=spatial_state(protocol.series.spatial),
-    )
+    module = build_module(cfg, protocol)
     if cfg["trainer"].get("compile"):
         module.net.compile()  # in place: checkpoints keep the plain parameter names
     dm = WindowDataModule(protocol, data["batch_size"], data["num_workers"], seed=cfg["seed"])

@@ -79,9 +79,8 @@ def train_curve(data_dir: str, out: Path, *, devices: int, strategy: str, batch_
     """One training run; returns ``{"curve": [...], "seconds": ..., "steps": ...}``."""
     from tsdiff.config import load_config
     from tsdiff.data import build_protocol
-    from tsdiff.experiment import _trainer
+    from tsdiff.experiment import _trainer, build_module
     from tsdiff.training.data import WindowDataModule
-    from tsdiff.training.module import DiffusionModule
 
     cfg = load_config("configs/imputation/csdi_aqi36.yaml", [
         *TINY, f"data.data_dir={data_dir}", f"data.batch_size={batch_size}", f"seed={seed}",
@@ -91,8 +90,7 @@ def train_curve(data_dir: str, out: Path, *, devices: int, strategy: str, batch_
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
-    module = DiffusionModule(cfg["model"], cfg["process"], cfg["optim"], data["train_mask"], protocol.signature,
-                             protocol.scaler.state_dict(), cfg)
+    module = build_module(cfg, protocol)
     dm = WindowDataModule(protocol, data["batch_size"], data["num_workers"], seed=cfg["seed"])
     trainer = _trainer(cfg, out)
     curve_file = out / "curve.json"

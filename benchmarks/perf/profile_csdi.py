@@ -55,13 +55,12 @@ def main(argv=None) -> int:
     import tsdiff
     from tsdiff.config import load_config
     from tsdiff.data import build_protocol
-    from tsdiff.training.module import DiffusionModule
+    from tsdiff.experiment import build_module
 
     cfg = load_config(args.config, list(args.set) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else []))
     protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
     torch.manual_seed(0)
-    module = DiffusionModule(cfg["model"], cfg["process"], cfg["optim"], cfg["data"]["train_mask"],
-                             protocol.signature, protocol.scaler.state_dict(), cfg)
+    module = build_module(cfg, protocol)
     gen = torch.Generator().manual_seed(0)
     batch = next(iter(DataLoader(protocol.dataset("train"), batch_size=args.batch_size, shuffle=True, generator=gen)))
     if "cond_mask" not in batch:

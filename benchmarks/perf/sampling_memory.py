@@ -39,13 +39,12 @@ def child(args) -> dict:
     from tsdiff.config import load_config
     from tsdiff.data import build_protocol
     from tsdiff.training.evaluate import evaluate
-    from tsdiff.training.module import DiffusionModule
+    from tsdiff.experiment import build_module
 
     cfg = load_config(args.config, [*args.set, f"data.data_dir={args.data_dir}"])
     protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
     torch.manual_seed(0)
-    module = DiffusionModule(cfg["model"], cfg["process"], cfg["optim"], cfg["data"]["train_mask"],
-                             protocol.signature, protocol.scaler.state_dict(), cfg)
+    module = build_module(cfg, protocol)
     n_test = len(protocol.dataset("test"))
     W = n_test if args.windows <= 0 else min(args.windows, n_test)
     # touch the windows once, so lazily built data is part of the baseline

@@ -41,10 +41,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the sampler-setting parser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sampler_nfe import parse_setting  # noqa: E402
-
 from common import (  # noqa: E402
     RECORDS, PeakRSS, contention_note, cuda_peak, exact_rss_accounting, maxrss, median, perf_record, pin_threads, sync,
 )
@@ -68,15 +67,12 @@ DIFFERENCES = [
 def build_tsdiff(config: str, overrides: list[str], data_dir: str | None):
     from tsdiff.config import load_config
     from tsdiff.data import build_protocol
-    from tsdiff.training.module import DiffusionModule
-    from tsdiff.training.spatial_state import spatial_state
+    from tsdiff.experiment import build_module
 
     cfg = load_config(config, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []))
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
-    module = DiffusionModule(cfg["model"], cfg["process"], cfg["optim"], data["train_mask"], protocol.signature,
-                             protocol.scaler.state_dict(), cfg, spatial=spatial_state(protocol.series.spatial))
-    return cfg, protocol, module
+    return cfg, protocol, build_module(cfg, protocol)
 
 
 def training_batches(protocol, module, n: int, batch_size: int, seed: int) -> list[dict]:
@@ -185,29 +181,26 @@ def run(args) -> dict:
     X_nan = torch.where(cm, x, torch.nan).reshape(W, L, K).cpu().numpy()  # PyPOTS: NaN = not conditioned on
     gen = torch.Generator(device=device).manual_seed(args.seed)
 
+    def ts_draw(sampler: str = "ddpm", steps: int | None = None, options: dict | None = None):
+        with amp if amp is not None else contextlib.nullcontext():
+            return module.sample(x, cm, tp, n_samples=S, sampler=sampler, steps=steps, sampler_options=options,
+                                 generator=gen, chunk_size=args.chunk_size)
+
     def ts_sample():
-        if amp is not None:
-            with amp:
-                return module.sample(x, cm, tp, n_samples=S, sampler="ddpm", generator=gen, chunk_size=args.chunk_size)
-        return module.sample(x, cm, tp, n_samples=S, sampler="ddpm", generator=gen, chunk_size=args.chunk_size)
+        return ts_draw()
 
     def pp_sample():
         return pypots.predict({"X": X_nan}, n_sampling_times=S)
 
-    fast = parse_setting(args.fast) if args.fast else None
+    fast = args.fast_setting
 
     def ts_fast_sample():
-        f_sampler, f_steps, f_options = fast
-        with amp if amp is not None else contextlib.nullcontext():
-            return module.sample(x, cm, tp, n_samples=S, sampler=f_sampler, steps=f_steps,
-                                 sampler_options=f_options, generator=gen, chunk_size=args.chunk_size)
+        return ts_draw(*fast)
 
     phases = {"train": (ts_train, pp_train, args.train_steps * args.batch_size),
               "sample": (ts_sample, pp_sample, W * S),
               # tsdiff's fast sampler against PyPOTS's own 50-step ancestral sampling of the same work
               "fast_sample": (ts_fast_sample, pp_sample, W * S)}
-    if fast is not None and "fast_sample" not in args.phases:
-        args.phases.append("fast_sample")
     results: dict = {}
     for phase in args.phases:
         ts_fn, pp_fn, work = phases[phase]
@@ -338,7 +331,13 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RECORDS))
     ap.add_argument("--stem", default=None)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.fast_setting = parse_setting(args.fast) if args.fast else None  # a typo fails before any work
+    if args.fast_setting is not None and "fast_sample" not in args.phases:
+        args.phases.append("fast_sample")
+    if "fast_sample" in args.phases and args.fast_setting is None:
+        ap.error("phase fast_sample needs --fast SAMPLER:STEPS, e.g. --fast ddpm:8:spacing=log_snr")
+    return args
 
 
 def main(argv=None) -> int:
