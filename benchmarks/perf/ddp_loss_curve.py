@@ -40,7 +40,9 @@ TINY = ["model.layers=1", "model.channels=16", "model.heads=2", "model.ff_dim=16
 
 class DeterministicLossCurve(L.Callback):
     """Rank 0 appends a deterministic loss of the current weights to a JSON file at the
-    start of training and after every epoch (eval mode, fixed windows, fixed noise)."""
+    start of training and after every epoch (eval mode, fixed windows, fixed noise), with
+    the optimiser steps taken so far (under ``ddp_spawn`` the training runs in child
+    processes, so the parent's trainer never sees the step count)."""
 
     def __init__(self, path: str, batches: list[dict]) -> None:
         self.path, self.batches = path, batches
@@ -54,9 +56,10 @@ class DeterministicLossCurve(L.Callback):
             losses = [module.diffusion_loss(b, generator=torch.Generator().manual_seed(1000 + i)).item()
                       for i, b in enumerate(self.batches)]
         module.train(was)
-        curve = json.loads(Path(self.path).read_text()) if Path(self.path).exists() else []
-        curve.append(sum(losses) / len(losses))
-        Path(self.path).write_text(json.dumps(curve))
+        state = json.loads(Path(self.path).read_text()) if Path(self.path).exists() else {"curve": []}
+        state["curve"].append(sum(losses) / len(losses))
+        state["global_step"] = trainer.global_step
+        Path(self.path).write_text(json.dumps(state))
 
     def on_train_start(self, trainer, module) -> None:
         self._score(trainer, module)
@@ -98,7 +101,8 @@ def train_curve(data_dir: str, out: Path, *, devices: int, strategy: str, batch_
     t0 = time.perf_counter()
     trainer.fit(module, dm)
     seconds = time.perf_counter() - t0
-    return {"curve": json.loads(curve_file.read_text()), "seconds": seconds, "global_steps": trainer.global_step,
+    state = json.loads(curve_file.read_text())
+    return {"curve": state["curve"], "seconds": seconds, "global_steps": state["global_step"],
             "world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__}
 
 
