@@ -611,7 +611,7 @@ def test_ddim_rejects_bad_eta():
 
 
 def test_unknown_sampler_lists_valid_names():
-    assert SAMPLERS.names() == ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc"]
+    assert SAMPLERS.names() == ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc", "sde_dpm_solver_pp"]
     with pytest.raises(UnknownNameError, match="unknown sampler 'euler'; valid sampler names are: "
-                       "ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc"):
+                       "ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc, sde_dpm_solver_pp"):
         SAMPLERS.get("euler")

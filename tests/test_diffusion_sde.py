@@ -352,7 +352,7 @@ def test_x0_loss_in_any_parametrisation():
 def test_builders():
     assert available() == {
         "process": ["ddpm", "subvp", "ve", "vp"],
-        "sampler": ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc"],
+        "sampler": ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc", "sde_dpm_solver_pp"],
         "conditioning": ["conditional", "guidance", "inpainting"],
         "parametrization": ["eps", "score", "v", "x0"],
         "loss_weighting": ["eps", "max_snr", "min_snr", "x0"],

@@ -157,6 +157,20 @@ def test_transformer_layer_with_dropout_matches_torch_layer_in_eval_and_trains()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in mine.parameters())
 
 
+def test_compiled_transformer_layer_matches_eager():
+    # eval.compile / trainer.compile / throughput.py --compile wrap the network in
+    # torch.compile: the compiled transformer layer computes what the eager one does.
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = TransformerLayer(16, 2, 16).eval()
+    x = torch.randn(4, 7, 16)
+    with torch.inference_mode():
+        eager = layer(x)
+        compiled = torch.compile(layer, dynamic=False)(x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    torch._dynamo.reset()
+
+
 def test_csdi_linear_attention_option_roundtrips_and_bad_value_is_a_config_error():
     from tsdiff.errors import ConfigError
 

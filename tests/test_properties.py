@@ -29,7 +29,8 @@ from tsdiff.training.module import DiffusionModule
 # Deterministic, small: the default suite stays fast and CI never sees a new example.
 PROPS = settings(max_examples=4, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SAMPLER_CASES = [("ddpm", {}), ("ddim", {"eta": 0.0}), ("heun", {}), ("dpm_solver_pp", {}), ("pc", {"snr": 0.1})]
+SAMPLER_CASES = [("ddpm", {}), ("ddim", {"eta": 0.0}), ("heun", {}), ("dpm_solver_pp", {}), ("pc", {"snr": 0.1}),
+                 ("sde_dpm_solver_pp", {"spacing": "log_snr"})]
 PROCESS = {"name": "ddpm", "num_steps": 20, "schedule": "quadratic", "beta_start": 1e-4, "beta_end": 0.5}
 OPTIM = {"lr": 1e-3, "weight_decay": 0.0, "milestones": [0.75, 0.9], "gamma": 0.1}
 

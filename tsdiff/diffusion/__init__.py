@@ -36,6 +36,7 @@ from tsdiff.diffusion.samplers import (
     sample_euler_maruyama,
     sample_heun,
     sample_pc,
+    sample_sde_dpm_solver_pp,
 )
 from tsdiff.diffusion.schedules import SCHEDULES, make_betas
 from tsdiff.diffusion.utils import append_dims
@@ -87,6 +88,7 @@ __all__ = [
     "sample_euler_maruyama",
     "sample_heun",
     "sample_pc",
+    "sample_sde_dpm_solver_pp",
     "to_eps",
     "to_score",
     "x0_to_eps",

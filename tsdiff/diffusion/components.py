@@ -5,7 +5,7 @@ kind                   names                                            builder
 =====================  ===============================================  =============================
 process                ddpm, vp, subvp, ve                              :func:`build_process`
 sampler                ddpm, ddim, euler_maruyama, pc, heun,            :func:`build_sampler`
-                       dpm_solver_pp
+                       dpm_solver_pp, sde_dpm_solver_pp
 conditioning           conditional, inpainting, guidance                :func:`build_conditioning`
 parametrization        eps, x0, v, score                                :func:`build_loss` / ``to_eps``
 loss weighting         eps, x0, min_snr, max_snr                        :func:`build_loss`

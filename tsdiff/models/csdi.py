@@ -255,7 +255,9 @@ class CSDIDenoiser(Denoiser):
         def drop(_ref) -> None:
             owner = me()
             if owner is not None and owner._side_cache is not None and owner._side_cache[0] is _ref:
-                owner._side_cache = None
+                # a plain attribute: set it without nn.Module.__setattr__, which can fail
+                # when this runs during interpreter shutdown
+                owner.__dict__["_side_cache"] = None
 
         self._side_cache = (weakref.ref(cond.values, drop), weakref.ref(cond.cond_mask),
                             None if cond.timepoints is None else weakref.ref(cond.timepoints), key, terms)

@@ -26,6 +26,7 @@ from tsdiff.diffusion.samplers.base import (
     predict_step,
     start_sampling,
     batch_time,
+    randn_like,
 )
 
 
@@ -116,6 +117,17 @@ def sample_dpm_solver_pp(
         :class:`SamplerOutput` with ``nfe = steps``.
     """
     del generator
+    return dpm_solver_pp_2m(denoise_fn, x_T, process, steps, spacing, 0.0, None, callback, step_hook)
+
+
+def dpm_solver_pp_2m(denoise_fn: DenoiseFn, x_T: torch.Tensor, process: ForwardProcess, steps: Optional[int],
+                     spacing: str, eta: float, generator: Optional[torch.Generator], callback: Optional[Callback],
+                     step_hook: Optional[StepHook]) -> SamplerOutput:
+    """The multistep 2nd-order data-prediction update shared by DPM-Solver++(2M)
+    (``eta = 0``) and SDE-DPM-Solver++(2M) (``eta > 0``,
+    :func:`~tsdiff.diffusion.samplers.sde.sample_sde_dpm_solver_pp`, which documents
+    the step): ``x_{i+1} = (s_{i+1} / s_i) exp(-eta h) x_i - a_{i+1} expm1(-(1 + eta) h) D
+    + s_{i+1} sqrt(-expm1(-2 eta h)) z``."""
     times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     lambdas = [math.log(a / s) for a, s in zip(scales[:-1], stds[:-1])]
     nfe = 0
@@ -133,7 +145,9 @@ def sample_dpm_solver_pp(
             else:
                 r = h_prev / h
                 d = (1 + 0.5 / r) * x0_pred - (0.5 / r) * x0_prev
-            x = (stds[i + 1] / stds[i]) * x - scales[i + 1] * math.expm1(-h) * d
+            x = ((stds[i + 1] / stds[i]) * math.exp(-eta * h)) * x - (scales[i + 1] * math.expm1(-(1.0 + eta) * h)) * d
+            if eta > 0.0:
+                x = x + (stds[i + 1] * math.sqrt(-math.expm1(-2.0 * eta * h))) * randn_like(x, generator)
             x0_prev, h_prev = x0_pred, h
             t_next = batch_time(times[i + 1], x, tdtype)
         x = apply_hook(step_hook, x, t_next)
