@@ -202,8 +202,12 @@ def sample_sde_dpm_solver_pp(
     the first-order step is ancestral DDPM sampling (the posterior mean and
     variance of DDPM on the visited times); at ``eta = 0`` the sampler is
     :func:`~tsdiff.diffusion.samplers.ode.sample_dpm_solver_pp`. The final step to
-    clean data is ``x = D`` of the last evaluation. Few steps want
-    ``spacing="log_snr"``.
+    clean data is ``x = D`` of the last evaluation. Use ``spacing="log_snr"``: on a
+    time grid the step ratios ``r`` vary widely and the correction overshoots (VP SDE,
+    10 uniform steps: a worse covariance than ancestral sampling on Gaussian data). The
+    correction extrapolates between x0 predictions, so a network that is poor at the
+    noisiest levels does worse with it than with ``ddpm`` (a 4-epoch CSDI on AQI-36,
+    ``benchmarks/records/aqi36/sampler_nfe_40w_low_nfe/``).
 
     Args:
         denoise_fn, x_T, process, steps, spacing, generator, callback, step_hook: as
