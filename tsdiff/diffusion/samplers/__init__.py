@@ -3,7 +3,7 @@
 Every sampler takes ``denoise_fn(x_t, t) -> eps``, a start ``x_T`` and a
 :class:`~tsdiff.diffusion.process.ForwardProcess`, and returns
 :class:`SamplerOutput` ``(x0, nfe)``. All randomness comes from the
-``generator`` arg      ent; there is no hidden state. Registered   mes:
+``generator`` argument; there is no hidden state. Registered names:
 
 =====================  ==========================================  ==================
 name                   algorithm                                   NFE
@@ -18,7 +18,7 @@ name                   algorithm                                   NFE
 =====================  ==========================================  ==================
 
 Every sampler takes ``steps`` and ``spacing`` (placement of the visited times:
-``uniform`` in ti      , ``quadratic`` in time, ``log_snr`` unifo  in log-SNR as
+``uniform`` in time, ``quadratic`` in time, ``log_snr`` uniform in log-SNR as
 DPM-Solver recommends for few steps, ``karras``; see
 :data:`~tsdiff.diffusion.process.SPACINGS`), both settable from YAML
 (``eval.sampler_options: {spacing: log_snr}``).
