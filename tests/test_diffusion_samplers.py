@@ -155,10 +155,12 @@ def test_sde_dpm_solver_pp_first_step_is_ancestral():
     torch.testing.assert_close(b.x0, a.x0, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("eta", [-0.1, 1.5, "1", True])
-def test_sde_dpm_solver_pp_rejects_bad_eta(eta):
+@pytest.mark.parametrize("eta", [-0.1, 1.5, "1", True, float("nan")])
+@pytest.mark.parametrize("sampler", ["ddim", "sde_dpm_solver_pp"])
+def test_eta_samplers_reject_bad_eta(sampler, eta):
+    # One check for both samplers; a YAML ``eta: true`` is rejected, not read as 1.0.
     with pytest.raises(ConfigError, match=r"eta must be a number in \[0, 1\]"):
-        SAMPLERS.get("sde_dpm_solver_pp")(lambda x, t: x, torch.zeros(2, 3), VPSDE(), eta=eta)
+        SAMPLERS.get(sampler)(lambda x, t: x, torch.zeros(2, 3), VPSDE(), eta=eta)
 
 
 @pytest.mark.parametrize("sampler", ["heun", "dpm_solver_pp"])

@@ -53,6 +53,20 @@ def apply_hook(hook: Optional[StepHook], x: torch.Tensor, t: Optional[torch.Tens
     return x if hook is None else hook(x, t)
 
 
+def check_eta(eta) -> float:
+    """``eta`` as a float after checking it is a real number in ``[0, 1]`` (``True``/``False`` are
+    rejected: a YAML ``eta: true`` is a typo, not 1.0).
+
+    Raises:
+        ConfigError: ``eta`` is not a number in ``[0, 1]``.
+    """
+    from tsdiff.errors import ConfigError
+
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= float(eta) <= 1.0:
+        raise ConfigError(f"eta must be a number in [0, 1] (0 deterministic, 1 fully stochastic); got {eta!r}")
+    return float(eta)
+
+
 def randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     """Standard normal noise shaped like ``x`` from ``generator``."""
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

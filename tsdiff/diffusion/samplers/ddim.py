@@ -20,11 +20,11 @@ from tsdiff.diffusion.samplers.base import (
     SamplerOutput,
     StepHook,
     apply_hook,
+    check_eta,
     predict_step,
     start_sampling,
     batch_time,
 )
-from tsdiff.errors import ConfigError
 
 
 @SAMPLERS.register("ddim")
@@ -82,8 +82,7 @@ def sample_ddim(
     Raises:
         ConfigError: ``steps`` out of range for the process, or ``eta`` outside [0, 1].
     """
-    if not (isinstance(eta, (int, float)) and 0.0 <= float(eta) <= 1.0):
-        raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
+    eta = check_eta(eta)
     times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     nfe = 0
     for i, time in enumerate(times):

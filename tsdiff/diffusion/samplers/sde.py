@@ -26,6 +26,7 @@ from tsdiff.diffusion.samplers.base import (
     SamplerOutput,
     StepHook,
     apply_hook,
+    check_eta,
     predict_step,
     start_sampling,
     batch_time,
@@ -220,6 +221,4 @@ def sample_sde_dpm_solver_pp(
     Raises:
         ConfigError: ``eta`` outside ``[0, 1]``.
     """
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= float(eta) <= 1.0:
-        raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
-    return dpm_solver_pp_2m(denoise_fn, x_T, process, steps, spacing, float(eta), generator, callback, step_hook)
+    return dpm_solver_pp_2m(denoise_fn, x_T, process, steps, spacing, check_eta(eta), generator, callback, step_hook)
