@@ -63,7 +63,7 @@ def check_eta(eta) -> float:
     from tsdiff.errors import ConfigError
 
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= float(eta) <= 1.0:
-        raise ConfigError(f"eta must be a number in [0, 1] (0 deterministic, 1 fully stochastic); got {eta!r}")
+        raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
     return float(eta)
 
 
