@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
+from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler")
@@ -60,8 +61,6 @@ def check_eta(eta) -> float:
     Raises:
         ConfigError: ``eta`` is not a number in ``[0, 1]``.
     """
-    from tsdiff.errors import ConfigError
-
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= float(eta) <= 1.0:
         raise ConfigError(f"eta must be a number in [0, 1]; got {eta!r}")
     return float(eta)
