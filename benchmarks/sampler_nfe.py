@@ -158,12 +158,52 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
     return records
 
 
+def merge_metrics(parts: list[dict], abs_target_sums: list[float], n_windows: list[int]) -> dict:
+    """The metrics of the union of disjoint window sets, from each set's metrics.
+
+    Every metric of :class:`tsdiff.metrics.MetricAccumulator` is a ratio of sums, so it
+    is recovered exactly from the parts: CRPS, MRE and the weighted quantile losses are
+    divided by ``sum |y|`` (weights ``abs_target_sums``); MAE, ensemble CRPS, the interval
+    coverages and the PIT histogram by the target count (``n_targets``); RMSE is the root
+    of the count-weighted mean square; the energy score is a mean over windows (weights
+    ``n_windows``, every window having a scored target, as in every test split here);
+    QICE is recomputed from the merged PIT histogram. A metric missing from any part, and
+    ``crps_sum`` (its ``sum |y|`` of summed targets is not recorded), is left out.
+    """
+    import numpy as np
+
+    a, w = np.asarray(abs_target_sums, dtype=np.float64), np.asarray(n_windows, dtype=np.float64)
+    n = np.asarray([m["n_targets"] for m in parts], dtype=np.float64)
+
+    def mean(key: str, weights: np.ndarray) -> float:
+        return float(sum(m[key] * k for m, k in zip(parts, weights)) / weights.sum())
+
+    out = {"crps": mean("crps", a), "mae": mean("mae", n),
+           "rmse": float(sum(m["rmse"] ** 2 * k for m, k in zip(parts, n)) / n.sum()) ** 0.5,
+           "n_targets": int(n.sum())}
+    weights = {"mre": a, "ensemble_crps": n, "energy_score": w}
+    weights.update({key: n for key in parts[0] if key.startswith("coverage_")})
+    for key, wts in weights.items():
+        if all(key in m for m in parts):
+            out[key] = mean(key, wts)
+    if all("quantile_loss" in m for m in parts):
+        levels = parts[0]["quantile_loss"].keys()
+        out["quantile_loss"] = {q: float(sum(m["quantile_loss"][q] * k for m, k in zip(parts, a)) / a.sum())
+                                for q in levels}
+    if all("pit_histogram" in m for m in parts):
+        hist = sum(np.asarray(m["pit_histogram"], dtype=np.float64) * k for m, k in zip(parts, n)) / n.sum()
+        out["qice"] = float(np.abs(hist - 1.0 / len(hist)).mean())
+        out["pit_histogram"] = [float(f) for f in hist]
+    return out
+
+
 def merge_shards(out: Path) -> list[Path]:
     """Combine the shard records in ``out/shards`` into one record per setting in ``out``.
 
     Shards must cover consecutive windows from 0 without gaps or overlaps. CRPS is
     ``sum quantile losses / sum |y|``, so the merged CRPS is the ``sum |y|``-weighted
-    mean of the shards'; MAE and RMSE combine by target counts. ``sample_seconds`` is
+    mean of the shards'; MAE and RMSE combine by target counts, and so on for every
+    metric (:func:`merge_metrics`). ``sample_seconds`` is
     the sum over shards (they ran in parallel on a shared machine).
     """
     from tsdiff.bench.records import write_record
@@ -180,16 +220,12 @@ def merge_shards(out: Path) -> list[Path]:
         starts = [r["shard"]["start"] for r in shards]
         if starts[0] != 0 or starts[1:] != stops[:-1]:
             raise SystemExit(f"shards of {label} do not tile windows from 0: {list(zip(starts, stops))}")
-        a = [r["shard"]["abs_target_sum"] for r in shards]
         n = [r["metrics"]["n_targets"] for r in shards]
         merged = dict(shards[0])
         merged.pop("shard")
-        merged["metrics"] = {
-            "crps": sum(r["metrics"]["crps"] * w for r, w in zip(shards, a)) / sum(a),
-            "mae": sum(r["metrics"]["mae"] * k for r, k in zip(shards, n)) / sum(n),
-            "rmse": (sum(r["metrics"]["rmse"] ** 2 * k for r, k in zip(shards, n)) / sum(n)) ** 0.5,
-            "n_targets": sum(n),
-        }
+        merged["metrics"] = merge_metrics([r["metrics"] for r in shards],
+                                          [r["shard"]["abs_target_sum"] for r in shards],
+                                          [r["shard"]["stop"] - r["shard"]["start"] for r in shards])
         merged["n_windows"] = stops[-1]
         merged["sample_seconds"] = sum(r["sample_seconds"] for r in shards)
         if all("sample_cpu_seconds" in r for r in shards):

@@ -156,3 +156,36 @@ def test_throughput_fast_phase_needs_a_sampler_setting(capsys):
         mod["parse_args"](["--config", "c.yaml", "--fast", "ddpm"])
     args = mod["parse_args"](["--config", "c.yaml", "--phases", "sample", "--fast", "ddim:4:eta=0.5"])
     assert args.phases == ["sample", "fast_sample"] and args.fast_setting == ("ddim", 4, {"eta": 0.5})
+
+
+def test_sampler_nfe_merge_recovers_every_metric_of_the_union():
+    # Shards scored separately, then merged, must equal one accumulator over all windows,
+    # for every metric the evaluation reports (coverage, PIT / QICE, energy score, ...).
+    from tsdiff.metrics import MetricAccumulator
+
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
+    rng = np.random.default_rng(3)
+    samples = rng.gamma(2.0, 3.0, size=(6, 7, 5, 4))  # [S, windows, L, K]
+    target = rng.gamma(2.0, 3.0, size=(7, 5, 4))
+    mask = rng.random((7, 5, 4)) < 0.4
+    target[~mask & (rng.random((7, 5, 4)) < 0.5)] = np.nan  # missing ground truth off the mask
+    whole = MetricAccumulator()
+    whole.update(samples, target, mask)
+    parts, sums, windows = [], [], []
+    for lo, hi in ((0, 3), (3, 4), (4, 7)):
+        acc = MetricAccumulator()
+        acc.update(samples[:, lo:hi], target[lo:hi], mask[lo:hi])
+        parts.append(acc.compute())
+        sums.append(float(np.abs(target[lo:hi][mask[lo:hi]]).sum()))
+        windows.append(hi - lo)
+    merged, want = mod["merge_metrics"](parts, sums, windows), whole.compute()
+    assert set(merged) == set(want) and len(want) >= 12
+    for key, value in want.items():
+        if isinstance(value, dict):
+            assert merged[key].keys() == value.keys()
+            assert list(merged[key].values()) == pytest.approx(list(value.values()), rel=1e-12)
+        else:
+            assert merged[key] == pytest.approx(value, rel=1e-12), key
+    # a part without the extended metrics leaves them out of the merge instead of guessing
+    plain = [{k: m[k] for k in ("crps", "mae", "rmse", "n_targets")} for m in parts[:1]] + parts[1:]
+    assert set(mod["merge_metrics"](plain, sums, windows)) == {"crps", "mae", "rmse", "n_targets"}
