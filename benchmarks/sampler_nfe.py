@@ -172,27 +172,31 @@ def merge_metrics(parts: list[dict], abs_target_sums: list[float], n_windows: li
     """
     import numpy as np
 
+    from tsdiff.metrics.scores import qice_from_histogram
+
     a, w = np.asarray(abs_target_sums, dtype=np.float64), np.asarray(n_windows, dtype=np.float64)
     n = np.asarray([m["n_targets"] for m in parts], dtype=np.float64)
 
-    def mean(key: str, weights: np.ndarray) -> float:
-        return float(sum(m[key] * k for m, k in zip(parts, weights)) / weights.sum())
+    def mean(values, weights: np.ndarray):
+        """``sum_i weights_i values_i / sum weights`` (numbers or numpy arrays)."""
+        return sum(v * k for v, k in zip(values, weights)) / weights.sum()
 
-    out = {"crps": mean("crps", a), "mae": mean("mae", n),
-           "rmse": float(sum(m["rmse"] ** 2 * k for m, k in zip(parts, n)) / n.sum()) ** 0.5,
-           "n_targets": int(n.sum())}
+    def have(key: str) -> bool:
+        return all(key in m for m in parts)
+
+    out = {"crps": float(mean([m["crps"] for m in parts], a)), "mae": float(mean([m["mae"] for m in parts], n)),
+           "rmse": float(mean([m["rmse"] ** 2 for m in parts], n)) ** 0.5, "n_targets": int(n.sum())}
     weights = {"mre": a, "ensemble_crps": n, "energy_score": w}
     weights.update({key: n for key in parts[0] if key.startswith("coverage_")})
     for key, wts in weights.items():
-        if all(key in m for m in parts):
-            out[key] = mean(key, wts)
-    if all("quantile_loss" in m for m in parts):
-        levels = parts[0]["quantile_loss"].keys()
-        out["quantile_loss"] = {q: float(sum(m["quantile_loss"][q] * k for m, k in zip(parts, a)) / a.sum())
-                                for q in levels}
-    if all("pit_histogram" in m for m in parts):
-        hist = sum(np.asarray(m["pit_histogram"], dtype=np.float64) * k for m, k in zip(parts, n)) / n.sum()
-        out["qice"] = float(np.abs(hist - 1.0 / len(hist)).mean())
+        if have(key):
+            out[key] = float(mean([m[key] for m in parts], wts))
+    if have("quantile_loss"):
+        out["quantile_loss"] = {q: float(mean([m["quantile_loss"][q] for m in parts], a))
+                                for q in parts[0]["quantile_loss"]}
+    if have("pit_histogram"):
+        hist = mean([np.asarray(m["pit_histogram"], dtype=np.float64) for m in parts], n)
+        out["qice"] = qice_from_histogram(hist)
         out["pit_histogram"] = [float(f) for f in hist]
     return out
 

@@ -29,6 +29,7 @@ from tsdiff.metrics.scores import (
     coverage_counts,
     energy_score_terms,
     pit_counts,
+    qice_from_histogram,
 )
 
 
@@ -167,7 +168,7 @@ class MetricAccumulator:
                 **{f"coverage_{round(100 * c)}": float(k) / self._n
                    for c, k in zip(self.coverage_levels, self._covered)},
                 "quantile_loss": {f"{q:g}": float(v) / norm for q, v in zip(self.quantiles, self._ql)},
-                "qice": float(np.abs(freq - 1.0 / self.pit_bins).mean()),
+                "qice": qice_from_histogram(freq),
                 "pit_histogram": [float(f) for f in freq],
             })
         if self.crps_sum:

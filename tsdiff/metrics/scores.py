@@ -248,5 +248,11 @@ def qice(samples: ArrayLike, target: ArrayLike, mask: Optional[Any] = None, *, b
     0 for a perfectly calibrated ensemble; ``2 (M - 1) / M^2`` at worst (every target in
     one bin; 0.18 for ``M = 10``).
     """
-    freq = pit_histogram(samples, target, mask, bins=bins)
+    return qice_from_histogram(pit_histogram(samples, target, mask, bins=bins))
+
+
+def qice_from_histogram(freq: Sequence[float]) -> float:
+    """QICE ``mean_m |r_m - 1/M|`` of PIT bin frequencies ``r`` (summing to 1), e.g. from
+    :func:`pit_histogram` or a merge of several histograms weighted by their target counts."""
+    freq = np.asarray(freq, dtype=np.float64)
     return float(np.abs(freq - 1.0 / len(freq)).mean())
