@@ -251,3 +251,13 @@ def test_scores_on_cuda_tensors_agree():
     acc = MetricAccumulator(crps_sum=True)
     acc.update(*cuda)
     assert acc.compute()["energy_score"] == pytest.approx(energy_score(samples, target, mask), rel=1e-12)
+
+
+def test_qice_from_histogram_values_and_bad_input():
+    from tsdiff.metrics.scores import qice_from_histogram
+
+    assert qice_from_histogram([0.25, 0.25, 0.25, 0.25]) == 0.0
+    assert qice_from_histogram([1.0, 0.0, 0.0, 0.0]) == pytest.approx(2 * 3 / 16)  # worst case 2 (M-1)/M^2
+    for bad in ([], [[0.5, 0.5]], [0.5, np.nan]):
+        with pytest.raises(DataError, match="PIT histogram must be a non-empty 1-D array"):
+            qice_from_histogram(bad)

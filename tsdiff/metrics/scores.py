@@ -255,4 +255,7 @@ def qice_from_histogram(freq: Sequence[float]) -> float:
     """QICE ``mean_m |r_m - 1/M|`` of PIT bin frequencies ``r`` (summing to 1), e.g. from
     :func:`pit_histogram` or a merge of several histograms weighted by their target counts."""
     freq = np.asarray(freq, dtype=np.float64)
+    if freq.ndim != 1 or freq.size == 0 or not np.isfinite(freq).all():
+        raise DataError(f"a PIT histogram must be a non-empty 1-D array of finite frequencies; got shape "
+                        f"{freq.shape} with values {freq.ravel()[:5].tolist()}")
     return float(np.abs(freq - 1.0 / len(freq)).mean())
