@@ -8,7 +8,8 @@ in several invocations.
 
 A setting is ``SAMPLER:STEPS`` optionally followed by ``:key=value,key=value`` sampler
 options (values read as YAML), e.g. ``dpm_solver_pp:10:spacing=log_snr`` or
-``ddim:10:eta=0.5``.
+``ddim:10:eta=0.5``; a list is written with slashes, e.g. visited times tuned by
+``tune_times.py``: ``ddpm:6:spacing=49/42/36/22/7/0``.
 
     python benchmarks/sampler_nfe.py runs/csdi_aqi36/model.pt \
         --settings ddpm:50 ddim:10 heun:5 dpm_solver_pp:10:spacing=log_snr \
@@ -38,7 +39,10 @@ PLOT_NAME = "crps_vs_nfe.png"
 
 
 def parse_setting(text: str) -> tuple[str, int, dict]:
-    """``"ddim:10:eta=0.5,spacing=quadratic"`` -> ``("ddim", 10, {"eta": 0.5, "spacing": "quadratic"})``."""
+    """``"ddim:10:eta=0.5,spacing=quadratic"`` -> ``("ddim", 10, {"eta": 0.5, "spacing": "quadratic"})``.
+
+    A list value is written with slashes: ``ddpm:6:spacing=49/42/36/22/7/0``.
+    """
     import yaml
 
     parts = text.split(":", 2)
@@ -50,13 +54,22 @@ def parse_setting(text: str) -> tuple[str, int, dict]:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise SystemExit(f"option {item!r} of setting {text!r} must look like key=value")
-            options[key] = yaml.safe_load(value)
+            # a list is written with slashes (commas separate options): spacing=49/42/36/22/7/0
+            options[key] = [yaml.safe_load(v) for v in value.split("/")] if "/" in value else yaml.safe_load(value)
     return parts[0], int(parts[1]), options
+
+
+def parse_window_range(text: str) -> tuple[int, int]:
+    """``"A:B"`` -> ``(A, B)`` with ``0 <= A < B`` (windows ``A .. B - 1``); ValueError otherwise."""
+    a, _, b = text.partition(":")
+    if not (a.isdigit() and b.isdigit() and int(a) < int(b)):
+        raise ValueError(f"--windows must look like A:B with A < B, got {text!r}")
+    return int(a), int(b)
 
 
 def setting_label(sampler: str, steps: int, options: dict) -> str:
     """A short, file-name safe label: ``dpm_solver_pp10_spacing-log_snr``."""
-    tail = "".join(f"_{k}-{v}" for k, v in sorted(options.items()))
+    tail = "".join(f"_{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(options.items()))
     return f"{sampler}{steps}{tail}"
 
 
@@ -323,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     windows = None
     if args.windows is not None:
-        a, _, b = args.windows.partition(":")
-        if not (a.isdigit() and b.isdigit() and int(a) < int(b)):
-            p.error(f"--windows must look like A:B with A < B, got {args.windows!r}")
-        windows = (int(a), int(b))
+        try:
+            windows = parse_window_range(args.windows)
+        except ValueError as err:
+            p.error(str(err))
     if args.merge:
         for path in merge_shards(out):
             print(f"merged: {path}")

@@ -189,3 +189,59 @@ def test_sampler_nfe_merge_recovers_every_metric_of_the_union():
     # a part without the extended metrics leaves them out of the merge instead of guessing
     plain = [{k: m[k] for k in ("crps", "mae", "rmse", "n_targets")} for m in parts[:1]] + parts[1:]
     assert set(mod["merge_metrics"](plain, sums, windows)) == {"crps", "mae", "rmse", "n_targets"}
+
+
+def test_sampler_nfe_settings_parse_a_list_of_times():
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
+    name, steps, options = mod["parse_setting"]("ddpm:6:spacing=49/42/36/22/7/0")
+    assert (name, steps, options) == ("ddpm", 6, {"spacing": [49, 42, 36, 22, 7, 0]})
+    assert mod["setting_label"](name, steps, options) == "ddpm6_spacing-49-42-36-22-7-0"
+
+
+def test_tune_times_search_finds_the_minimum_of_a_separable_objective():
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/tune_times.py"))
+    assert mod["neighbours"]((49, 40, 39), 2) == [(49, 42, 39), (49, 40, 37)]  # 38 and 41 would collide
+    # every neighbour keeps the first time, is strictly decreasing and >= 0
+    for c in mod["neighbours"]((49, 40, 20, 1), 4):
+        assert c[0] == 49 and all(a > b for a, b in zip(c, c[1:])) and c[-1] >= 0
+    assert sorted(mod["neighbours"]((49, 40, 20, 1), 4)) == [(49, 36, 20, 1), (49, 40, 16, 1), (49, 40, 20, 5),
+                                                             (49, 40, 24, 1), (49, 44, 20, 1)]
+    target = (49, 31, 12, 3)
+    calls = []
+
+    def evaluate_many(cands):
+        calls.append(len(cands))
+        return [float(sum((a - b) ** 2 for a, b in zip(c, target))) for c in cands]
+
+    best, value, log = mod["search"]((49, 40, 20, 0), [4, 2, 1], evaluate_many)
+    assert best == target and value == 0.0
+    assert log[0] == {"times": [49, 40, 20, 0], "crps": 154.0}
+    assert len({tuple(e["times"]) for e in log}) == len(log)  # no schedule scored twice
+
+
+def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monkeypatch, capsys):
+    from tsdiff.data import build_protocol
+    from tsdiff.training.checkpoint import load_model
+    from tsdiff.training.evaluate import evaluate
+
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/tune_times.py"))
+    out = tmp_path / "tuned"
+    mod["main"]([str(tiny_model), "--steps", "3", "--windows", "0:2", "--n-samples", "2", "--deltas", "8",
+                 "--out", str(out)])
+    [path] = out.glob("tune_times_ddpm3.json")
+    rec = json.loads(path.read_text())
+    start, best = rec["start_times"], rec["best_times"]
+    assert start == [49, 23, 0] and len(best) == 3 and best[0] == 49 and rec["nfe"] == 3
+    assert rec["best_crps"] <= rec["start_crps"] == rec["evaluations"][0]["crps"]
+    assert rec["metrics"]["crps"] == rec["best_crps"] == min(e["crps"] for e in rec["evaluations"])
+    # the best schedule scores the same again through the library's own evaluation
+    module, _ = load_model(tiny_model)
+    cfg = module.hparams["config"]
+    protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
+    slice_ = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))["WindowSlice"](protocol, 0, 2)
+    again = evaluate(module, slice_, "val", n_samples=2, sampler_options={"spacing": best}, seed=42, progress=False)
+    assert again["metrics"]["crps"] == rec["best_crps"]
+    for bad, match in ((["--split", "test"], "tune on val"), (["--windows", "0:100000"], "runs past"),
+                       (["--start", "40/20/0"], "must be T - 1"), (["--start", "49/20/20"], "strictly decreasing")):
+        with pytest.raises((SystemExit, Exception), match=match):
+            mod["main"]([str(tiny_model), "--steps", "3", "--out", str(out), *bad])

@@ -184,3 +184,68 @@ def test_ddim_quadratic_spacing_runs_with_its_own_bias():
     uni = rel_frobenius(exact_moments(p, "ddim", 10, "uniform")[1], SIGMA, SIGMA)
     assert quad == pytest.approx(0.369, abs=0.001) and uni == pytest.approx(0.288, abs=0.001)
     assert math.isfinite(quad)
+
+
+# --- explicit times (spacing given as the list of times, e.g. tuned by benchmarks/tune_times.py)
+
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+@pytest.mark.parametrize("process, times", [(DiscreteDDPM(), [49, 42, 36, 22, 7, 3]),
+                                            (VPSDE(), [1.0, 0.6, 0.2, 0.05, 0.01])], ids=["ddpm", "vp"])
+def test_samplers_visit_explicit_times(sampler, process, times):
+    seen = []
+    fn = build_from_config("sampler", {"name": sampler, "spacing": times})
+    out = fn(lambda x, t: torch.zeros_like(x), torch.ones(2, 3), process, generator=torch.Generator().manual_seed(0),
+             callback=lambda e: seen.append(float(e["t"][0])))
+    assert seen == [float(t) for t in times]
+    n = len(times)
+    assert out.nfe == {"pc": 2 * n, "heun": 2 * n - 1}.get(sampler, n)  # pc: one corrector step by default
+
+
+def test_explicit_times_equal_to_a_named_spacing_give_identical_samples():
+    # ancestral sampling with the list a named spacing produces is the same computation
+    p = DiscreteDDPM()
+    names = p.sampling_times(7, "log_snr").tolist()
+    x_T = p.prior_sample((8, 4), generator=torch.Generator().manual_seed(1), dtype=F64)
+    eps_fn = gaussian_eps_fn(p, MU, SIGMA)
+    runs = [SAMPLERS.get("ddpm")(eps_fn, x_T, p, steps=7, spacing=spacing, generator=torch.Generator().manual_seed(2))
+            for spacing in ("log_snr", names)]
+    assert runs[0].nfe == runs[1].nfe == 7
+    assert torch.equal(runs[0].x0, runs[1].x0)
+    other = SAMPLERS.get("ddpm")(eps_fn, x_T, p, spacing=[49] + names[1:-1] + [1],
+                                 generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(other.x0, runs[0].x0)  # the list is what is visited
+
+
+def test_explicit_times_schedule_and_input_left_alone():
+    p = DiscreteDDPM()
+    given = [49, 42, 36, 22, 7, 3]
+    sched = p.sampling_schedule(None, given)
+    assert sched.times.dtype == torch.long and sched.times.tolist() == given and given == [49, 42, 36, 22, 7, 3]
+    scale, std = p.marginal_coefficients(torch.tensor(given))
+    torch.testing.assert_close(sched.scales, torch.cat([scale, torch.ones(1, dtype=F64)]))
+    torch.testing.assert_close(sched.stds, torch.cat([std, torch.zeros(1, dtype=F64)]))
+    assert p.sampling_schedule(6, tuple(given)).times.tolist() == given  # steps may restate the length
+    assert VPSDE().sampling_schedule(None, torch.tensor([1.0, 0.5])).times.dtype == F64
+
+
+@pytest.mark.parametrize("process, times, match", [
+    (DiscreteDDPM(), [], "empty"),
+    (DiscreteDDPM(), [49, 49, 0], "strictly decreasing"),
+    (DiscreteDDPM(), [10, 20], "strictly decreasing"),
+    (DiscreteDDPM(), [50, 0], r"outside the process's range \[0, 49\]"),
+    (DiscreteDDPM(), [49, -1], "outside"),
+    (DiscreteDDPM(), [49, 2.5], "whole numbers"),
+    (DiscreteDDPM(), [49, float("nan")], "finite numbers"),
+    (DiscreteDDPM(), [True, 0], "finite numbers"),
+    (DiscreteDDPM(), 5, "sequence of numbers"),
+    (VPSDE(), [1.0, 1e-4], r"outside the process's range \[0.001, 1\]"),
+    (VESDE(), [1.5, 0.5], "outside"),
+])
+def test_bad_explicit_times_are_refused(process, times, match):
+    with pytest.raises(ConfigError, match=match):
+        process.sampling_schedule(None, times)
+
+
+def test_steps_must_agree_with_explicit_times():
+    with pytest.raises(ConfigError, match="steps=5 but the explicit sampling times list 2"):
+        SAMPLERS.get("ddpm")(lambda x, t: x, torch.zeros(2, 3), DiscreteDDPM(), steps=5, spacing=[49, 0])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -41,6 +41,10 @@ PROCESSES: Registry = Registry("process")
 #: process's units and dtype) to ``steps`` float64 positions from ``t_first``
 #: down to ``t_last``; discrete processes snap them to distinct steps.
 SPACINGS: Registry = Registry("spacing")
+
+#: What a sampler's ``spacing`` option takes: a name in :data:`SPACINGS`, or the
+#: visited times themselves, noisiest first (:meth:`ForwardProcess.explicit_times`).
+Spacing = Union[str, Sequence[float]]
 
 #: ``rho`` of the ``karras`` spacing (Karras et al. 2022, eq. 5).
 KARRAS_RHO = 7.0
@@ -232,17 +236,71 @@ class ForwardProcess(abc.ABC):
         mean, std = self.marginal(x0, t)
         return mean + std * noise
 
-    def sampling_schedule(self, steps: Optional[int] = None, spacing: str = "uniform") -> SamplingSchedule:
+    @abc.abstractmethod
+    def time_range(self) -> tuple[float, float, bool]:
+        """``(noisiest, cleanest, integer)``: the times a sampler may visit and whether
+        they must be whole numbers (discrete steps)."""
+
+    def explicit_times(self, times: Any, steps: Optional[int] = None) -> torch.Tensor:
+        """Check a user-given list of sampling times (e.g. tuned on validation data).
+
+        Args:
+            times: the times to visit, noisiest first: a sequence of numbers in the
+                process's units (whole steps ``0 .. T - 1`` for :class:`DiscreteDDPM`,
+                ``eps .. 1`` for the continuous SDEs), strictly decreasing.
+            steps: ``None``, or the number of times (a second statement of it).
+
+        Returns:
+            The times as a tensor like :meth:`sampling_times` returns (long for
+            discrete processes, float64 otherwise); the input is not modified.
+
+        Raises:
+            ConfigError: not a non-empty sequence of finite numbers, not strictly
+                decreasing, outside the range, fractional for a discrete process, or
+                ``steps`` disagreeing with its length.
+        """
+        if isinstance(times, torch.Tensor):
+            times = times.tolist()
+        hint = "give the times as a list, noisiest first, e.g. spacing: [49, 40, 25, 10, 0]"
+        if isinstance(times, (str, bytes)) or not hasattr(times, "__iter__"):
+            raise ConfigError(f"explicit sampling times must be a sequence of numbers; got {times!r} ({hint})")
+        values = list(times)
+        hi, lo, integer = self.time_range()
+        if not values:
+            raise ConfigError(f"explicit sampling times are empty ({hint})")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+                raise ConfigError(f"explicit sampling times must be finite numbers; got {v!r} in {values!r}")
+            if integer and float(v) != int(v):
+                raise ConfigError(f"this process has discrete steps: sampling times must be whole numbers in "
+                                  f"[{lo:g}, {hi:g}]; got {v!r} in {values!r}")
+            if not lo <= float(v) <= hi:
+                raise ConfigError(f"sampling time {v!r} lies outside the process's range [{lo:g}, {hi:g}] "
+                                  f"(in {values!r})")
+        if any(a <= b for a, b in zip(values, values[1:])):
+            raise ConfigError(f"explicit sampling times must be strictly decreasing (noisiest first); got {values!r}")
+        if steps is not None and steps != len(values):
+            raise ConfigError(f"steps={steps!r} but the explicit sampling times list {len(values)}: "
+                              f"leave steps unset or make them agree")
+        if integer:
+            return torch.tensor([int(v) for v in values], dtype=torch.long)
+        return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+    def sampling_schedule(self, steps: Optional[int] = None, spacing: Spacing = "uniform") -> SamplingSchedule:
         """Times to visit and their coefficients, ending at clean data.
 
         Args:
             steps: number of denoiser evaluations (see :meth:`sampling_times`).
-            spacing: name in :data:`SPACINGS` (see :meth:`sampling_times`).
+            spacing: name in :data:`SPACINGS` (see :meth:`sampling_times`), or the
+                times themselves as a sequence, noisiest first (:meth:`explicit_times`).
 
         Returns:
             A :class:`SamplingSchedule` with ``S = steps`` times.
         """
-        times = self.sampling_times(steps, spacing)
+        if isinstance(spacing, str):
+            times = self.sampling_times(steps, spacing)
+        else:
+            times = self.explicit_times(spacing, steps)
         scales, stds = self.marginal_coefficients(times)
         one, zero = scales.new_ones(1), stds.new_zeros(1)
         return SamplingSchedule(times, torch.cat([scales, one]), torch.cat([stds, zero]))
@@ -521,6 +579,9 @@ class DiscreteDDPM(ForwardProcess):
         if steps > 1 and not bool((times[:-1] > times[1:]).all()):  # guards the claim above
             raise AssertionError(f"duplicate sampling timesteps {times.tolist()}")
         return times
+
+    def time_range(self) -> tuple[float, float, bool]:
+        return float(self.num_steps - 1), 0.0, True
 
     def prior_sample(
         self,

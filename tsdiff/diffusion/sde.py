@@ -53,6 +53,9 @@ class ContinuousSDE(ForwardProcess):
         self.eps = float(eps)
         self.num_steps = int(num_steps)
 
+    def time_range(self) -> tuple[float, float, bool]:
+        return 1.0, self.eps, False
+
     # subclasses define these two in closed form
     def _coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -21,7 +21,9 @@ Every sampler takes ``steps`` and ``spacing`` (placement of the visited times:
 ``uniform`` in time, ``quadratic`` in time, ``log_snr`` uniform in log-SNR as
 DPM-Solver recommends for few steps, ``karras``; see
 :data:`~tsdiff.diffusion.process.SPACINGS`), both settable from YAML
-(``eval.sampler_options: {spacing: log_snr}``).
+(``eval.sampler_options: {spacing: log_snr}``). ``spacing`` may also be the list of
+times itself, noisiest first (``spacing: [49, 42, 36, 22, 7, 0]`` for a 50-step DDPM),
+for schedules tuned on validation data (``benchmarks/tune_times.py``).
 """
 
 from tsdiff.diffusion.samplers.base import SAMPLERS, SamplerOutput

@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
+from tsdiff.diffusion.process import Spacing
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry
 
@@ -87,11 +88,13 @@ def predict_step(denoise_fn, x: torch.Tensor, t: torch.Tensor, step: int, scale:
 
 
 def start_sampling(process, steps: Optional[int], x_T: torch.Tensor, step_hook: Optional[StepHook],
-                   spacing: str = "uniform"):
+                   spacing: Spacing = "uniform"):
     """The opening every sampler shares: the process's schedule for ``steps`` and the first hook.
 
     ``spacing`` (a name in :data:`~tsdiff.diffusion.process.SPACINGS`) places the
-    visited times: ``uniform`` in time, ``quadratic`` in time, ``log_snr`` or ``karras``.
+    visited times: ``uniform`` in time, ``quadratic`` in time, ``log_snr`` or ``karras``;
+    a sequence of times visits exactly those (noisiest first, checked by
+    :meth:`~tsdiff.diffusion.process.ForwardProcess.explicit_times`).
 
     Times and coefficients are returned as Python floats, so the per-step maths is
     float64 and the loop needs no device syncs.

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from tsdiff.diffusion.process import ForwardProcess
+from tsdiff.diffusion.process import ForwardProcess, Spacing
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,
@@ -34,7 +34,7 @@ def sample_ddim(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
@@ -68,7 +68,8 @@ def sample_ddim(
             ``round(linspace(T - 1, 0, steps))``).
         spacing: placement of the visited times, a name in
             :data:`~tsdiff.diffusion.process.SPACINGS` (``uniform``, ``quadratic``:
-            DDIM's quadratic skip, ``log_snr``, ``karras``).
+            DDIM's quadratic skip, ``log_snr``, ``karras``), or the times themselves,
+            noisiest first (e.g. a schedule tuned on validation windows).
         eta: stochasticity in ``[0, 1]``; 0 is deterministic DDIM, 1 ancestral DDPM.
         generator: ``torch.Generator`` on ``x_T``'s device for all noise draws.
         callback: called once per step with ``dict(step=i, t=t [B], x=x_t,
@@ -108,7 +109,7 @@ def sample_ddpm(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,

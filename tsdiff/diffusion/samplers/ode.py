@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from tsdiff.diffusion.process import ForwardProcess
+from tsdiff.diffusion.process import ForwardProcess, Spacing
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,
@@ -37,7 +37,7 @@ def sample_heun(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -90,7 +90,7 @@ def sample_dpm_solver_pp(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -121,7 +121,7 @@ def sample_dpm_solver_pp(
 
 
 def dpm_solver_pp_2m(denoise_fn: DenoiseFn, x_T: torch.Tensor, process: ForwardProcess, steps: Optional[int],
-                     spacing: str, eta: float, generator: Optional[torch.Generator], callback: Optional[Callback],
+                     spacing: Spacing, eta: float, generator: Optional[torch.Generator], callback: Optional[Callback],
                      step_hook: Optional[StepHook]) -> SamplerOutput:
     """The multistep 2nd-order data-prediction update shared by DPM-Solver++(2M)
     (``eta = 0``) and SDE-DPM-Solver++(2M) (``eta > 0``,

@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from tsdiff.diffusion.process import ForwardProcess
+from tsdiff.diffusion.process import ForwardProcess, Spacing
 from tsdiff.diffusion.samplers.ode import dpm_solver_pp_2m
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
@@ -43,7 +43,7 @@ def sample_euler_maruyama(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
@@ -67,7 +67,7 @@ def sample_euler_maruyama(
         steps: number of visited times (``None``: process default).
         spacing: placement of the visited times, a name in
             :data:`~tsdiff.diffusion.process.SPACINGS` (``uniform``, ``quadratic``,
-            ``log_snr``, ``karras``).
+            ``log_snr``, ``karras``), or the times themselves, noisiest first.
         generator: ``torch.Generator`` for all noise draws.
         callback: called per step with ``dict(step, t, x, x0_pred, eps_pred)``.
         step_hook: see :mod:`tsdiff.diffusion.samplers.base`.
@@ -113,7 +113,7 @@ def sample_pc(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     n_corrector: int = 1,
     snr: float = 0.16,
     generator: Optional[torch.Generator] = None,
@@ -181,7 +181,7 @@ def sample_sde_dpm_solver_pp(
     process: ForwardProcess,
     *,
     steps: Optional[int] = None,
-    spacing: str = "uniform",
+    spacing: Spacing = "uniform",
     eta: float = 1.0,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
