@@ -9,6 +9,10 @@ so all of them see the same noise draws. The noisiest time stays at ``T - 1``, w
 prior is drawn; the last time may rise above 0, and the sampler then returns its
 ``x_0`` prediction from there.
 
+Use enough samples (8 or more) and watch the logged 90% coverage: with one or two samples
+the CRPS is close to the MAE, which rewards ending at a high noise level (there the last
+``x_0`` prediction is a posterior mean, not a sample); the search then collapses the spread.
+
 The result is a list for the sampler's ``spacing`` option, e.g.
 ``eval.sampler_options: {spacing: [49, 42, 36, 22, 7, 0]}``, or in ``sampler_nfe.py``
 ``ddpm:6:spacing=49/42/36/22/7/0``. Judge it on the test split, never on the windows it
@@ -131,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     from tsdiff.data import build_protocol
     from tsdiff.training.checkpoint import load_model
 
+    if args.n_samples < 2:
+        raise SystemExit("--n-samples must be >= 2 (8 or more advised): with one sample CRPS is the MAE, "
+                         "which a posterior mean wins")
     if args.split == "test":
         raise SystemExit("--split test would tune on the windows the result is judged on; tune on val")
     git_commit()  # the code that was loaded, before anything can change the checkout

@@ -242,6 +242,7 @@ def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monk
     again = evaluate(module, slice_, "val", n_samples=2, sampler_options={"spacing": best}, seed=42, progress=False)
     assert again["metrics"]["crps"] == rec["best_crps"]
     for bad, match in ((["--split", "test"], "tune on val"), (["--windows", "0:100000"], "runs past"),
-                       (["--start", "40/20/0"], "must be T - 1"), (["--start", "49/20/20"], "strictly decreasing")):
+                       (["--start", "40/20/0"], "must be T - 1"), (["--start", "49/20/20"], "strictly decreasing"),
+                       (["--n-samples", "1"], "must be >= 2")):
         with pytest.raises((SystemExit, Exception), match=match):
             mod["main"]([str(tiny_model), "--steps", "3", "--out", str(out), *bad])
