@@ -110,23 +110,31 @@ def abs_target_sum(module, protocol, dataset) -> float:
     return total
 
 
+def load_with_protocol(model_path: str | Path):
+    """``(module, extra, cfg, protocol)``: a trained model and the protocol its saved config
+    names, checked to match the data it was trained on."""
+    from tsdiff.data import build_protocol
+    from tsdiff.training.checkpoint import check_signature, load_model
+
+    module, extra = load_model(model_path)
+    cfg = dict(module.hparams["config"])
+    protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
+    check_signature(module.hparams["signature"], protocol.signature)
+    return module, extra, cfg, protocol
+
+
 def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_windows: int | None,
         seed: int, progress: bool, windows: tuple[int, int] | None = None, bf16: bool = False) -> list[dict]:
     import lightning as L
     import torch
 
     from tsdiff.bench.records import git_commit, make_record, write_record
-    from tsdiff.data import build_protocol
-    from tsdiff.training.checkpoint import check_signature, load_model
     from tsdiff.training.evaluate import evaluate
 
     git_commit()  # the code that was loaded, before anything can change the checkout
     parsed = [parse_setting(s) for s in settings]  # fail on a typo before any sampling
     model_sha = sha256_of(model_path)
-    module, extra = load_model(model_path)
-    cfg = dict(module.hparams["config"])
-    protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
-    check_signature(module.hparams["signature"], protocol.signature)
+    module, extra, cfg, protocol = load_with_protocol(model_path)
     n_test = len(protocol.dataset("test"))
     shard = None
     if windows is not None:

@@ -38,7 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sampler_nfe import WindowSlice, parse_window_range, sha256_of  # noqa: E402
+from sampler_nfe import WindowSlice, load_with_protocol, parse_window_range, sha256_of  # noqa: E402
 
 _STATE: dict = {}
 
@@ -47,15 +47,9 @@ def _load(model_path: str, threads: int) -> None:
     """Worker start: one model and protocol per process."""
     import torch
 
-    from tsdiff.data import build_protocol
-    from tsdiff.training.checkpoint import check_signature, load_model
-
     torch.set_num_threads(threads)
-    module, _ = load_model(model_path)
-    cfg = dict(module.hparams["config"])
-    protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
-    check_signature(module.hparams["signature"], protocol.signature)
-    _STATE.update(module=module, protocol=protocol, cfg=cfg)
+    module, _, _, protocol = load_with_protocol(model_path)
+    _STATE.update(module=module, protocol=protocol)
 
 
 def score(times: tuple[int, ...], sampler: str, split: str, windows: tuple[int, int], n_samples: int,
@@ -132,8 +126,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from tsdiff.bench.records import git_commit, make_record, write_record
-    from tsdiff.data import build_protocol
-    from tsdiff.training.checkpoint import load_model
 
     if args.n_samples < 2:
         raise SystemExit("--n-samples must be >= 2 (8 or more advised): with one sample CRPS is the MAE, "
@@ -141,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.split == "test":
         raise SystemExit("--split test would tune on the windows the result is judged on; tune on val")
     git_commit()  # the code that was loaded, before anything can change the checkout
-    module, extra = load_model(args.model)
+    module, extra, cfg, protocol = load_with_protocol(args.model)
     process = module.process
     if not process.time_range()[2]:
         raise SystemExit(f"{type(process).__name__} has continuous times; this search moves whole DDPM steps")
@@ -159,18 +151,16 @@ def main(argv: list[str] | None = None) -> None:
         windows = parse_window_range(args.windows)
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    cfg = dict(module.hparams["config"])
-    protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
     n_split = len(protocol.dataset(args.split))
     if windows[1] > n_split:
         raise SystemExit(f"--windows {args.windows} runs past the {n_split} windows of split {args.split!r}")
-    del module
 
     if args.workers > 1:  # fresh interpreters: no forked OpenMP state
+        del module
         pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_load, initargs=(args.model, 1))
-    else:
-        _load(args.model, torch.get_num_threads())
+    else:  # score in this process, with the model and protocol already loaded
+        _STATE.update(module=module, protocol=protocol)
         pool = None
     metrics_of: dict[tuple[int, ...], dict] = {}
     nfe_of: dict[tuple[int, ...], int] = {}
