@@ -217,6 +217,17 @@ def test_tune_times_search_finds_the_minimum_of_a_separable_objective():
     assert best == target and value == 0.0
     assert log[0] == {"times": [49, 40, 20, 0], "crps": 154.0}
     assert len({tuple(e["times"]) for e in log}) == len(log)  # no schedule scored twice
+    # with a free first time the search also moves the start down, never above first_max
+    assert sorted(mod["neighbours"]((49, 40, 1), 4, first_max=49)) == [(45, 40, 1), (49, 36, 1), (49, 40, 5),
+                                                                       (49, 44, 1)]
+    assert (53, 40, 1) not in mod["neighbours"]((49, 40, 1), 4, first_max=52)
+    assert (51, 40, 1) in mod["neighbours"]((49, 40, 1), 2, first_max=52)
+    best, value, _ = mod["search"]((49, 40, 20, 0), [4, 2, 1], evaluate_many, first_max=49)
+    assert best == (49, 31, 12, 3) and value == 0.0
+    target = (42, 31, 12, 3)
+    best, value, log = mod["search"]((49, 40, 20, 0), [4, 2, 1], evaluate_many, first_max=49)
+    assert best == target and value == 0.0
+    assert all(e["times"][0] <= 49 for e in log)
 
 
 def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monkeypatch, capsys):
@@ -236,13 +247,16 @@ def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monk
     assert rec["metrics"]["crps"] == rec["best_crps"] == min(e["crps"] for e in rec["evaluations"])
     # the best schedule scores the same again through the library's own evaluation
     module, _ = load_model(tiny_model)
+    assert rec["free_first"] is False
+    abar = float(module.process.marginal_coefficients(torch.tensor([best[0]]))[0][0]) ** 2
+    assert 0 < rec["prior_signal_fraction"] == pytest.approx(abar, rel=1e-9)
     cfg = module.hparams["config"]
     protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
     slice_ = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))["WindowSlice"](protocol, 0, 2)
     again = evaluate(module, slice_, "val", n_samples=2, sampler_options={"spacing": best}, seed=42, progress=False)
     assert again["metrics"]["crps"] == rec["best_crps"]
     for bad, match in ((["--split", "test"], "tune on val"), (["--windows", "0:100000"], "runs past"),
-                       (["--start", "40/20/0"], "must be T - 1"), (["--start", "49/20/20"], "strictly decreasing"),
+                       (["--start", "40/20/0"], "--free-first"), (["--start", "49/20/20"], "strictly decreasing"),
                        (["--n-samples", "1"], "must be >= 2")):
         with pytest.raises((SystemExit, Exception), match=match):
             mod["main"]([str(tiny_model), "--steps", "3", "--out", str(out), *bad])

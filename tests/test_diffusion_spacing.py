@@ -190,7 +190,10 @@ def test_ddim_quadratic_spacing_runs_with_its_own_bias():
 
 @pytest.mark.parametrize("sampler", SAMPLER_NAMES)
 @pytest.mark.parametrize("process, times", [(DiscreteDDPM(), [49, 42, 36, 22, 7, 3]),
-                                            (VPSDE(), [1.0, 0.6, 0.2, 0.05, 0.01])], ids=["ddpm", "vp"])
+                                            (VPSDE(), [1.0, 0.6, 0.2, 0.05, 0.01]),
+                                            (DiscreteDDPM(), [42, 36, 22, 11, 0]),  # starts below T - 1
+                                            (VPSDE(), [0.8, 0.3, 0.01])],
+                         ids=["ddpm", "vp", "ddpm-start-42", "vp-start-0.8"])
 def test_samplers_visit_explicit_times(sampler, process, times):
     seen = []
     fn = build_from_config("sampler", {"name": sampler, "spacing": times})

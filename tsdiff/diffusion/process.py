@@ -250,6 +250,12 @@ class ForwardProcess(abc.ABC):
                 ``eps .. 1`` for the continuous SDEs), strictly decreasing.
             steps: ``None``, or the number of times (a second statement of it).
 
+        The first time may lie below the top of the range. Samplers still start from
+        :meth:`prior_sample`, so the chain then starts from the prior at that time: a close
+        approximation for a VP/DDPM process where ``abar`` is already negligible (a share
+        ``abar_t`` of the marginal variance is signal), a poor one for VE processes, whose
+        prior has the top noise level's scale.
+
         Returns:
             The times as a tensor like :meth:`sampling_times` returns (long for
             discrete processes, float64 otherwise); the input is not modified.

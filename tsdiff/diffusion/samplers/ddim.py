@@ -69,7 +69,9 @@ def sample_ddim(
         spacing: placement of the visited times, a name in
             :data:`~tsdiff.diffusion.process.SPACINGS` (``uniform``, ``quadratic``:
             DDIM's quadratic skip, ``log_snr``, ``karras``), or the times themselves,
-            noisiest first (e.g. a schedule tuned on validation windows).
+            noisiest first (e.g. a schedule tuned on validation windows; a first time
+            below the top starts the chain there from the prior, see
+            :meth:`~tsdiff.diffusion.process.ForwardProcess.explicit_times`).
         eta: stochasticity in ``[0, 1]``; 0 is deterministic DDIM, 1 ancestral DDPM.
         generator: ``torch.Generator`` on ``x_T``'s device for all noise draws.
         callback: called once per step with ``dict(step=i, t=t [B], x=x_t,
