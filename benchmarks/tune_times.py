@@ -121,6 +121,14 @@ def search(start: tuple[int, ...], deltas: list[int], evaluate_many,
     return best, best_v, log
 
 
+def _whole_numbers(items: list[str], flag: str, example: str) -> list[int]:
+    """``items`` as ints, or a SystemExit that names ``flag`` and shows ``example``."""
+    try:
+        return [int(v) for v in items]
+    except ValueError:
+        raise SystemExit(f"{flag} must be whole numbers, e.g. {example}; got {','.join(items)!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="model file written by tsdiff fit (model.pt)")
@@ -151,20 +159,23 @@ def main(argv: list[str] | None = None) -> None:
     git_commit()  # the code that was loaded, before anything can change the checkout
     module, extra, cfg, protocol = load_with_protocol(args.model)
     process = module.process
-    if not process.time_range()[2]:
+    top, _, integer = process.time_range()
+    if not integer:
         raise SystemExit(f"{type(process).__name__} has continuous times; this search moves whole DDPM steps")
+    top = int(top)
     if args.start:
-        start = tuple(int(v) for v in args.start.replace(",", "/").split("/"))
+        start = tuple(_whole_numbers(args.start.replace(",", "/").split("/"), "--start", "49/42/32/14/3/0"))
         process.explicit_times(list(start))  # a clear error before any sampling
     else:
         if args.steps is None:
             raise SystemExit("give --steps (with --spacing) or --start")
         start = tuple(process.sampling_times(args.steps, args.spacing).tolist())
-    top = int(process.time_range()[0])
     if start[0] != top and not args.free_first:
         raise SystemExit(f"the first time must be T - 1 = {top}, where the prior is drawn "
                          f"(or pass --free-first to start the chain lower)")
-    deltas = [int(v) for v in args.deltas.split(",")]
+    deltas = _whole_numbers(args.deltas.split(","), "--deltas", "4,2,1")
+    if any(d < 1 for d in deltas):
+        raise SystemExit(f"--deltas must be whole numbers >= 1, e.g. 4,2,1; got {args.deltas!r}")
     try:
         windows = parse_window_range(args.windows)
     except ValueError as err:

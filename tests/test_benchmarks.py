@@ -257,6 +257,7 @@ def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monk
     assert again["metrics"]["crps"] == rec["best_crps"]
     for bad, match in ((["--split", "test"], "tune on val"), (["--windows", "0:100000"], "runs past"),
                        (["--start", "40/20/0"], "--free-first"), (["--start", "49/20/20"], "strictly decreasing"),
-                       (["--n-samples", "1"], "must be >= 2")):
+                       (["--n-samples", "1"], "must be >= 2"), (["--start", "49/2.5/0"], "--start must be whole"),
+                       (["--deltas", "4,x"], "--deltas must be whole"), (["--deltas", "4,0"], ">= 1")):
         with pytest.raises((SystemExit, Exception), match=match):
             mod["main"]([str(tiny_model), "--steps", "3", "--out", str(out), *bad])
