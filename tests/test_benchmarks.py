@@ -261,3 +261,31 @@ def test_tune_times_end_to_end_record_is_reproducible(tiny_model, tmp_path, monk
                        (["--deltas", "4,x"], "--deltas must be whole"), (["--deltas", "4,0"], ">= 1")):
         with pytest.raises((SystemExit, Exception), match=match):
             mod["main"]([str(tiny_model), "--steps", "3", "--out", str(out), *bad])
+
+
+def test_attention_kernels_benchmark_variants_agree_with_the_fused_kernel(tmp_path, capsys):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/perf/attention_kernels.py"))
+    assert mod["main"](["--shapes", "small:6:12", "odd:3:7", "--heads", "2", "--head-width", "4", "--repeats", "1",
+                        "--threads", "1", "--out", str(tmp_path), "--stem", "ak"]) == 0
+    rec = json.loads((tmp_path / "ak.json").read_text())
+    rows = rec["metrics"]["rows"]
+    assert [(r["shape"], r["sequences"], r["length"]) for r in rows] == [("small", 6, 12), ("odd", 3, 7)]
+    for r in rows:
+        assert r["sdpa_float32_max_abs_error"] == 0.0
+        assert r["explicit_float32_max_abs_error"] < 1e-5 and r["explicit_noshift_float32_max_abs_error"] < 1e-5
+        assert 0 < r["sdpa_bfloat16_max_abs_error"] < 0.1  # bf16 rounds, but computes the same thing
+        assert all(r[f"{k}_ms"] > 0 for k in ("sdpa_float32", "explicit_noshift_float32", "qkv_linear_bfloat16"))
+    # chunking: sequences split across several chunks give the same result
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 5, 2, 9, 4).unbind(0)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    for fn in (mod["explicit"], mod["explicit_noshift"]):
+        torch.testing.assert_close(fn(q, k, v, chunk_elems=2 * 81), ref, atol=1e-5, rtol=1e-5)
+    # the shift-free form refuses scores it cannot exponentiate safely instead of returning inf / nan
+    with pytest.raises(FloatingPointError, match="too large"):
+        mod["explicit_noshift"](q * 100, k * 100, v)
+    for bad, msg in ((["--shapes", "x:1"], "NAME:SEQUENCES:LENGTH"), (["--shapes", "x:0:4"], "at least 1"),
+                     (["--repeats", "0"], "--repeats must be at least 1")):
+        with pytest.raises(SystemExit):
+            mod["main"](bad + ["--out", str(tmp_path)])
+        assert msg in capsys.readouterr().err
