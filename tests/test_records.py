@@ -1,6 +1,7 @@
 """Result records: the code version is fixed when a run starts; files are written atomically."""
 
 import json
+import os
 import subprocess
 
 from tsdiff.bench import records
@@ -28,4 +29,7 @@ def test_record_fields_and_atomic_write(tmp_path):
     path = write_record(rec, tmp_path / "records")
     assert json.loads(path.read_text())["metrics"] == {"crps": 0.1}
     assert [p.name for p in (tmp_path / "records").iterdir()] == [path.name]  # no temporary files left
-    assert records.hardware()["cpu_count"] >= 1
+    hw = records.hardware()
+    assert hw["cpu_count"] >= 1
+    if os.path.exists("/proc/cpuinfo"):  # Linux (CI): the CPU's bfloat16 support is named, [] when it has none
+        assert set(hw["cpu_bf16_flags"]) <= {"amx_bf16", "avx512_bf16"} and hw["cpu"]

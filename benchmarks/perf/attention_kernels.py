@@ -161,8 +161,6 @@ def main(argv=None) -> int:
         if any(s < 1 or t < 1 for _, s, t in shapes):
             ap.error(f"--shapes: sequences and length must be at least 1, got {args.shapes}")
     pin_threads(args.threads)
-    import torch
-
     rows = []
     for name, S, T in shapes:
         row = measure(name, S, T, args)
@@ -171,25 +169,14 @@ def main(argv=None) -> int:
     from common import perf_record
     from tsdiff.bench.records import write_record
 
-    amx = sorted(f for f in ("amx_bf16", "avx512_bf16") if f in _cpu_flags())
+    # the record's hardware field names the CPU's bfloat16 flags, its packages field the torch version
     rec = perf_record(task="synthetic", protocol="none", model="csdi", benchmark="attention_kernels",
-                      config={"heads": args.heads, "head_width": args.head_width, "repeats": args.repeats,
-                              "torch": torch.__version__, "cpu_bf16_flags": amx},
+                      config={"heads": args.heads, "head_width": args.head_width, "repeats": args.repeats},
                       results={"rows": rows},
                       extra={"contention": contention_note(args.threads)})
     path = write_record(rec, args.out, args.stem or f"attention_kernels_cpu_t{args.threads}")
     print(f"wrote {path}")
     return 0
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,13 @@ def hardware() -> dict:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
+                if line.startswith("model name") and "cpu" not in info:
                     info["cpu"] = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and "cpu_bf16_flags" not in info:
+                    # what bfloat16 runs on (AMX tiles, AVX-512 BF16): CPU bf16 timings depend on it
+                    flags = set(line.split(":", 1)[1].split())
+                    info["cpu_bf16_flags"] = sorted(flags & {"amx_bf16", "avx512_bf16"})
+                if "cpu" in info and "cpu_bf16_flags" in info:
                     break
     except OSError:
         pass
