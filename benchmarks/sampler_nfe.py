@@ -9,7 +9,9 @@ in several invocations.
 A setting is ``SAMPLER:STEPS`` optionally followed by ``:key=value,key=value`` sampler
 options (values read as YAML), e.g. ``dpm_solver_pp:10:spacing=log_snr`` or
 ``ddim:10:eta=0.5``; a list is written with slashes, e.g. visited times tuned by
-``tune_times.py``: ``ddpm:6:spacing=49/42/36/22/7/0``.
+``tune_times.py``: ``ddpm:6:spacing=49/42/36/22/7/0``. ``ddpm:8:variance=analytic`` estimates
+the sampler's ``eps_sq_norm`` once on the first 64 validation windows and records it in the
+setting's ``sampler_options``.
 
     python benchmarks/sampler_nfe.py runs/csdi_aqi36/model.pt \
         --settings ddpm:50 ddim:10 heun:5 dpm_solver_pp:10:spacing=log_snr \
@@ -69,7 +71,8 @@ def parse_window_range(text: str) -> tuple[int, int]:
 
 def setting_label(sampler: str, steps: int, options: dict) -> str:
     """A short, file-name safe label: ``dpm_solver_pp10_spacing-log_snr``."""
-    tail = "".join(f"_{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(options.items()))
+    tail = "".join(f"_{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(options.items())
+                   if k != "eps_sq_norm")  # a statistic of the model (the analytic variance), not a choice
     return f"{sampler}{steps}{tail}"
 
 
@@ -135,6 +138,14 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
     parsed = [parse_setting(s) for s in settings]  # fail on a typo before any sampling
     model_sha = sha256_of(model_path)
     module, extra, cfg, protocol = load_with_protocol(model_path)
+    eps_sq_norm = None
+    for _, _, options in parsed:  # the analytic variance's statistic, once, on validation windows
+        if options.get("variance") == "analytic" and "eps_sq_norm" not in options:
+            if eps_sq_norm is None:
+                from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+                eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=seed)
+            options["eps_sq_norm"] = eps_sq_norm
     n_test = len(protocol.dataset("test"))
     shard = None
     if windows is not None:

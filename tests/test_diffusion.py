@@ -347,14 +347,15 @@ def gaussian_eps_fn(process, mu, sigma, target=None, observed=None):
     return denoise
 
 
-def exact_sampler_moments(process, mu, sigma, *, steps, eta):
+def exact_sampler_moments(process, mu, sigma, *, steps, eta, large=False):
     """Exact mean and covariance of the sampler output for x0 ~ N(mu, sigma), x_T ~ N(0, I).
 
     Reference written from the papers (not from the library): each step is
     x_prev = alpha x + beta eps + c z, with eps = K (x - sqrt(abar) mu) affine in x:
       * eta = 1: Ho et al. 2020 Alg. 2 with respaced betas
         beta' = 1 - abar_t / abar_prev and variance beta_tilde;
-      * eta = 0: Song et al. 2021 eq. 12 (DDIM, sigma = 0).
+      * eta = 0: Song et al. 2021 eq. 12 (DDIM, sigma = 0);
+      * ``large``: Alg. 2 with variance beta' instead of beta_tilde (eta = 1).
     The last step goes to abar_prev = 1 without noise.
     """
     d = mu.shape[0]
@@ -368,7 +369,7 @@ def exact_sampler_moments(process, mu, sigma, *, steps, eta):
         if eta == 1:
             beta = 1 - ab / ab_prev
             alpha, coef = 1 / math.sqrt(1 - beta), -beta / math.sqrt((1 - ab) * (1 - beta))
-            c2 = (1 - ab_prev) / (1 - ab) * beta
+            c2 = (beta if ab_prev < 1 else 0.0) if large else (1 - ab_prev) / (1 - ab) * beta
         else:
             assert eta == 0
             alpha = math.sqrt(ab_prev / ab)
@@ -505,8 +506,9 @@ def test_conditional_gaussian_sampling(sampler, eta, max_bias):
 # --------------------------------------------------------------------------
 
 
-def reference_ancestral(denoise, x, process, steps, generator):
-    """Ho et al. 2020 Alg. 2, on the respaced sub-sequence, written out directly."""
+def reference_ancestral(denoise, x, process, steps, generator, large=False):
+    """Ho et al. 2020 Alg. 2, on the respaced sub-sequence, written out directly
+    (``large``: with their other variance choice, sigma^2 = beta)."""
     tau = process.sampling_times(steps).tolist()
     abars = [float(process.alpha_bars[t]) for t in tau] + [1.0]
     for i, t in enumerate(tau):
@@ -515,7 +517,7 @@ def reference_ancestral(denoise, x, process, steps, generator):
         eps = denoise(x, torch.full((x.shape[0],), t))
         x = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
         if i < len(tau) - 1:
-            var = (1 - ab_prev) / (1 - ab) * beta
+            var = beta if large else (1 - ab_prev) / (1 - ab) * beta
             x = x + math.sqrt(var) * torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return x
 
@@ -530,6 +532,113 @@ def test_ddpm_equals_ho_algorithm_2(steps):
     torch.testing.assert_close(got.x0, want, rtol=1e-9, atol=1e-9)
     ddim1 = sample_ddim(denoise, x_T, p, steps=steps, eta=1.0, generator=torch.Generator().manual_seed(5))
     assert torch.equal(ddim1.x0, got.x0)
+    small = sample_ddpm(denoise, x_T, p, steps=steps, variance="small", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(small.x0, got.x0)
+
+
+@pytest.mark.parametrize("steps", [None, 20, 7])
+def test_ddpm_large_variance_equals_ho_algorithm_2_with_beta(steps):
+    p = DiscreteDDPM()
+    denoise = gaussian_eps_fn(p, MU, SIGMA)
+    x_T = torch.randn(64, 2, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    got = sample_ddpm(denoise, x_T, p, steps=steps, variance="large", generator=torch.Generator().manual_seed(5))
+    want = reference_ancestral(denoise, x_T, p, steps, torch.Generator().manual_seed(5), large=True)
+    torch.testing.assert_close(got.x0, want, rtol=1e-9, atol=1e-9)
+    small = sample_ddpm(denoise, x_T, p, steps=steps, generator=torch.Generator().manual_seed(5))
+    assert not torch.allclose(got.x0, small.x0)  # the option changes the noise, not only its name
+
+
+def test_ddpm_large_variance_widens_few_step_samples():
+    # Few, long steps under-disperse with beta_tilde; beta adds the missing spread. Exact
+    # covariance of each sampler with the optimal denoiser, then a sampled check of "large".
+    p = DiscreteDDPM(**QUAD50)
+    small = exact_sampler_moments(p, MU, SIGMA, steps=6, eta=1)[1]
+    large = exact_sampler_moments(p, MU, SIGMA, steps=6, eta=1, large=True)[1]
+    assert float(torch.trace(small)) < float(torch.trace(large))
+    assert rel_frobenius(large, SIGMA, SIGMA) < rel_frobenius(small, SIGMA, SIGMA)
+    g = torch.Generator().manual_seed(11)
+    x_T = p.prior_sample((N_SAMPLES, 2, 2), generator=g)
+    out = sample_ddpm(gaussian_eps_fn(p, MU, SIGMA), x_T, p, steps=6, variance="large", generator=g)
+    mean, cov = sample_moments(out.x0)
+    assert float((mean - MU).abs().max()) < 0.05
+    assert rel_frobenius(cov, large, SIGMA) < 0.05
+
+
+def analytic_step_variance(ab, ab_prev, gamma):
+    """Bao et al. 2022 (Analytic-DPM), their eq. for the DDPM step from abar to abar_prev:
+    lambda^2 + (sqrt(abar_prev) - sqrt(1 - abar_prev - lambda^2) sqrt(abar / (1 - abar)))^2
+    (1 - abar) / abar (1 - Gamma), lambda^2 = beta_tilde; written here from the paper."""
+    lam2 = (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+    k = math.sqrt(ab_prev) - math.sqrt(max(1 - ab_prev - lam2, 0.0)) * math.sqrt(ab / (1 - ab))
+    return lam2 + k**2 * (1 - ab) / ab * (1 - gamma)
+
+
+@pytest.mark.parametrize("steps", [4, 6, 12])
+def test_ddpm_analytic_variance_is_exact_for_isotropic_gaussian_data(steps):
+    # For x0 ~ N(m, v I) the reverse step's conditional q(x_s | x_t) is Gaussian and
+    # isotropic, so the optimal denoiser with the analytic variance reproduces every
+    # marginal whatever the step count; beta_tilde under-disperses badly on few steps.
+    v, m = 2.0, 0.3
+    p = DiscreteDDPM(**QUAD50)
+    mu, sigma = torch.full((4,), m, dtype=F64), v * torch.eye(4, dtype=F64)
+    abar = p.alpha_bars.to(F64)
+    gamma = ((1 - abar) / (abar * v + 1 - abar)).tolist()  # E|E[eps | x_t]|^2 / d, exactly
+    tau = p.sampling_times(steps).tolist()
+    abars = [float(abar[t]) for t in tau] + [1.0]
+    # exact moments of the chain with the paper's variance: a scalar recursion per dimension
+    mean, var = 0.0, 1.0
+    for i, (ab, ab_prev) in enumerate(zip(abars[:-1], abars[1:])):
+        beta = 1 - ab / ab_prev
+        k = math.sqrt(1 - ab) / (ab * v + 1 - ab)
+        alpha, coef = 1 / math.sqrt(1 - beta), -beta / math.sqrt((1 - ab) * (1 - beta))
+        c2 = analytic_step_variance(ab, ab_prev, gamma[tau[i]]) if ab_prev < 1 else 0.0
+        mean = (alpha + coef * k) * mean - coef * k * math.sqrt(ab) * m
+        var = (alpha + coef * k) ** 2 * var + c2
+    assert abs(var - v) < 2e-3 and abs(mean - m) < 2e-3  # only x_T ~ N(0, 1) is off
+    small_var = float(exact_sampler_moments(p, mu, sigma, steps=steps, eta=1)[1][0, 0])
+    assert small_var < 0.9 * v
+    g = torch.Generator().manual_seed(3)
+    x_T = p.prior_sample((N_SAMPLES, 2, 2), generator=g)
+    out = sample_ddpm(gaussian_eps_fn(p, mu, sigma), x_T, p, steps=steps, variance="analytic",
+                      eps_sq_norm=gamma, generator=g)
+    got_mean, got_cov = sample_moments(out.x0)
+    assert float((got_mean - m).abs().max()) < 0.05
+    assert rel_frobenius(got_cov, var * torch.eye(4, dtype=F64), sigma) < 0.05
+
+
+def test_ddpm_analytic_variance_with_gamma_one_is_small():
+    # Gamma = 1 says the network knows x0: no x0 uncertainty to add, so beta_tilde exactly.
+    p = DiscreteDDPM()
+    denoise = gaussian_eps_fn(p, MU, SIGMA)
+    x_T = torch.randn(32, 2, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    small = sample_ddpm(denoise, x_T, p, steps=7, generator=torch.Generator().manual_seed(5))
+    analytic = sample_ddpm(denoise, x_T, p, steps=7, variance="analytic", eps_sq_norm=[1.0] * p.num_steps,
+                           generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(analytic.x0, small.x0, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["beta", "Large", None, 1])
+def test_ddpm_rejects_unknown_variance(bad):
+    p = DiscreteDDPM(num_steps=10)
+    with pytest.raises(ConfigError, match="variance must be 'small'.*'large'.*'analytic'"):
+        sample_ddpm(lambda x, t: torch.zeros_like(x), torch.zeros(2, 3), p, variance=bad)
+
+
+def test_ddpm_analytic_variance_checks_eps_sq_norm():
+    p, zero = DiscreteDDPM(num_steps=10), lambda x, t: torch.zeros_like(x)
+    with pytest.raises(ConfigError, match="needs eps_sq_norm.*estimate_eps_sq_norm"):
+        sample_ddpm(zero, torch.zeros(2, 3), p, variance="analytic")
+    with pytest.raises(ConfigError, match="must hold 10 finite numbers.*got 9 values"):
+        sample_ddpm(zero, torch.zeros(2, 3), p, variance="analytic", eps_sq_norm=[0.5] * 9)
+    with pytest.raises(ConfigError, match="must hold 10 finite numbers"):
+        sample_ddpm(zero, torch.zeros(2, 3), p, variance="analytic", eps_sq_norm=[float("nan")] * 10)
+    with pytest.raises(ConfigError, match="must be a list of 10 numbers"):
+        sample_ddpm(zero, torch.zeros(2, 3), p, variance="analytic", eps_sq_norm=["a"] * 10)
+    with pytest.raises(ConfigError, match="eps_sq_norm is used only with variance='analytic'"):
+        sample_ddpm(zero, torch.zeros(2, 3), p, eps_sq_norm=[0.5] * 10)
+    with pytest.raises(ConfigError, match="needs a discrete process"):
+        sample_ddpm(zero, torch.zeros(2, 3), build_process("vp"), variance="analytic",
+                    eps_sq_norm=[0.5] * 10)
 
 
 def test_single_step_ddim_predicts_x0():

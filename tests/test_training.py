@@ -225,3 +225,35 @@ def test_unknown_sampler_option_is_a_clear_error(tmp_path, data_dir, capsys):
     assert "unknown option(s) ['nsteps'] for sampler 'pc'; valid options are: steps, spacing, n_corrector, snr" in capsys.readouterr().err
     assert main(["test", str(tmp_path / "run"), "eval.sampler=euler", "--no-progress"]) == 2
     assert "valid sampler names are: ddim, ddpm, dpm_solver_pp, euler_maruyama, heun, pc" in capsys.readouterr().err
+
+
+def test_estimate_eps_sq_norm_averages_over_scored_entries_and_clips(aqi36, monkeypatch):
+    # A network that predicts eps = 0.5 everywhere has E|eps_pred|^2 / d = 0.25 at every step;
+    # near the prior end the estimate is raised to 1 - abar / (1 - abar) E x0^2, the least a
+    # true Gamma can be, with E x0^2 the scaled targets' second moment, computed here directly.
+    from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+    module = _module(aqi36)
+    monkeypatch.setattr(module.net, "forward", lambda x_t, t, cond: torch.full_like(x_t, 0.5))
+    gamma = estimate_eps_sq_norm(module, aqi36, "val", limit_windows=5, batch_size=2, seed=0)
+    val = _batch(aqi36.dataset("val"), list(range(5)))
+    target = val["score_mask"].numpy() & ~val["cond_mask"].numpy()
+    x0 = module.scaler.transform(val["y"].numpy())[target]
+    assert target.sum() > 0 and np.isfinite(x0).all()
+    abar = module.process.alpha_bars.double().numpy()
+    floor = 1.0 - abar / (1.0 - abar) * float(np.mean(x0**2))
+    want = np.maximum(0.25, floor)
+    assert len(gamma) == module.process.num_steps
+    np.testing.assert_allclose(gamma, want, rtol=1e-6)
+    assert want[0] == 0.25 and want[-1] > 0.25  # both branches of the clip are exercised
+
+
+def test_estimate_eps_sq_norm_needs_discrete_ddpm(aqi36):
+    from tsdiff.diffusion import build_process
+    from tsdiff.errors import ConfigError
+    from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+    module = _module(aqi36)
+    module.process = build_process("vp")
+    with pytest.raises(ConfigError, match="needs a discrete DDPM process; got 'vp'"):
+        estimate_eps_sq_norm(module, aqi36, "val", limit_windows=2)

@@ -95,3 +95,83 @@ def evaluate(
         "sample_seconds": time.perf_counter() - t0,
         "n_windows": len(dataset),
     }
+
+
+@torch.inference_mode()
+def estimate_eps_sq_norm(
+    module: DiffusionModule,
+    protocol: Protocol,
+    split: str = "val",
+    *,
+    limit_windows: int | None = 64,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> list[float]:
+    """``Gamma_t = E|eps_pred(x_t)|^2 / d`` for every DDPM step, the statistic of the
+    ``variance="analytic"`` option of the ``ddpm`` sampler (Bao et al. 2022).
+
+    For each step ``t`` every window of the split is noised to ``t`` on its scored
+    (held-out) entries, with its conditioning entries given as at evaluation, and the
+    network's eps prediction is averaged in square over the scored entries. Held-out
+    windows, not training ones, so the statistic describes the network on data it has
+    not fitted. Each estimate is clipped to the interval a true ``Gamma_t`` lies in,
+    ``[1 - abar_t / (1 - abar_t) E x_0^2, 1]`` (``x_0``'s posterior variance is at least 0
+    and at most its second moment), which matters near the prior end, where a small
+    error in ``Gamma_t`` is a large error in the variance. Cost: ``T`` network passes over
+    ``limit_windows`` windows.
+
+    Returns:
+        ``T`` floats, index ``t`` for step ``t``; pass them as the sampler option
+        ``eps_sq_norm``.
+
+    Raises:
+        ConfigError: the module's process is not discrete DDPM, or the module is
+            autoregressive (its network denoises one time step at a time).
+        DataError: the split has no scored entry.
+    """
+    from tsdiff.errors import ConfigError
+    from tsdiff.models import Condition
+
+    from tsdiff.diffusion.process import DiscreteDDPM
+
+    process = module.process
+    if not isinstance(process, DiscreteDDPM):
+        raise ConfigError(f"estimate_eps_sq_norm needs a discrete DDPM process; got {process.name!r}")
+    num_steps = process.num_steps
+    if module.net.autoregressive:
+        raise ConfigError("estimate_eps_sq_norm does not support autoregressive networks (TimeGrad)")
+    dataset = protocol.dataset(split)
+    if limit_windows is not None:
+        dataset = Subset(dataset, range(min(limit_windows, len(dataset))))
+    was_training = module.training
+    module.eval()
+    device = module.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    batches = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        raw = batch["y"].numpy()
+        x0 = np.nan_to_num(module.scaler.transform(raw), nan=0.0)
+        target = torch.as_tensor(batch["score_mask"].numpy() & ~batch["cond_mask"].numpy() & ~np.isnan(raw))
+        batches.append((torch.as_tensor(x0, dtype=batch["x"].dtype, device=device), target.to(device),
+                        Condition(values=batch["x"].to(device), cond_mask=batch["cond_mask"].to(device),
+                                  timepoints=batch["timepoints"].to(device), spatial=module.spatial)))
+    count = sum(int(b[1].sum()) for b in batches)
+    if count == 0:
+        raise DataError(f"split {split!r} has no scored entry to estimate eps_sq_norm on")
+    # E[Var(x_0 | x_t)] = s_t^2 / a_t^2 (1 - Gamma_t) lies in [0, E x_0^2]: the clip below keeps a
+    # noisy estimate near the prior end (where s_t^2 / a_t^2 is in the thousands) from
+    # claiming more uncertainty about x_0 than the data has.
+    second_moment = sum(float((x0.double() ** 2)[target].sum()) for x0, target, _ in batches) / count
+    abar = process.alpha_bars.double()
+    out = []
+    for step in range(num_steps):
+        total = 0.0
+        for x0, target, cond in batches:
+            t = torch.full((x0.shape[0],), step, dtype=torch.long, device=device)
+            noise = torch.randn(x0.shape, generator=gen, device=device, dtype=x0.dtype)
+            eps = module.net(process.sample_noisy(x0, t, noise), process.network_time(t), cond)
+            total += float((eps.double() ** 2)[target].sum())
+        floor = max(0.0, 1.0 - float(abar[step] / (1.0 - abar[step])) * second_moment)
+        out.append(min(max(total / count, floor), 1.0))
+    module.train(was_training)
+    return out

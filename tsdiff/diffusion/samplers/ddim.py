@@ -8,11 +8,12 @@ trained on ``T`` steps works unchanged with fewer sampling steps.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
-from tsdiff.diffusion.process import ForwardProcess, Spacing
+from tsdiff.diffusion.process import DiscreteDDPM, ForwardProcess, Spacing
+from tsdiff.errors import ConfigError
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,
@@ -85,7 +86,17 @@ def sample_ddim(
     Raises:
         ConfigError: ``steps`` out of range for the process, or ``eta`` outside [0, 1].
     """
-    eta = check_eta(eta)
+    return _ddim_loop(denoise_fn, x_T, process, steps, spacing, check_eta(eta), "eta", None,
+                      generator, callback, step_hook)
+
+
+def _ddim_loop(denoise_fn, x_T, process, steps, spacing, eta: float, noise: str, eps_sq_norm,
+               generator, callback, step_hook) -> SamplerOutput:
+    """The update of :func:`sample_ddim`. ``noise`` picks the variance of the noise added at
+    each step (the mean is the same): ``"eta"`` is ``c^2``; ``"large"`` the forward
+    transition's ``q^2 = s_t^2 - (a_t / a_s)^2 s_s^2``; ``"analytic"`` ``c^2`` plus the part of
+    ``x_0``'s posterior variance the mean carries, from ``eps_sq_norm`` (see
+    :func:`sample_ddpm`)."""
     times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     nfe = 0
     for i, time in enumerate(times):
@@ -93,8 +104,16 @@ def sample_ddim(
         a_t, s_t, a_s, s_s = scales[i], stds[i], scales[i + 1], stds[i + 1]
         eps, x0_pred = predict_step(denoise_fn, x, t, i, a_t, s_t, callback)
         nfe += 1
-        c = eta * math.sqrt(max(s_s**2 / s_t**2 * (s_t**2 - (a_t / a_s) ** 2 * s_s**2), 0.0))
-        x = a_s * x0_pred + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
+        q2 = max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0)
+        c = eta * math.sqrt(s_s**2 / s_t**2 * q2)
+        d = math.sqrt(max(s_s**2 - c**2, 0.0))
+        x = a_s * x0_pred + d * eps
+        if noise == "large" and s_s > 0:
+            c = math.sqrt(q2)
+        elif noise == "analytic" and s_s > 0:
+            k0 = a_s - d * a_t / s_t  # coefficient of x0_pred in the mean, given x_t
+            x0_var = s_t**2 / a_t**2 * min(max(1.0 - eps_sq_norm[int(time)], 0.0), 1.0)
+            c = math.sqrt(c**2 + k0**2 * x0_var)
         if c > 0:  # no draw when deterministic, so eta=0 never consumes the generator
             x = x + c * torch.randn(
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
@@ -112,11 +131,13 @@ def sample_ddpm(
     *,
     steps: Optional[int] = None,
     spacing: Spacing = "uniform",
+    variance: str = "small",
+    eps_sq_norm: Optional[Sequence[float]] = None,
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
 ) -> SamplerOutput:
-    """Ancestral DDPM sampling (Ho et al. 2020, Alg. 2) with variance ``beta_tilde``.
+    """Ancestral DDPM sampling (Ho et al. 2020, Alg. 2) with variance ``beta_tilde`` or ``beta``.
 
     Implemented as :func:`sample_ddim` with ``eta = 1``, which is algebraically
     identical: with ``c^2 = beta_tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t``
@@ -127,21 +148,64 @@ def sample_ddpm(
     As in CSDI no noise is added at the last step; noise is drawn in the same
     order as Alg. 2, so the same generator state gives the same samples.
 
+    Ho et al. name two choices of the noise variance, equally good with 1000 steps: the
+    posterior variance ``beta_tilde`` (``variance="small"``, the default and CSDI's), exact
+    when ``x_0`` is a single point, and the step's own ``beta`` (``variance="large"``), exact
+    for ``x_0 ~ N(0, I)``. With few, long steps they differ a lot near the data end, where
+    ``beta_tilde`` is much smaller than ``beta``; ``"large"`` gives wider samples there. The
+    mean is the posterior mean in both cases, and the last step adds no noise in both. For
+    a general process ``beta`` is the forward transition's variance
+    ``s_t^2 - (a_t / a_s)^2 s_s^2``.
+
+    ``variance="analytic"`` is the variance of Bao et al. (2022, Analytic-DPM) for this
+    step: the reverse step's mean is ``k0 x0_pred + k_t x_t``, and the best Gaussian of
+    that mean has variance ``beta_tilde + k0^2 E[Var(x_0 | x_t)]`` with, per dimension,
+    ``E[Var(x_0 | x_t)] = s_t^2 / a_t^2 (1 - Gamma_t)``, ``Gamma_t = E|eps_pred(x_t)|^2 / d``.
+    ``Gamma_t`` is a property of the trained network and the data, estimated once on
+    held-out windows (:func:`tsdiff.training.evaluate.estimate_eps_sq_norm`) and passed
+    as ``eps_sq_norm``. It lies between ``"small"`` (``Gamma = 1``: the network knows
+    ``x_0``) and a wider spread where ``x_0`` is uncertain.
+
     Args:
         denoise_fn, x_T, process, steps, spacing, generator, callback, step_hook: as
             :func:`sample_ddim`.
+        variance: ``"small"`` (``beta_tilde``), ``"large"`` (``beta``) or ``"analytic"``.
+        eps_sq_norm: with ``"analytic"`` only: ``Gamma_t`` for every step
+            ``t = 0 .. T - 1`` of the DDPM process.
 
     Returns:
         :class:`SamplerOutput` with ``nfe = steps``.
+
+    Raises:
+        ConfigError: ``variance`` is not one of the three; ``"analytic"`` without one finite
+            ``eps_sq_norm`` value per step of a discrete process, or ``eps_sq_norm`` with
+            another variance; as :func:`sample_ddim`.
     """
-    return sample_ddim(
-        denoise_fn,
-        x_T,
-        process,
-        steps=steps,
-        spacing=spacing,
-        eta=1.0,
-        generator=generator,
-        callback=callback,
-        step_hook=step_hook,
-    )
+    if variance not in ("small", "large", "analytic"):
+        raise ConfigError(f"variance must be 'small' (beta_tilde, the default), 'large' (beta) or 'analytic' "
+                          f"(with eps_sq_norm); got {variance!r}")
+    if variance == "analytic":
+        eps_sq_norm = _check_eps_sq_norm(eps_sq_norm, process)
+    elif eps_sq_norm is not None:
+        raise ConfigError(f"eps_sq_norm is used only with variance='analytic'; got variance={variance!r}")
+    return _ddim_loop(denoise_fn, x_T, process, steps, spacing, 1.0,
+                      "eta" if variance == "small" else variance, eps_sq_norm, generator, callback, step_hook)
+
+
+def _check_eps_sq_norm(values, process: ForwardProcess) -> list[float]:
+    """``values`` as a list of ``T`` finite floats, ``T`` the DDPM process's number of steps."""
+    if not isinstance(process, DiscreteDDPM):
+        raise ConfigError(f"variance='analytic' needs a discrete process with integer steps (ddpm); "
+                          f"got process {getattr(process, 'name', type(process).__name__)!r}")
+    num_steps = process.num_steps
+    if values is None:
+        raise ConfigError("variance='analytic' needs eps_sq_norm, one value of E|eps_pred|^2 / d per diffusion "
+                          "step; estimate it with tsdiff.training.evaluate.estimate_eps_sq_norm")
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"eps_sq_norm must be a list of {num_steps} numbers; got {values!r:.80}") from None
+    if len(out) != num_steps or not all(math.isfinite(v) for v in out):
+        raise ConfigError(f"eps_sq_norm must hold {num_steps} finite numbers (one per diffusion step); "
+                          f"got {len(out)} values")
+    return out
