@@ -11,8 +11,10 @@ from tqdm.auto import tqdm
 
 from tsdiff.data.protocol import Protocol
 from tsdiff.data.scalers import StandardScaler
-from tsdiff.errors import DataError
+from tsdiff.diffusion.process import DiscreteDDPM
+from tsdiff.errors import ConfigError, DataError
 from tsdiff.metrics import MetricAccumulator
+from tsdiff.models import Condition
 from tsdiff.training.module import DiffusionModule
 
 
@@ -129,11 +131,6 @@ def estimate_eps_sq_norm(
             autoregressive (its network denoises one time step at a time).
         DataError: the split has no scored entry.
     """
-    from tsdiff.errors import ConfigError
-    from tsdiff.models import Condition
-
-    from tsdiff.diffusion.process import DiscreteDDPM
-
     process = module.process
     if not isinstance(process, DiscreteDDPM):
         raise ConfigError(f"estimate_eps_sq_norm needs a discrete DDPM process; got {process.name!r}")
@@ -143,10 +140,7 @@ def estimate_eps_sq_norm(
     dataset = protocol.dataset(split)
     if limit_windows is not None:
         dataset = Subset(dataset, range(min(limit_windows, len(dataset))))
-    was_training = module.training
-    module.eval()
     device = module.device
-    gen = torch.Generator(device=device).manual_seed(seed)
     batches = []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         raw = batch["y"].numpy()
@@ -163,6 +157,9 @@ def estimate_eps_sq_norm(
     # claiming more uncertainty about x_0 than the data has.
     second_moment = sum(float((x0.double() ** 2)[target].sum()) for x0, target, _ in batches) / count
     abar = process.alpha_bars.double()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = module.training
+    module.eval()  # after every check, so an error leaves the module's mode as it was
     out = []
     for step in range(num_steps):
         total = 0.0

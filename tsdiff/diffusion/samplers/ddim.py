@@ -13,7 +13,6 @@ from typing import Optional, Sequence
 import torch
 
 from tsdiff.diffusion.process import DiscreteDDPM, ForwardProcess, Spacing
-from tsdiff.errors import ConfigError
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,
@@ -26,6 +25,7 @@ from tsdiff.diffusion.samplers.base import (
     start_sampling,
     batch_time,
 )
+from tsdiff.errors import ConfigError
 
 
 @SAMPLERS.register("ddim")
