@@ -69,3 +69,23 @@ def test_unknown_process_option_lists_valid_ones():
 
     with pytest.raises(ConfigError, match="unknown option.*'num_step'.*for process 'ddpm'; valid options are: num_steps, schedule"):
         build_process("ddpm", num_step=10)
+
+
+def test_a_new_process_name_starts_from_that_process_defaults(tmp_path):
+    # The defaults (and a shipped config) configure DDPM; naming another process must not
+    # carry DDPM's options into it, and options of the same process still merge.
+    from tsdiff.diffusion import build_process
+
+    path = tmp_path / "vp.yaml"
+    path.write_text("process:\n  name: vp\n  beta_max: 15.0\n")
+    cfg = load_config(path)
+    assert cfg["process"] == {"name": "vp", "beta_max": 15.0}
+    proc = dict(cfg["process"])
+    assert build_process(proc.pop("name"), **proc).name == "vp"
+    assert load_config(None, ["process.name=ve"])["process"] == {"name": "ve"}
+    assert load_config(path, ["process.beta_min=0.2"])["process"] == {"name": "vp", "beta_max": 15.0, "beta_min": 0.2}
+    assert load_config(None, ["process.num_steps=100"])["process"] == {**DEFAULTS["process"], "num_steps": 100}
+    assert load_config(None, ["process.name=ddpm"])["process"] == DEFAULTS["process"]  # same name: options kept
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['num_step'\] for process 'ddpm'"):
+        proc = dict(load_config(None, ["process.num_step=10"])["process"])
+        build_process(proc.pop("name"), **proc)

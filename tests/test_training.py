@@ -257,3 +257,146 @@ def test_estimate_eps_sq_norm_needs_discrete_ddpm(aqi36):
     module.process = build_process("vp")
     with pytest.raises(ConfigError, match="needs a discrete DDPM process; got 'vp'"):
         estimate_eps_sq_norm(module, aqi36, "val", limit_windows=2)
+
+
+def test_estimate_eps_sq_norm_repeats_average_more_noise_draws(aqi36, monkeypatch):
+    # A network that returns its noisy input makes the estimate depend on every noise draw, so
+    # the mean over `repeats` draws can be written out with the same generator, in the
+    # documented order (per step: per repeat: per batch).
+    from tsdiff.errors import ConfigError
+    from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+    module = _module(aqi36)
+    monkeypatch.setattr(module.net, "forward", lambda x_t, t, cond: x_t)
+    one = estimate_eps_sq_norm(module, aqi36, "val", limit_windows=3, batch_size=2, seed=5)
+    assert one == estimate_eps_sq_norm(module, aqi36, "val", limit_windows=3, batch_size=2, seed=5, repeats=1)
+    got = estimate_eps_sq_norm(module, aqi36, "val", limit_windows=3, batch_size=2, seed=5, repeats=3)
+    batches = [_batch(aqi36.dataset("val"), [0, 1]), _batch(aqi36.dataset("val"), [2])]
+    parts = []
+    for b in batches:
+        raw = b["y"].numpy()
+        target = b["score_mask"].numpy() & ~b["cond_mask"].numpy() & ~np.isnan(raw)
+        parts.append((torch.as_tensor(np.nan_to_num(module.scaler.transform(raw)), dtype=torch.float32),
+                      torch.as_tensor(target)))
+    count = sum(int(t.sum()) for _, t in parts)
+    second = sum(float((x0.double() ** 2)[t].sum()) for x0, t in parts) / count
+    abar = module.process.alpha_bars.double()
+    gen = torch.Generator().manual_seed(5)
+    want = []
+    for step in range(module.process.num_steps):
+        total = 0.0
+        for _ in range(3):
+            for x0, t in parts:
+                noise = torch.randn(x0.shape, generator=gen)
+                x_t = module.process.sample_noisy(x0, torch.full((x0.shape[0],), step), noise)
+                total += float((x_t.double() ** 2)[t].sum())
+        floor = max(0.0, 1.0 - float(abar[step] / (1.0 - abar[step])) * second)
+        want.append(min(max(total / (3 * count), floor), 1.0))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got != one
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="repeats must be an integer >= 1"):
+            estimate_eps_sq_norm(module, aqi36, "val", limit_windows=1, repeats=bad)
+
+
+def test_sample_builds_no_autograd_graph(aqi36):
+    module = _module(aqi36)
+    batch = _batch(aqi36.dataset("test"), [3])
+    samples, _ = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"], n_samples=2, steps=2)
+    assert not samples.requires_grad and samples.grad_fn is None
+
+
+def test_sample_takes_the_analytic_variance_statistic_from_the_model(aqi36):
+    # Gamma = 1 everywhere makes the analytic variance exactly beta_tilde (`small`), so the
+    # stored statistic must give bit-identical samples to the default variance.
+    from tsdiff.errors import ConfigError
+
+    module = _module(aqi36)
+    batch = _batch(aqi36.dataset("test"), [5, 6])
+    args = (batch["x"], batch["cond_mask"], batch["timepoints"])
+    options = {"variance": "analytic", "spacing": "log_snr"}
+    with pytest.raises(ConfigError, match="holds none: run `tsdiff calibrate-variance MODEL`"):
+        module.sample(*args, n_samples=2, steps=4, sampler_options=options)
+    module.eps_sq_norm = [1.0] * module.process.num_steps
+    got, _ = module.sample(*args, n_samples=2, steps=4, sampler_options=options,
+                           generator=torch.Generator().manual_seed(3))
+    want, _ = module.sample(*args, n_samples=2, steps=4, sampler_options={"spacing": "log_snr"},
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.equal(got, want)
+    assert options == {"variance": "analytic", "spacing": "log_snr"}  # the caller's dict is not changed
+    # options that carry their own eps_sq_norm win over the stored one
+    module.eps_sq_norm = [0.5] * module.process.num_steps
+    own, _ = module.sample(*args, n_samples=2, steps=4, generator=torch.Generator().manual_seed(3),
+                           sampler_options={**options, "eps_sq_norm": [1.0] * module.process.num_steps})
+    assert torch.equal(own, want)
+
+
+def test_model_file_keeps_the_analytic_variance_statistic(aqi36, tmp_path):
+    from tsdiff.errors import ConfigError
+    from tsdiff.training.checkpoint import store_eps_sq_norm
+
+    module = _module(aqi36)
+    path = save_model(module, tmp_path / "plain.pt", extra={"note": "kept"})
+    assert load_model(path)[0].eps_sq_norm is None
+    gamma = [0.1 + 0.9 * t / 49 for t in range(50)]
+    before = path.read_bytes()
+    out = store_eps_sq_norm(path, gamma, out=tmp_path / "cal.pt")
+    assert path.read_bytes() == before  # the input file is not changed when out is given
+    loaded, extra = load_model(out)
+    assert loaded.eps_sq_norm == gamma and extra == {"note": "kept"}
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    with pytest.raises(ConfigError, match="eps_sq_norm must hold 50 finite numbers"):
+        store_eps_sq_norm(path, gamma[:10])
+    assert path.read_bytes() == before
+    store_eps_sq_norm(path, gamma)  # in place
+    assert load_model(path)[0].eps_sq_norm == gamma
+
+
+def test_cli_calibrate_variance_and_fit_with_the_analytic_variance(tmp_path, data_dir, aqi36, capsys):
+    from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")
+    out = [f"output.dir={tmp_path}/run", f"output.records_dir={tmp_path}/records", f"data.data_dir={data_dir}"]
+    analytic = ["eval.sampler=ddpm", "eval.sampler_options={variance: analytic, spacing: log_snr}"]
+    # a config that samples with the analytic variance gets the estimate stored by `fit`
+    assert main(["fit", cfg, *CLI_TINY, *out, *analytic, "--test"]) == 0
+    assert "estimated eps_sq_norm" in capsys.readouterr().out
+    fitted, _ = load_model(tmp_path / "run" / "model.pt")
+    stored = fitted.eps_sq_norm
+    fitted.eps_sq_norm = None
+    assert stored == estimate_eps_sq_norm(fitted, aqi36, "val", seed=42)
+    assert len(list((tmp_path / "records").glob("*.json"))) == 1
+    # calibrate-variance writes a copy with its own estimate; the input file is left alone
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    args = ["calibrate-variance", str(tmp_path / "run"), "--limit-windows", "4", "--repeats", "2", "--seed", "1"]
+    assert main([*args, "--out", str(tmp_path / "cal.pt")]) == 0
+    assert "stored eps_sq_norm (50 steps" in capsys.readouterr().out
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    cal, _ = load_model(tmp_path / "cal.pt")
+    assert cal.eps_sq_norm == estimate_eps_sq_norm(fitted, aqi36, "val", limit_windows=4, repeats=2, seed=1)
+    assert main(["test", str(tmp_path / "cal.pt"), *analytic, "eval.steps=3", "--no-progress"]) == 0
+    # a model file without the estimate: a clear error naming the fix
+    save_model(fitted, tmp_path / "plain.pt")
+    assert main(["test", str(tmp_path / "plain.pt"), *analytic, "eval.steps=3", "--no-progress"]) == 2
+    assert "run `tsdiff calibrate-variance MODEL`" in capsys.readouterr().err
+    for bad, fragment in ((["--repeats", "0"], "repeats must be an integer >= 1"),
+                          (["--limit-windows", "-1"], "--limit-windows must be >= 0"),
+                          (["--split", "tset"], "split 'tset' is not one of this protocol's splits")):
+        assert main(["calibrate-variance", str(tmp_path / "cal.pt"), *bad]) == 2
+        assert fragment in capsys.readouterr().err
+
+
+def test_fit_refuses_the_analytic_variance_without_a_ddpm_process(tmp_path, data_dir, capsys):
+    import yaml
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")) as fh:
+        config = yaml.safe_load(fh)
+    config["process"] = {"name": "vp"}
+    cfg = tmp_path / "vp.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    code = main(["fit", str(cfg), *CLI_TINY, f"output.dir={tmp_path}/run", f"data.data_dir={data_dir}",
+                 "eval.sampler=ddpm", "eval.sampler_options={variance: analytic}"])
+    assert code == 2
+    assert "variance: analytic needs a discrete DDPM process" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.pt").exists()

@@ -1,9 +1,10 @@
-"""The ``tsdiff`` command line: ``fit``, ``test`` and ``datasets``.
+"""The ``tsdiff`` command line: ``fit``, ``test``, ``calibrate-variance`` and ``datasets``.
 
 Examples::
 
     tsdiff fit configs/imputation/csdi_aqi36.yaml trainer.max_epochs=5 --test
     tsdiff test runs/csdi_aqi36/model.pt eval.sampler=ddim eval.steps=10
+    tsdiff calibrate-variance runs/csdi_aqi36
     tsdiff datasets list
     tsdiff impute sensors.csv -o filled.csv --plot gaps.png
     tsdiff forecast rates.csv -o next.csv --prediction-length 30
@@ -41,6 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("model", help="model file (model.pt) or the run directory that holds it")
     t.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP + "; model/process cannot change")
     t.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
+
+    c = sub.add_parser("calibrate-variance", help="store the statistic of the ddpm sampler's analytic variance in a "
+                       "model file", description=(
+        "Estimate eps_sq_norm (Gamma_t = E|eps_pred|^2 / d for every diffusion step, Analytic-DPM) on held-out "
+        "windows of the model's own data protocol and store it in the model file, so that "
+        "eval.sampler_options={variance: analytic} works with the ddpm sampler. Costs T network passes over "
+        "--limit-windows windows per repeat."))
+    c.add_argument("model", help="model file (model.pt) or the run directory that holds it")
+    c.add_argument("overrides", nargs="*", help="config overrides for the data, e.g. data.data_dir=/path")
+    c.add_argument("--split", default="val", help="windows to estimate on (default: val, held out from training)")
+    c.add_argument("--limit-windows", type=int, default=64, help="first this many windows of the split (default 64; "
+                   "0 for all)")
+    c.add_argument("--repeats", type=int, default=1, help="noise draws per window and step, averaged (default 1)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    c.add_argument("--out", default=None, help="write a copy with the estimate here instead of updating MODEL")
 
     d = sub.add_parser("datasets", help="list datasets, show their cards, verify their files")
     d.add_argument("action", choices=["list", "info", "verify", "check"], help=(
@@ -89,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             from tsdiff.experiment import test
 
             test(_model_path(args.model), args.overrides, progress=not args.no_progress)
+        elif args.command == "calibrate-variance":
+            from tsdiff.experiment import calibrate_variance
+
+            if args.limit_windows < 0:
+                raise TsdiffError(f"--limit-windows must be >= 0 (0: every window); got {args.limit_windows}")
+            path, gamma = calibrate_variance(
+                _model_path(args.model), args.overrides, split=args.split, limit_windows=args.limit_windows or None,
+                repeats=args.repeats, seed=args.seed, out=args.out)
+            shown = ", ".join(f"t={t}: {gamma[t]:.4f}" for t in sorted({0, len(gamma) // 2, len(gamma) - 1}))
+            print(f"stored eps_sq_norm ({len(gamma)} steps; {shown}) in {path}; sample with "
+                  f"eval.sampler=ddpm \"eval.sampler_options={{variance: analytic}}\"")
         elif args.command in ("impute", "forecast", "predict", "plot"):
             from tsdiff.user_commands import COMMANDS
 

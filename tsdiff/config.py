@@ -89,7 +89,12 @@ PRECISIONS = ("32-true", "32", 32, "64-true", "64", 64, "bf16-mixed", "bf16-true
               "16", 16, "transformer-engine", "transformer-engine-float16")
 
 # Sections whose keys are free-form (checked later by the component they configure).
-_OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options"), ("eval", "conditioning_options")}
+_OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options"), ("eval", "conditioning_options"),
+                  ("process",)}
+#: Sections whose other keys are options of the component named by their ``name``: a new name
+#: starts from that component's own defaults instead of keeping the previous one's options
+#: (``process: {name: vp}`` must not inherit DDPM's ``beta_start``).
+_NAMED_SECTIONS = {("process",)}
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -98,6 +103,8 @@ def _suggest(key: str, valid: list[str]) -> str:
 
 
 def _merge(base: dict, update: Mapping, path: tuple[str, ...]) -> dict:
+    if path in _NAMED_SECTIONS and "name" in update and update["name"] != base.get("name"):
+        base.clear()
     for key, value in update.items():
         where = ".".join(path + (str(key),))
         if path in _OPEN_SECTIONS:

@@ -12,6 +12,7 @@ import torch
 from tsdiff.bench.records import git_commit, make_record, write_record
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
+from tsdiff.diffusion.process import DiscreteDDPM
 from tsdiff.errors import ConfigError
 from tsdiff.io import write_json
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
@@ -178,6 +179,10 @@ def fit(cfg: dict) -> Path:
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     module = build_module(cfg, protocol)
+    if wants_analytic_variance(cfg["eval"]) and (not isinstance(module.process, DiscreteDDPM)
+                                                 or module.net.autoregressive):
+        raise ConfigError("eval.sampler_options variance: analytic needs a discrete DDPM process (process.name: "
+                          "ddpm) and a network that is not autoregressive; use variance: small or large")
     if cfg["trainer"].get("compile"):
         module.net.compile()  # in place: checkpoints keep the plain parameter names
     dm = WindowDataModule(protocol, data["batch_size"], data["num_workers"], seed=cfg["seed"])
@@ -193,6 +198,13 @@ def fit(cfg: dict) -> Path:
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
+    if wants_analytic_variance(cfg["eval"]):  # so `tsdiff test` with this config needs nothing more
+        from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+        t1 = time.perf_counter()
+        module.eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=cfg["seed"])
+        print(f"estimated eps_sq_norm for variance: analytic on validation windows "
+              f"({time.perf_counter() - t1:.0f} s)")
     info = {
         "train_seconds": train_seconds,
         "epochs": trainer.current_epoch,
@@ -209,6 +221,52 @@ def fit(cfg: dict) -> Path:
     return path
 
 
+def _saved_model_and_protocol(model_path, overrides) -> tuple[DiffusionModule, dict, dict, object]:
+    """``(module, extra, cfg, protocol)``: a model file, its saved config with ``overrides``
+    (the model and process sections fixed), and the data protocol checked against the model."""
+    module, extra = load_model(model_path)
+    saved_cfg = dict(module.hparams["config"])
+    cfg = load_config(None, overrides, base=saved_cfg)
+    for section in ("model", "process"):
+        if cfg[section] != saved_cfg[section]:
+            raise ConfigError(f"the {section} section cannot be overridden at test time; it is fixed by the trained model")
+    data = cfg["data"]
+    protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
+    check_signature(module.hparams["signature"], protocol.signature)
+    check_same_spatial(module.hparams.get("spatial"), protocol.series.spatial)
+    return module, extra, cfg, protocol
+
+
+def wants_analytic_variance(ev: dict) -> bool:
+    """Whether an eval config samples with the ``ddpm`` sampler's ``variance: analytic`` and
+    no ``eps_sq_norm`` of its own, i.e. needs the estimate stored in the model."""
+    options = ev.get("sampler_options") or {}
+    return ev.get("sampler") == "ddpm" and options.get("variance") == "analytic" and options.get("eps_sq_norm") is None
+
+
+def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, split: str = "val",
+                       limit_windows: int | None = 64, repeats: int = 1, seed: int = 0,
+                       out: str | Path | None = None) -> tuple[Path, list[float]]:
+    """Estimate ``eps_sq_norm`` (``Gamma_t`` per diffusion step, for the ``ddpm`` sampler's
+    ``variance: analytic``) on ``split`` of the model's own data protocol and store it in the
+    model file (in place, or in a copy at ``out``). Everything else in the file is kept.
+
+    Returns:
+        ``(path written, the estimates)``.
+    Raises:
+        ConfigError: the model's process is not discrete DDPM, the network is autoregressive,
+            or an option is out of range; DataError: the split has no scored entry.
+    """
+    from tsdiff.training.evaluate import estimate_eps_sq_norm
+
+    module, extra, _, protocol = _saved_model_and_protocol(model_path, overrides)
+    if split not in protocol.splits:
+        raise ConfigError(f"split {split!r} is not one of this protocol's splits {sorted(protocol.splits)}")
+    gamma = estimate_eps_sq_norm(module, protocol, split, limit_windows=limit_windows, seed=seed, repeats=repeats)
+    module.eps_sq_norm = gamma
+    return save_model(module, model_path if out is None else out, extra=extra), gamma
+
+
 def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> tuple[dict, Path]:
     """Evaluate a saved model on its protocol's test (or val) split; writes a record.
 
@@ -216,17 +274,9 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     ``eval.sampler=ddim eval.steps=10`` or ``data.data_dir=/path``.
     """
     git_commit()  # cache the commit of the code that is running now
-    module, extra = load_model(model_path)
-    saved_cfg = dict(module.hparams["config"])
-    cfg = load_config(None, overrides, base=saved_cfg)
-    for section in ("model", "process"):
-        if cfg[section] != saved_cfg[section]:
-            raise ConfigError(f"the {section} section cannot be overridden at test time; it is fixed by the trained model")
+    module, extra, cfg, protocol = _saved_model_and_protocol(model_path, overrides)
     L.seed_everything(cfg["seed"], verbose=False)
     data, ev = cfg["data"], cfg["eval"]
-    protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
-    check_signature(module.hparams["signature"], protocol.signature)
-    check_same_spatial(module.hparams.get("spatial"), protocol.series.spatial)
     if ev.get("compile"):
         module.net.compile()
     bf16 = ev.get("precision") == "bf16-mixed"

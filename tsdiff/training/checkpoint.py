@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from tsdiff import __version__
+from tsdiff.diffusion.samplers.ddim import check_eps_sq_norm
 from tsdiff.errors import DataError, TsdiffError
 from tsdiff.io import atomic_write
 from tsdiff.training.module import DiffusionModule
@@ -38,6 +39,8 @@ def save_model(module: DiffusionModule, path: str | os.PathLike, extra: dict | N
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "extra": _plain(extra or {}),
     }
+    if module.eps_sq_norm is not None:  # the analytic sampler variance's statistic (calibrate-variance)
+        payload["eps_sq_norm"] = [float(v) for v in module.eps_sq_norm]
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
@@ -60,8 +63,23 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise TsdiffError(f"{path} is not a tsdiff model file (expected format {FORMAT!r})")
     module = DiffusionModule(**payload["hparams"])
     module.load_state_dict(payload["state_dict"])
+    module.eps_sq_norm = payload.get("eps_sq_norm")
     module.eval()
     return module, payload.get("extra", {})
+
+
+def store_eps_sq_norm(path: str | os.PathLike, values, out: str | os.PathLike | None = None) -> Path:
+    """Write the model file ``path`` again with ``values`` as its stored ``eps_sq_norm`` (one
+    ``Gamma_t`` per diffusion step, see :func:`tsdiff.training.evaluate.estimate_eps_sq_norm`),
+    to ``out`` or in place. Weights, config, scaler and ``extra`` are written unchanged.
+
+    Raises:
+        TsdiffError: ``path`` is not a model file.
+        ConfigError: ``values`` is not one finite number per step of the model's DDPM process.
+    """
+    module, extra = load_model(path)
+    module.eps_sq_norm = check_eps_sq_norm(values, module.process)
+    return save_model(module, path if out is None else out, extra=extra)
 
 
 def check_signature(trained: dict, data: dict) -> None:

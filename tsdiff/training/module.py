@@ -9,6 +9,7 @@ from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss
 from tsdiff.diffusion.components import build_conditioning, build_sampler
+from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
 from tsdiff.training.spatial_state import spatial_from_state
 
@@ -84,6 +85,10 @@ class DiffusionModule(L.LightningModule):
         self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None,
                                  "sampler_options": None, "chunk_size": None,
                                  "conditioning": "conditional", "conditioning_options": None}
+        #: ``Gamma_t`` per diffusion step for the ``ddpm`` sampler's ``variance: analytic``, as
+        #: estimated by :func:`tsdiff.training.evaluate.estimate_eps_sq_norm`; kept in the model
+        #: file (``tsdiff calibrate-variance``), used when the sampler options give none
+        self.eps_sq_norm: list[float] | None = None
 
     # --- training -------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -156,6 +161,24 @@ class DiffusionModule(L.LightningModule):
         data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
         return {"samples": data, "start": batch["start"]}
 
+    def analytic_variance_options(self, sampler: str, options: dict | None) -> dict | None:
+        """``options`` with the stored :attr:`eps_sq_norm` added where the ``ddpm`` sampler's
+        ``variance: analytic`` gives none (a new dict; the caller's is not changed).
+
+        Raises:
+            ConfigError: ``variance: analytic`` with no ``eps_sq_norm`` in the options or the model.
+        """
+        if sampler != "ddpm" or not options or options.get("variance") != "analytic" \
+                or options.get("eps_sq_norm") is not None:
+            return options
+        if self.eps_sq_norm is None:
+            raise ConfigError(
+                "variance='analytic' needs eps_sq_norm and this model file holds none: run "
+                "`tsdiff calibrate-variance MODEL` once to estimate it on the validation windows and "
+                "store it in the model file, or pass sampler option eps_sq_norm (from "
+                "tsdiff.training.evaluate.estimate_eps_sq_norm)")
+        return {**options, "eps_sq_norm": list(self.eps_sq_norm)}
+
     @torch.no_grad()  # not inference_mode: guidance conditioning differentiates through the network
     def sample(
         self,
@@ -193,6 +216,7 @@ class DiffusionModule(L.LightningModule):
             equal ``x`` exactly, and the network evaluations per sample path.
         """
         check_sample_input(x, cond_mask, n_samples)
+        sampler_options = self.analytic_variance_options(sampler, sampler_options)
         was_training = self.training
         self.eval()
         fn = build_sampler(sampler, **sampler_config(steps, eta, options=sampler_options))

@@ -185,14 +185,14 @@ def sample_ddpm(
         raise ConfigError(f"variance must be 'small' (beta_tilde, the default), 'large' (beta) or 'analytic' "
                           f"(with eps_sq_norm); got {variance!r}")
     if variance == "analytic":
-        eps_sq_norm = _check_eps_sq_norm(eps_sq_norm, process)
+        eps_sq_norm = check_eps_sq_norm(eps_sq_norm, process)
     elif eps_sq_norm is not None:
         raise ConfigError(f"eps_sq_norm is used only with variance='analytic'; got variance={variance!r}")
     return _ddim_loop(denoise_fn, x_T, process, steps, spacing, 1.0,
                       "eta" if variance == "small" else variance, eps_sq_norm, generator, callback, step_hook)
 
 
-def _check_eps_sq_norm(values, process: ForwardProcess) -> list[float]:
+def check_eps_sq_norm(values, process: ForwardProcess) -> list[float]:
     """``values`` as a list of ``T`` finite floats, ``T`` the DDPM process's number of steps."""
     if not isinstance(process, DiscreteDDPM):
         raise ConfigError(f"variance='analytic' needs a discrete process with integer steps (ddpm); "
@@ -200,7 +200,8 @@ def _check_eps_sq_norm(values, process: ForwardProcess) -> list[float]:
     num_steps = process.num_steps
     if values is None:
         raise ConfigError("variance='analytic' needs eps_sq_norm, one value of E|eps_pred|^2 / d per diffusion "
-                          "step; estimate it with tsdiff.training.evaluate.estimate_eps_sq_norm")
+                          "step; estimate it with tsdiff.training.evaluate.estimate_eps_sq_norm, or store it in a "
+                          "model file with `tsdiff calibrate-variance MODEL`")
     try:
         out = [float(v) for v in values]
     except (TypeError, ValueError):
