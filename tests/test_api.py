@@ -146,3 +146,32 @@ def test_bad_input_and_settings(rates):
         tiny_forecaster().fit([1, 2, 3])
     with pytest.raises(TsdiffError, match="not fitted"):
         tiny_forecaster().predict()
+
+
+def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeypatch):
+    calls = []
+    sample = fitted.module_.sample
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(fitted.module_, "sample", spy)
+    # predict's own options; the constructor's chunk size
+    monkeypatch.setattr(fitted, "chunk_size", 3)
+    fc = fitted.predict(sampler="ddpm", steps=4, sampler_options={"spacing": "log_snr"})
+    assert (calls[-1]["sampler"], calls[-1]["steps"]) == ("ddpm", 4)
+    assert calls[-1]["sampler_options"] == {"spacing": "log_snr"} and calls[-1]["chunk_size"] == 3
+    assert np.isfinite(fc.samples).all()
+    # the constructor's options apply when predict names no sampler, and not to another sampler
+    monkeypatch.setattr(fitted, "sampler_options", {"eta": 0.5})
+    fitted.predict()
+    assert calls[-1]["sampler"] == "ddim" and calls[-1]["sampler_options"] == {"eta": 0.5}
+    fitted.predict(sampler="ddpm", steps=3)
+    assert calls[-1]["sampler_options"] is None
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddim'"):
+        fitted.predict(sampler_options={"bogus": 1}, sampler="ddim")
+    with pytest.raises(ConfigError, match="sampler_options must be a dict"):
+        fitted.predict(sampler_options="log_snr", sampler="ddpm")
+    with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1"):
+        tiny_forecaster(chunk_size=0).fit(rates)

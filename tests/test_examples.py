@@ -120,3 +120,8 @@ def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
         assert preds["observed"].notna().sum() > 0  # held-out entries carry their true value
         assert {"time", "node", "mean", "q0.05", "q0.95"} <= set(preds.columns) and preds["mean"].notna().all()
         assert (tmp_path / "window.png").stat().st_size > 5000
+        # the eval section's sampler options reach the sampler; model and process stay fixed
+        assert main(["predict", "runs/quick", "eval.limit_windows=1", "eval.sampler=ddim",
+                     "eval.sampler_options={bogus: 1}", "-o", "p2.csv"]) == 2
+        assert main(["predict", "runs/quick", "model.channels=4", "-o", "p2.csv"]) == 2
+        assert not (tmp_path / "p2.csv").exists()

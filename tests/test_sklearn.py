@@ -239,3 +239,29 @@ def test_save_load_round_trip_and_wrong_data(tmp_path, aqi_month):
         again.transform(missing.iloc[:60, 1:6])
     with pytest.raises(DataError, match="5 features"):
         again.transform(np.zeros((10, 4)))
+
+
+def test_imputer_passes_sampler_options_and_chunk_size(aqi_month, fitted_aqi, monkeypatch):
+    from tsdiff.errors import ConfigError
+
+    _, missing = aqi_month
+    calls = []
+    sample = fitted_aqi.module_.sample
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(fitted_aqi.module_, "sample", spy)
+    monkeypatch.setattr(fitted_aqi, "sampler_options", {"eta": 0.5})
+    monkeypatch.setattr(fitted_aqi, "chunk_size", 5)
+    X = missing.iloc[:240]
+    out = fitted_aqi.transform(X)
+    assert calls and all(c["sampler_options"] == {"eta": 0.5} and c["chunk_size"] == 5 for c in calls)
+    obs = ~np.isnan(X.to_numpy())
+    assert out[obs].tobytes() == X.to_numpy()[obs].tobytes()
+    monkeypatch.setattr(fitted_aqi, "sampler_options", {"bogus": 1})
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddim'"):
+        fitted_aqi.transform(X)
+    with pytest.raises(ConfigError, match="sampler_options must be a dict"):
+        tiny_imputer(sampler_options=["eta"]).fit(X)

@@ -202,6 +202,13 @@ def _check_int(name: str, value, low: int = 1, allow_none: bool = False) -> None
         raise ConfigError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
 
 
+def _check_sampling(sampler_options, chunk_size) -> None:
+    if sampler_options is not None and not isinstance(sampler_options, dict):
+        raise ConfigError(f"sampler_options must be a dict of sampler options (e.g. {{'spacing': 'log_snr'}}) or "
+                          f"None, got {type(sampler_options).__name__}")
+    _check_int("chunk_size", chunk_size, allow_none=True)
+
+
 def _seed(random_state) -> int:
     from sklearn.utils import check_random_state
 
@@ -262,13 +269,17 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
 
 def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples: int, sampler: str = "ddpm",
                    steps: int | None = None, seed: int = 0, batch_size: int = 16, progress: bool = False,
-                   desc: str = "sampling") -> np.ndarray:
+                   desc: str = "sampling", **sample_options) -> np.ndarray:
     """Conditional samples of a batch of windows, in data units.
 
     Args:
         module: a trained :class:`~tsdiff.training.module.DiffusionModule`.
         raw: float64 ``[B, L, N, C]`` values in data units (NaN = missing).
         cond_mask: bool ``[B, L, N, C]``: entries to condition on (must be observed).
+        sample_options: further arguments of :meth:`DiffusionModule.sample
+            <tsdiff.training.module.DiffusionModule.sample>`: ``eta``, ``sampler_options``
+            (e.g. ``{"spacing": "log_snr"}``), ``chunk_size``, ``conditioning``,
+            ``conditioning_options``.
     Returns:
         float64 ``[S, B, L, N, C]``; on ``cond_mask`` entries exactly ``raw`` (bit for bit).
 
@@ -292,7 +303,7 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
         x = torch.from_numpy(scaled[lo:hi]).to(device)
         m = torch.from_numpy(cond_mask[lo:hi]).to(device)
         s, _ = module.sample(x, m, tp.expand(hi - lo, L), n_samples=n_samples, sampler=sampler, steps=steps,
-                             generator=gen)
+                             generator=gen, **sample_options)
         out[:, lo:hi] = to_data_units(s, raw[lo:hi], cond_mask[lo:hi], module.scaler)
         bar.update((hi - lo) * n_samples)
     bar.close()
@@ -471,6 +482,10 @@ class Forecaster:
         max_steps: optimiser steps of training.
         batch_size, lr: training settings; ``train_stride`` spaces the training windows.
         n_samples, sampler, sampling_steps: defaults of :meth:`predict`.
+        sampler_options: the sampler's further options, e.g. ``{"spacing": "log_snr"}`` for a
+            few-step ``ddpm`` sampler, or ``{"eta": 0.5}`` for ``ddim``.
+        chunk_size: (window, sample) pairs per network pass (default: 64 on CPU, 2048 on
+            GPU); bounds the memory of sampling.
         freq: pandas frequency of the data (default: inferred).
         random_state: seed of training and sampling.
         progress: show Lightning's training bar and the sampling bar.
@@ -480,8 +495,9 @@ class Forecaster:
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
                  model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
                  batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
-                 sampler: str = "ddpm", sampling_steps: int | None = None, freq: str | None = None,
-                 random_state: int = 0, progress: bool = True, device: str = "cpu") -> None:
+                 sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
+                 chunk_size: int | None = None, freq: str | None = None, random_state: int = 0,
+                 progress: bool = True, device: str = "cpu") -> None:
         self.model = model
         self.prediction_length = prediction_length
         self.context_length = context_length
@@ -494,6 +510,8 @@ class Forecaster:
         self.n_samples = n_samples
         self.sampler = sampler
         self.sampling_steps = sampling_steps
+        self.sampler_options = sampler_options
+        self.chunk_size = chunk_size
         self.freq = freq
         self.random_state = random_state
         self.progress = progress
@@ -517,6 +535,7 @@ class Forecaster:
         for name in ("max_steps", "batch_size", "train_stride", "n_samples"):
             _check_int(name, getattr(self, name))
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
+        _check_sampling(self.sampler_options, self.chunk_size)
 
     def fit(self, data, graph=None, **data_options) -> "Forecaster":
         """Train on ``data`` (every window of ``context + prediction_length`` steps).
@@ -589,8 +608,8 @@ class Forecaster:
                             f"resample it (df.resample({sig['freq']!r}).mean()) or train a new model")
 
     def predict(self, data=None, *, n_samples: int | None = None, sampler: str | None = None,
-                steps: int | None = None, random_state: int | None = None, progress: bool | None = None,
-                graph=None) -> Forecast:
+                steps: int | None = None, sampler_options: dict | None = None, random_state: int | None = None,
+                progress: bool | None = None, graph=None) -> Forecast:
         """Forecast the ``prediction_length`` steps after the end of ``data``.
 
         Args:
@@ -598,6 +617,8 @@ class Forecaster:
                 the training data. Only its last ``context_length`` steps are used.
             n_samples: sample paths (default: the constructor's).
             sampler / steps: any registered sampler and its number of steps.
+            sampler_options: the sampler's further options (default: the constructor's when
+                ``sampler`` is not given, else none).
         Returns:
             :class:`Forecast` with ``samples`` ``[S, H, N(, C)]`` in data units.
         """
@@ -623,9 +644,13 @@ class Forecaster:
         if not cond.any():
             raise DataError(f"the last {ctx} steps of the data have no observed value; forecasting needs history")
         seed = _seed(self.random_state if random_state is None else random_state)
+        if sampler_options is None and sampler is None:
+            sampler_options = self.sampler_options
+        _check_sampling(sampler_options, self.chunk_size)
         samples = sample_windows(self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
                                  steps=steps if steps is not None else self.sampling_steps, seed=seed,
-                                 progress=self.progress if progress is None else progress, desc="forecast")
+                                 progress=self.progress if progress is None else progress, desc="forecast",
+                                 sampler_options=sampler_options, chunk_size=self.chunk_size)
         freq = self.signature_.get("freq") or pd.infer_freq(series.time_index)
         future = pd.date_range(series.time_index[-1], periods=H + 1, freq=freq)[1:]
         future.name = series.time_index.name
@@ -681,6 +706,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         train_mask: training mask strategy (``"random"``, ``"historical"``, ``"mix"``).
         n_samples: imputations drawn per window by ``transform``.
         sampler, sampling_steps: sampler name and its steps (default DDIM, 10 steps).
+        sampler_options: the sampler's further options, e.g. ``{"eta": 0.5}`` or
+            ``{"spacing": "log_snr"}``.
+        chunk_size: (window, sample) pairs per network pass (default: 64 on CPU); bounds
+            the memory of sampling.
         point: ``"median"`` or ``"mean"`` of the samples fills each missing entry.
         random_state: seed of training and sampling (same seed, same output).
         verbose: show training and sampling progress bars.
@@ -705,7 +734,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __init__(self, model: str = "csdi", window: int = 24, *, model_options: dict | None = None,
                  process: dict | None = None, max_steps: int = 300, batch_size: int = 16, lr: float = 1.0e-3,
                  train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
-                 sampling_steps: int | None = 10, point: str = "median", random_state=0,
+                 sampling_steps: int | None = 10, sampler_options: dict | None = None,
+                 chunk_size: int | None = None, point: str = "median", random_state=0,
                  verbose: bool = False) -> None:
         self.model = model
         self.window = window
@@ -718,6 +748,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.n_samples = n_samples
         self.sampler = sampler
         self.sampling_steps = sampling_steps
+        self.sampler_options = sampler_options
+        self.chunk_size = chunk_size
         self.point = point
         self.random_state = random_state
         self.verbose = verbose
@@ -758,6 +790,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         for name in ("max_steps", "batch_size", "n_samples"):
             _check_int(name, getattr(self, name))
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
+        _check_sampling(self.sampler_options, self.chunk_size)
         if self.point not in ("median", "mean"):
             raise ConfigError(f"point must be 'median' or 'mean', got {self.point!r}")
 
@@ -826,6 +859,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         from tsdiff.data.windows import covering_starts
 
         _check_int("n_samples", n_samples)
+        _check_sampling(self.sampler_options, self.chunk_size)  # settable after fit (set_params)
         T = values.shape[0]
         missing = np.isnan(values)
         out = np.broadcast_to(values, (n_samples,) + values.shape).copy()
@@ -837,7 +871,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         raw = np.stack([values[starts[i]: starts[i] + w] for i in keep])
         samples = sample_windows(self.module_, raw, ~np.isnan(raw), n_samples=n_samples, sampler=self.sampler,
                                  steps=self.sampling_steps, seed=self.seed_, batch_size=self.batch_size,
-                                 progress=bool(self.verbose), desc="imputing")
+                                 progress=bool(self.verbose), desc="imputing",
+                                 sampler_options=self.sampler_options, chunk_size=self.chunk_size)
         for j, i in enumerate(keep):
             a, f = int(starts[i]), int(score_from[i])
             out[:, a + f: a + w] = samples[:, j, f:]

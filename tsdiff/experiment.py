@@ -221,9 +221,15 @@ def fit(cfg: dict) -> Path:
     return path
 
 
-def _saved_model_and_protocol(model_path, overrides) -> tuple[DiffusionModule, dict, dict, object]:
-    """``(module, extra, cfg, protocol)``: a model file, its saved config with ``overrides``
-    (the model and process sections fixed), and the data protocol checked against the model."""
+def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[DiffusionModule, dict, dict, object]:
+    """``(module, extra, cfg, protocol)``: a ``tsdiff fit`` model file, its saved config with
+    ``overrides`` (the model and process sections fixed), and the data protocol, checked
+    against the model's data signature and graph / grid.
+
+    Raises:
+        ConfigError: an override of the model or process section; DataError: data that does
+            not match the model.
+    """
     module, extra = load_model(model_path)
     saved_cfg = dict(module.hparams["config"])
     cfg = load_config(None, overrides, base=saved_cfg)
@@ -259,7 +265,7 @@ def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str,
     """
     from tsdiff.training.evaluate import estimate_eps_sq_norm
 
-    module, extra, _, protocol = _saved_model_and_protocol(model_path, overrides)
+    module, extra, _, protocol = load_run(model_path, overrides)
     if split not in protocol.splits:
         raise ConfigError(f"split {split!r} is not one of this protocol's splits {sorted(protocol.splits)}")
     gamma = estimate_eps_sq_norm(module, protocol, split, limit_windows=limit_windows, seed=seed, repeats=repeats)
@@ -274,7 +280,7 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     ``eval.sampler=ddim eval.steps=10`` or ``data.data_dir=/path``.
     """
     git_commit()  # cache the commit of the code that is running now
-    module, extra, cfg, protocol = _saved_model_and_protocol(model_path, overrides)
+    module, extra, cfg, protocol = load_run(model_path, overrides)
     L.seed_everything(cfg["seed"], verbose=False)
     data, ev = cfg["data"], cfg["eval"]
     if ev.get("compile"):

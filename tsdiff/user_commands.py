@@ -291,13 +291,11 @@ def forecast_command(args) -> int:
 def predict_command(args) -> int:
     """Sample the evaluation windows of a ``tsdiff fit`` run and write them."""
     import pandas as pd
+    import torch
     import xarray as xr
 
     from tsdiff.api import sample_windows
-    from tsdiff.config import load_config
-    from tsdiff.data import build_protocol
-    from tsdiff.experiment import MODEL_FILE
-    from tsdiff.training.checkpoint import check_signature, load_model
+    from tsdiff.experiment import MODEL_FILE, load_run
     from tsdiff.userfiles import file_kind
 
     kind = file_kind(args.output, "output")
@@ -305,11 +303,8 @@ def predict_command(args) -> int:
         raise ConfigError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
     path = Path(args.model)
     path = path / MODEL_FILE if path.is_dir() else path
-    module, _ = load_model(path)
-    cfg = load_config(None, args.overrides, base=dict(module.hparams["config"] or {}))
+    module, _, cfg, protocol = load_run(path, args.overrides)
     data, ev = cfg["data"], cfg["eval"]
-    protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
-    check_signature(module.hparams["signature"], protocol.signature)
     ds = protocol.dataset(ev["split"])
     n_win = len(ds) if ev["limit_windows"] is None else min(len(ds), int(ev["limit_windows"]))
     if n_win == 0:
@@ -317,8 +312,14 @@ def predict_command(args) -> int:
     items = [ds[i] for i in range(n_win)]
     raw = np.stack([it["y"].numpy() for it in items])
     cond = np.stack([it["cond_mask"].numpy() for it in items])
-    samples = sample_windows(module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
-                             seed=cfg["seed"], batch_size=data["batch_size"], progress=True, desc="predict")
+    if ev.get("compile"):
+        module.net.compile()
+    with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=ev.get("precision") == "bf16-mixed"):
+        samples = sample_windows(
+            module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"], seed=cfg["seed"],
+            batch_size=data["batch_size"], progress=True, desc="predict", eta=ev["eta"],
+            sampler_options=ev["sampler_options"], chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
+            conditioning_options=ev["conditioning_options"])
     starts = np.asarray([int(it["start"]) for it in items])
     series = protocol.series
     L = raw.shape[1]
