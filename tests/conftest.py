@@ -29,3 +29,22 @@ def aqi36(data_dir):
     from tsdiff.data import build_protocol
 
     return build_protocol("aqi36", data_dir)
+
+
+@pytest.fixture
+def record_calls(monkeypatch):
+    """``record_calls(obj, "method")`` wraps the method for the test and returns the list of
+    the keyword arguments of every call (the method still runs)."""
+
+    def wrap(obj, name: str) -> list[dict]:
+        calls: list[dict] = []
+        method = getattr(obj, name)
+
+        def spy(*args, **kwargs):
+            calls.append(kwargs)
+            return method(*args, **kwargs)
+
+        monkeypatch.setattr(obj, name, spy)
+        return calls
+
+    return wrap

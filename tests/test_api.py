@@ -148,15 +148,8 @@ def test_bad_input_and_settings(rates):
         tiny_forecaster().predict()
 
 
-def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeypatch):
-    calls = []
-    sample = fitted.module_.sample
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return sample(*args, **kwargs)
-
-    monkeypatch.setattr(fitted.module_, "sample", spy)
+def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeypatch, record_calls):
+    calls = record_calls(fitted.module_, "sample")
     # predict's own options; the constructor's chunk size
     monkeypatch.setattr(fitted, "chunk_size", 3)
     fc = fitted.predict(sampler="ddpm", steps=4, sampler_options={"spacing": "log_snr"})

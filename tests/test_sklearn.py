@@ -241,18 +241,11 @@ def test_save_load_round_trip_and_wrong_data(tmp_path, aqi_month):
         again.transform(np.zeros((10, 4)))
 
 
-def test_imputer_passes_sampler_options_and_chunk_size(aqi_month, fitted_aqi, monkeypatch):
+def test_imputer_passes_sampler_options_and_chunk_size(aqi_month, fitted_aqi, monkeypatch, record_calls):
     from tsdiff.errors import ConfigError
 
     _, missing = aqi_month
-    calls = []
-    sample = fitted_aqi.module_.sample
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return sample(*args, **kwargs)
-
-    monkeypatch.setattr(fitted_aqi.module_, "sample", spy)
+    calls = record_calls(fitted_aqi.module_, "sample")
     monkeypatch.setattr(fitted_aqi, "sampler_options", {"eta": 0.5})
     monkeypatch.setattr(fitted_aqi, "chunk_size", 5)
     X = missing.iloc[:240]
