@@ -69,13 +69,6 @@ def parse_window_range(text: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def setting_label(sampler: str, steps: int, options: dict) -> str:
-    """A short, file-name safe label: ``dpm_solver_pp10_spacing-log_snr``."""
-    tail = "".join(f"_{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(options.items())
-                   if k != "eps_sq_norm")  # a statistic of the model (the analytic variance), not a choice
-    return f"{sampler}{steps}{tail}"
-
-
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -131,7 +124,7 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
     import lightning as L
     import torch
 
-    from tsdiff.bench.records import git_commit, make_record, write_record
+    from tsdiff.bench.records import git_commit, make_record, setting_label, write_record
     from tsdiff.training.evaluate import evaluate
 
     git_commit()  # the code that was loaded, before anything can change the checkout

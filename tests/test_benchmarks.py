@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tsdiff.bench.records import eval_label, setting_label
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
@@ -195,7 +197,24 @@ def test_sampler_nfe_settings_parse_a_list_of_times():
     mod = runpy.run_path(os.path.join(ROOT, "benchmarks/sampler_nfe.py"))
     name, steps, options = mod["parse_setting"]("ddpm:6:spacing=49/42/36/22/7/0")
     assert (name, steps, options) == ("ddpm", 6, {"spacing": [49, 42, 36, 22, 7, 0]})
-    assert mod["setting_label"](name, steps, options) == "ddpm6_spacing-49-42-36-22-7-0"
+    assert setting_label(name, steps, options) == "ddpm6_spacing-49-42-36-22-7-0"
+
+
+def test_record_labels_tell_every_sample_changing_setting_apart():
+    from tsdiff.config import DEFAULTS
+
+    assert setting_label("ddpm", 5, {"variance": "analytic", "eps_sq_norm": [0.5] * 50, "spacing": [42, 36, 0]}) \
+        == "ddpm5_spacing-42-36-0_variance-analytic"
+    assert setting_label("ddim", "", {"eta": 0.5, "spacing": "a b/c"}) == "ddim_eta-0.5_spacing-a-b-c"
+    ev = dict(DEFAULTS["eval"])
+    assert eval_label(ev) == "ddpm"  # the default settings keep the plain name of earlier records
+    ev.update(sampler="ddpm", steps=8, sampler_options={"spacing": "log_snr"}, eta=None, conditioning="inpainting",
+              conditioning_options={"resample": 2}, precision="bf16-mixed", chunk_size=16, limit_windows=4)
+    assert eval_label(ev) == "ddpm8_spacing-log_snr_inpainting_resample-2_bf16_chunk16_w4"
+    labels = {eval_label({**DEFAULTS["eval"], key: value}) for key, value in
+              [("steps", 10), ("eta", 0.5), ("sampler_options", {"spacing": "log_snr"}), ("conditioning", "guidance"),
+               ("precision", "bf16-mixed"), ("chunk_size", 8), ("limit_windows", 3), ("sampler", "ddim")]}
+    assert len(labels) == 8 and "ddpm" not in labels
 
 
 def test_tune_times_search_finds_the_minimum_of_a_separable_objective():

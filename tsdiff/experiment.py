@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from tsdiff.bench.records import git_commit, make_record, write_record
+from tsdiff.bench.records import eval_label, git_commit, make_record, write_record
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
 from tsdiff.diffusion.process import DiscreteDDPM
@@ -307,7 +307,9 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
                "global_steps": extra.get("global_steps"), "model_file": str(model_path),
                "train_git_commit": extra.get("git_commit")},
     )
-    stem = f"{cfg['name']}_{ev['split']}_{ev['sampler']}{ev['steps'] or ''}_s{ev['n_samples']}_seed{cfg['seed']}"
+    stem = f"{cfg['name']}_{ev['split']}_{eval_label(ev)}_s{ev['n_samples']}_seed{cfg['seed']}"
+    if (Path(cfg["output"]["records_dir"]) / f"{stem}.json").exists():
+        print(f"replacing the record of the same settings, {stem}.json")
     path = write_record(record, cfg["output"]["records_dir"], stem)
     print(json.dumps({"record": str(path), **res["metrics"], "nfe": res["nfe"],
                       "sample_seconds": round(res["sample_seconds"], 1)}, indent=None))

@@ -6,6 +6,7 @@ import datetime as _dt
 import functools
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -102,6 +103,40 @@ def make_record(*, task: str, protocol: str, model: str, sampler: str, nfe: int,
     if extra:
         rec.update(extra)
     return rec
+
+
+def setting_label(sampler: str, steps, options: dict | None = None) -> str:
+    """A short, file-name safe label of a sampler setting: ``dpm_solver_pp10_spacing-log_snr``.
+
+    ``steps`` is written as given (``""`` for all steps); options are sorted by name, a list
+    value joined by ``-`` (``spacing-42-36-22-11-0``). ``eps_sq_norm`` is left out: it is a
+    statistic of the model (the analytic variance), not a choice.
+    """
+    def value(v) -> str:
+        text = "-".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+
+    tail = "".join(f"_{k}-{value(v)}" for k, v in sorted((options or {}).items()) if k != "eps_sq_norm")
+    return f"{sampler}{steps}{tail}"
+
+
+def eval_label(ev: dict) -> str:
+    """The part of a ``tsdiff test`` record's file name that tells its evaluation settings
+    apart: sampler, steps and options, then each setting that changes the samples when it
+    is not the default (``eta``, conditioning and its options, bf16, chunk size, a window
+    limit). Default settings give ``ddpm`` alone."""
+    parts = [setting_label(ev["sampler"], ev.get("steps") or "", ev.get("sampler_options"))]
+    if ev.get("eta") is not None:
+        parts.append(f"eta{ev['eta']}")
+    if ev.get("conditioning", "conditional") != "conditional":
+        parts.append(setting_label(ev["conditioning"], "", ev.get("conditioning_options")))
+    if ev.get("precision") == "bf16-mixed":
+        parts.append("bf16")
+    if ev.get("chunk_size") is not None:
+        parts.append(f"chunk{ev['chunk_size']}")
+    if ev.get("limit_windows") is not None:
+        parts.append(f"w{ev['limit_windows']}")
+    return "_".join(parts)
 
 
 def write_record(record: dict, directory: str | os.PathLike, stem: str | None = None) -> Path:
