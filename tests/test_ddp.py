@@ -106,3 +106,28 @@ def test_ddp_two_cpu_processes_follow_the_single_process_loss_curve(data_dir, tm
     # DDP stays as close to the 1-process curve as a differently seeded 1-process run does
     noise = max(res["max_abs_diff_reseeded_vs_single"], 0.02 * single[0])
     assert res["max_abs_diff_ddp_vs_single"] <= 1.5 * noise, res
+
+
+def test_fit_with_spawned_workers_records_their_steps_and_saves_the_best_weights(data_dir, tmp_path):
+    # Under ddp_spawn the training runs in 2 child processes; the parent's trainer never sees
+    # their steps or best score, so fit reads them from the checkpoint the workers wrote.
+    import json
+
+    from tsdiff.cli import main
+    from tsdiff.training.checkpoint import load_model
+
+    cfg = str(ROOT / "configs/imputation/csdi_aqi36.yaml")
+    run = tmp_path / "run"
+    assert main(["fit", cfg, "model.layers=1", "model.channels=16", "model.heads=2", "model.ff_dim=16",
+                 "trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+                 "trainer.enable_progress_bar=false", "trainer.strategy=ddp_spawn", "trainer.devices=2",
+                 f"data.data_dir={data_dir}", f"output.dir={run}"]) == 0
+    info = json.loads((run / "fit.json").read_text())
+    assert info["epochs"] == 2 and info["global_steps"] == 6
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    [score] = [s["best_model_score"] for k, s in best["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert info["best_val_loss"] == pytest.approx(float(score), rel=1e-7)
+    module, extra = load_model(run / "model.pt")
+    assert extra["global_steps"] == 6
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(tensor, best["state_dict"][name]), name

@@ -189,14 +189,14 @@ def fit(cfg: dict) -> Path:
     trainer = _trainer(cfg, out)
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     trainer.fit(module, dm, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:  # strategy "ddp" runs this function in every process: rank 0 saves
         return out / MODEL_FILE
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    progress = _fit_progress(trainer, out, since=started)
+    if progress["best_path"]:
+        state = torch.load(progress["best_path"], map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     if wants_analytic_variance(cfg["eval"]):  # so `tsdiff test` with this config needs nothing more
         from tsdiff.training.evaluate import estimate_eps_sq_norm
@@ -207,10 +207,9 @@ def fit(cfg: dict) -> Path:
               f"({time.perf_counter() - t1:.0f} s)")
     info = {
         "train_seconds": train_seconds,
-        "epochs": trainer.current_epoch,
-        "global_steps": trainer.global_step,
-        "best_val_loss": float(trainer.checkpoint_callback.best_model_score)
-        if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None else None,
+        "epochs": progress["epochs"],
+        "global_steps": progress["global_steps"],
+        "best_val_loss": progress["best_val_loss"],
         "train_windows": len(protocol.splits["train"]),
         "git_commit": code_version,
         "dataset_checksums": protocol.checksums,
@@ -219,6 +218,35 @@ def fit(cfg: dict) -> Path:
     write_json(out / "fit.json", info)
     print(f"saved model to {path} ({info['epochs']} epochs, {info['global_steps']} steps, {train_seconds:.0f} s)")
     return path
+
+
+def _fit_progress(trainer: L.Trainer, out: Path, since: float) -> dict:
+    """Epochs, optimiser steps and the best validation checkpoint of a finished ``trainer.fit``.
+
+    Under ``trainer.strategy=ddp_spawn`` training runs in child processes: this process gets
+    their final weights back, but its trainer and checkpoint callback never see their steps
+    or the best score (Lightning passes back only the best checkpoint's path). They are
+    then read from the run's ``last.ckpt``, if the workers wrote it after ``since`` (a
+    ``time.time()``).
+    """
+    cb = trainer.checkpoint_callback
+    best_score = cb.best_model_score if cb is not None else None
+    info = {"epochs": trainer.current_epoch, "global_steps": trainer.global_step,
+            "best_path": cb.best_model_path if cb is not None else "",
+            "best_val_loss": None if best_score is None else float(best_score)}
+    last = out / "checkpoints" / LAST_CKPT
+    if cb is None or trainer.global_step > 0 or not last.is_file() or last.stat().st_mtime < since:
+        return info
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    epoch = state["loops"]["fit_loop"]["epoch_progress"]["current"]
+    info.update(global_steps=int(state["global_step"]),
+                epochs=int(epoch["completed"]) + int(epoch["processed"] > epoch["completed"]))
+    for key, cb_state in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and cb_state.get("monitor") == "val_loss":
+            score = cb_state.get("best_model_score")
+            info.update(best_path=cb_state.get("best_model_path") or "",
+                        best_val_loss=None if score is None else float(score))
+    return info
 
 
 def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[DiffusionModule, dict, dict, object]:
