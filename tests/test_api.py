@@ -168,3 +168,6 @@ def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeyp
         fitted.predict(sampler_options="log_snr", sampler="ddpm")
     with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1"):
         tiny_forecaster(chunk_size=0).fit(rates)
+    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddpm'"):
+        tiny_forecaster(sampler="ddpm", sampler_options={"bogus": 1}).fit(rates)

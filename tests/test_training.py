@@ -191,6 +191,10 @@ def test_cli_fit_and_test_write_a_record(tmp_path, data_dir, capsys):
         (["data.dataset=aqi99"], "unknown dataset 'aqi99'; valid dataset names are: aqi36"),
         (["data.data_dir=/nonexistent/dir"], "missing file(s) pm25_ground.txt"),
         (["model.heads=3"], "divisible by heads"),
+        # eval settings are checked before training, not when --test or `tsdiff test` samples
+        (["eval.sampler_options={bogus: 1}"], "unknown option(s) ['bogus'] for sampler 'ddpm'"),
+        (["eval.sampler=ddmp"], "valid sampler names are: ddim, ddpm"),
+        (["eval.conditioning=inpaint"], "valid conditioning names are"),
     ],
 )
 def test_cli_bad_input_is_a_clear_error(overrides, fragment, tmp_path, capsys):

@@ -202,11 +202,16 @@ def _check_int(name: str, value, low: int = 1, allow_none: bool = False) -> None
         raise ConfigError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
 
 
-def _check_sampling(sampler_options, chunk_size) -> None:
+def _check_sampling(sampler: str, steps, sampler_options, chunk_size) -> None:
+    """Sampling settings as sampling would check them (names and option names), before any training."""
+    from tsdiff.diffusion.components import build_sampler
+    from tsdiff.training.module import sampler_config
+
     if sampler_options is not None and not isinstance(sampler_options, dict):
         raise ConfigError(f"sampler_options must be a dict of sampler options (e.g. {{'spacing': 'log_snr'}}) or "
                           f"None, got {type(sampler_options).__name__}")
     _check_int("chunk_size", chunk_size, allow_none=True)
+    build_sampler(sampler, **sampler_config(steps, options=sampler_options))
 
 
 def _seed(random_state) -> int:
@@ -535,7 +540,7 @@ class Forecaster:
         for name in ("max_steps", "batch_size", "train_stride", "n_samples"):
             _check_int(name, getattr(self, name))
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
-        _check_sampling(self.sampler_options, self.chunk_size)
+        _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
 
     def fit(self, data, graph=None, **data_options) -> "Forecaster":
         """Train on ``data`` (every window of ``context + prediction_length`` steps).
@@ -646,7 +651,7 @@ class Forecaster:
         seed = _seed(self.random_state if random_state is None else random_state)
         if sampler_options is None and sampler is None:
             sampler_options = self.sampler_options
-        _check_sampling(sampler_options, self.chunk_size)
+        _check_sampling(sampler or self.sampler, steps, sampler_options, self.chunk_size)
         samples = sample_windows(self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
                                  steps=steps if steps is not None else self.sampling_steps, seed=seed,
                                  progress=self.progress if progress is None else progress, desc="forecast",
@@ -790,7 +795,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         for name in ("max_steps", "batch_size", "n_samples"):
             _check_int(name, getattr(self, name))
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
-        _check_sampling(self.sampler_options, self.chunk_size)
+        _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
         if self.point not in ("median", "mean"):
             raise ConfigError(f"point must be 'median' or 'mean', got {self.point!r}")
 
@@ -859,7 +864,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         from tsdiff.data.windows import covering_starts
 
         _check_int("n_samples", n_samples)
-        _check_sampling(self.sampler_options, self.chunk_size)  # settable after fit (set_params)
+        _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)  # set_params
         T = values.shape[0]
         missing = np.isnan(values)
         out = np.broadcast_to(values, (n_samples,) + values.shape).copy()

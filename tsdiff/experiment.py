@@ -12,13 +12,14 @@ import torch
 from tsdiff.bench.records import eval_label, git_commit, make_record, write_record
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
+from tsdiff.diffusion.components import build_conditioning, build_sampler
 from tsdiff.diffusion.process import DiscreteDDPM
 from tsdiff.errors import ConfigError
 from tsdiff.io import write_json
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
 from tsdiff.training.evaluate import evaluate
-from tsdiff.training.module import DiffusionModule
+from tsdiff.training.module import DiffusionModule, sampler_config
 from tsdiff.training.spatial_state import check_same_spatial, spatial_state
 
 MODEL_FILE = "model.pt"
@@ -179,10 +180,7 @@ def fit(cfg: dict) -> Path:
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     module = build_module(cfg, protocol)
-    if wants_analytic_variance(cfg["eval"]) and (not isinstance(module.process, DiscreteDDPM)
-                                                 or module.net.autoregressive):
-        raise ConfigError("eval.sampler_options variance: analytic needs a discrete DDPM process (process.name: "
-                          "ddpm) and a network that is not autoregressive; use variance: small or large")
+    check_eval_settings(cfg["eval"], module)  # a typo there must not wait for the end of training
     if cfg["trainer"].get("compile"):
         module.net.compile()  # in place: checkpoints keep the plain parameter names
     dm = WindowDataModule(protocol, data["batch_size"], data["num_workers"], seed=cfg["seed"])
@@ -218,6 +216,21 @@ def fit(cfg: dict) -> Path:
     write_json(out / "fit.json", info)
     print(f"saved model to {path} ({info['epochs']} epochs, {info['global_steps']} steps, {train_seconds:.0f} s)")
     return path
+
+
+def check_eval_settings(ev: dict, module: DiffusionModule) -> None:
+    """Refuse, before any training, an eval section that sampling would refuse later: an
+    unknown sampler or conditioning name, an option they do not take, or the analytic
+    variance where it cannot be estimated.
+
+    Raises:
+        UnknownNameError / ConfigError: naming the valid choices.
+    """
+    build_sampler(ev["sampler"], **sampler_config(ev["steps"], ev["eta"], options=ev["sampler_options"]))
+    build_conditioning(ev["conditioning"], **(ev["conditioning_options"] or {}))
+    if wants_analytic_variance(ev) and (not isinstance(module.process, DiscreteDDPM) or module.net.autoregressive):
+        raise ConfigError("eval.sampler_options variance: analytic needs a discrete DDPM process (process.name: "
+                          "ddpm) and a network that is not autoregressive; use variance: small or large")
 
 
 def _fit_progress(trainer: L.Trainer, out: Path, since: float) -> dict:
