@@ -171,3 +171,14 @@ def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeyp
     monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddpm'"):
         tiny_forecaster(sampler="ddpm", sampler_options={"bogus": 1}).fit(rates)
+
+
+def test_config_commands_refuse_an_api_model_file_clearly(tmp_path, fitted, capsys):
+    from tsdiff.cli import main
+
+    path = fitted.save(tmp_path / "fc.pt")
+    for command in (["test", str(path)], ["predict", str(path), "-o", str(tmp_path / "p.csv")],
+                    ["calibrate-variance", str(path)]):
+        assert main(command) == 2
+        assert "saved by tsdiff.Forecaster (the Python API), not by `tsdiff fit`" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()

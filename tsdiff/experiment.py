@@ -272,7 +272,11 @@ def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
             not match the model.
     """
     module, extra = load_model(model_path)
-    saved_cfg = dict(module.hparams["config"])
+    saved_cfg = dict(module.hparams["config"] or {})
+    if "api" in saved_cfg:  # a tsdiff.Forecaster / Imputer file: no dataset protocol to evaluate on
+        kind = saved_cfg["api"].get("kind", "Forecaster")
+        raise ConfigError(f"{model_path} was saved by tsdiff.{kind} (the Python API), not by `tsdiff fit`, so it has "
+                          f"no dataset protocol to run on; load it with tsdiff.{kind}.load() and call its methods")
     cfg = load_config(None, overrides, base=saved_cfg)
     for section in ("model", "process"):
         if cfg[section] != saved_cfg[section]:
