@@ -160,6 +160,8 @@ def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeyp
     monkeypatch.setattr(fitted, "sampler_options", {"eta": 0.5})
     fitted.predict()
     assert calls[-1]["sampler"] == "ddim" and calls[-1]["sampler_options"] == {"eta": 0.5}
+    fitted.predict(sampler="ddim", steps=2)  # naming the constructor's sampler keeps its options
+    assert calls[-1]["sampler_options"] == {"eta": 0.5} and calls[-1]["steps"] == 2
     fitted.predict(sampler="ddpm", steps=3)
     assert calls[-1]["sampler_options"] is None
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddim'"):

@@ -90,7 +90,7 @@ def test_impute_netcdf_grid_keeps_observed_values_coords_and_attrs(data_dir, tmp
     assert png.stat().st_size > 5000
 
 
-def test_forecast_csv_and_bad_inputs(data_dir, tmp_path, capsys):
+def test_forecast_csv_and_bad_inputs(data_dir, tmp_path, capsys, record_calls):
     from tsdiff.data.adapters.frames import to_wide_dataframe
     from tsdiff.data.sources.lstnet import load_exchange_rate
 
@@ -109,6 +109,14 @@ def test_forecast_csv_and_bad_inputs(data_dir, tmp_path, capsys):
     assert (res["cur3:0.05"] <= res["cur3:0.95"]).all()
     assert png.stat().st_size > 5000
     capsys.readouterr()
+    # sampler options from the settings reach the sampler, also when --sampler names the same sampler
+    from tsdiff.training.module import DiffusionModule
+
+    calls = record_calls(DiffusionModule, "sample")
+    assert main(["forecast", str(src), "max_steps=3", "n_samples=2", "sampler=ddpm", "sampler_options={spacing: log_snr}",
+                 TINY, "-o", str(out), "--prediction-length", "5", "--context-length", "10", "--sampler", "ddpm",
+                 "--steps", "4"]) == 0, capsys.readouterr().err
+    assert calls and calls[-1]["sampler_options"] == {"spacing": "log_snr"} and calls[-1]["steps"] == 4
     # bad input: unknown output extension, strings in numeric columns, empty table, unknown settings
     assert main(["forecast", str(src), "-o", str(tmp_path / "fc.xlsx")]) == 2
     assert "unknown output file extension '.xlsx'" in capsys.readouterr().err

@@ -623,7 +623,7 @@ class Forecaster:
             n_samples: sample paths (default: the constructor's).
             sampler / steps: any registered sampler and its number of steps.
             sampler_options: the sampler's further options (default: the constructor's when
-                ``sampler`` is not given, else none).
+                ``sampler`` is not given or is the constructor's sampler, else none).
         Returns:
             :class:`Forecast` with ``samples`` ``[S, H, N(, C)]`` in data units.
         """
@@ -649,7 +649,7 @@ class Forecaster:
         if not cond.any():
             raise DataError(f"the last {ctx} steps of the data have no observed value; forecasting needs history")
         seed = _seed(self.random_state if random_state is None else random_state)
-        if sampler_options is None and sampler is None:
+        if sampler_options is None and sampler in (None, self.sampler):
             sampler_options = self.sampler_options
         _check_sampling(sampler or self.sampler, steps, sampler_options, self.chunk_size)
         samples = sample_windows(self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
