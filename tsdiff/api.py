@@ -301,17 +301,17 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
     device = module.device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     out = np.empty((n_samples,) + raw.shape, dtype=np.float64)
-    bar = tqdm(total=B * n_samples, desc=f"{desc} (windows x samples)", unit="path", disable=not progress)
     tp = torch.arange(L, dtype=torch.float32, device=device)
-    for lo in range(0, B, batch_size):
-        hi = min(lo + batch_size, B)
-        x = torch.from_numpy(scaled[lo:hi]).to(device)
-        m = torch.from_numpy(cond_mask[lo:hi]).to(device)
-        s, _ = module.sample(x, m, tp.expand(hi - lo, L), n_samples=n_samples, sampler=sampler, steps=steps,
-                             generator=gen, **sample_options)
-        out[:, lo:hi] = to_data_units(s, raw[lo:hi], cond_mask[lo:hi], module.scaler)
-        bar.update((hi - lo) * n_samples)
-    bar.close()
+    # a context manager: an error mid-way closes the bar first, so its message starts on a new line
+    with tqdm(total=B * n_samples, desc=f"{desc} (windows x samples)", unit="path", disable=not progress) as bar:
+        for lo in range(0, B, batch_size):
+            hi = min(lo + batch_size, B)
+            x = torch.from_numpy(scaled[lo:hi]).to(device)
+            m = torch.from_numpy(cond_mask[lo:hi]).to(device)
+            s, _ = module.sample(x, m, tp.expand(hi - lo, L), n_samples=n_samples, sampler=sampler, steps=steps,
+                                 generator=gen, **sample_options)
+            out[:, lo:hi] = to_data_units(s, raw[lo:hi], cond_mask[lo:hi], module.scaler)
+            bar.update((hi - lo) * n_samples)
     return out
 
 

@@ -72,25 +72,25 @@ def evaluate(
     scaled = protocol.metric_space == "scaled"
     acc = MetricAccumulator(crps_sum=protocol.task == "forecasting")
     nfe = 0
-    bar = tqdm(total=len(dataset) * n_samples, desc=f"sampling {split} (windows x samples)", unit="path",
-               disable=not progress)
     t0 = time.perf_counter()
-    for batch in loader:
-        samples, nfe = module.sample(
-            batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
-            n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
-            generator=gen, chunk_size=chunk_size, conditioning=conditioning,
-            conditioning_options=conditioning_options,
-        )
-        raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
-        if scaled:  # scored on the normalised values (the protocol's choice)
-            target = module.scaler.transform(raw)
-            data = np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy())
-        else:
-            target, data = raw, to_data_units(samples, raw, cond, module.scaler)
-        acc.update(data, target, batch["score_mask"].numpy())
-        bar.update(len(raw) * n_samples)
-    bar.close()
+    # a context manager: an error mid-way closes the bar first, so its message starts on a new line
+    with tqdm(total=len(dataset) * n_samples, desc=f"sampling {split} (windows x samples)", unit="path",
+              disable=not progress) as bar:
+        for batch in loader:
+            samples, nfe = module.sample(
+                batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
+                n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
+                generator=gen, chunk_size=chunk_size, conditioning=conditioning,
+                conditioning_options=conditioning_options,
+            )
+            raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
+            if scaled:  # scored on the normalised values (the protocol's choice)
+                target = module.scaler.transform(raw)
+                data = np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy())
+            else:
+                target, data = raw, to_data_units(samples, raw, cond, module.scaler)
+            acc.update(data, target, batch["score_mask"].numpy())
+            bar.update(len(raw) * n_samples)
     return {
         "metrics": acc.compute(),
         "nfe": int(nfe),
