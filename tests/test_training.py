@@ -404,3 +404,19 @@ def test_fit_refuses_the_analytic_variance_without_a_ddpm_process(tmp_path, data
     assert code == 2
     assert "variance: analytic needs a discrete DDPM process" in capsys.readouterr().err
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_fit_saves_the_model_when_the_analytic_statistic_cannot_be_estimated(tmp_path, data_dir, capsys, monkeypatch):
+    import tsdiff.training.evaluate as ev
+
+    def no_entries(*args, **kwargs):
+        raise DataError("split 'val' has no scored entry to estimate eps_sq_norm on")
+
+    monkeypatch.setattr(ev, "estimate_eps_sq_norm", no_entries)
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")
+    assert main(["fit", cfg, *CLI_TINY, f"output.dir={tmp_path}/run", f"data.data_dir={data_dir}",
+                 "eval.sampler=ddpm", "eval.sampler_options={variance: analytic}"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: no eps_sq_norm for variance: analytic (split 'val' has no scored entry" in out
+    module, extra = load_model(tmp_path / "run" / "model.pt")
+    assert module.eps_sq_norm is None and extra["global_steps"] == 3

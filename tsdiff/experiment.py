@@ -14,7 +14,7 @@ from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
 from tsdiff.diffusion.components import build_conditioning, build_sampler
 from tsdiff.diffusion.process import DiscreteDDPM
-from tsdiff.errors import ConfigError
+from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_json
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
@@ -200,9 +200,13 @@ def fit(cfg: dict) -> Path:
         from tsdiff.training.evaluate import estimate_eps_sq_norm
 
         t1 = time.perf_counter()
-        module.eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=cfg["seed"])
-        print(f"estimated eps_sq_norm for variance: analytic on validation windows "
-              f"({time.perf_counter() - t1:.0f} s)")
+        try:
+            module.eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=cfg["seed"])
+            print(f"estimated eps_sq_norm for variance: analytic on validation windows "
+                  f"({time.perf_counter() - t1:.0f} s)")
+        except DataError as exc:  # the trained weights are saved all the same
+            print(f"warning: no eps_sq_norm for variance: analytic ({exc}); the model is saved without it: "
+                  f"run `tsdiff calibrate-variance MODEL --split SPLIT` on a split with held-out entries")
     info = {
         "train_seconds": train_seconds,
         "epochs": progress["epochs"],
