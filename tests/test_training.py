@@ -386,7 +386,7 @@ def test_cli_calibrate_variance_and_fit_with_the_analytic_variance(tmp_path, dat
     assert "run `tsdiff calibrate-variance MODEL`" in capsys.readouterr().err
     for bad, fragment in ((["--repeats", "0"], "repeats must be an integer >= 1"),
                           (["--limit-windows", "-1"], "--limit-windows must be >= 0"),
-                          (["--split", "tset"], "split 'tset' is not one of this protocol's splits")):
+                          (["--split", "tset"], "protocol 'aqi36-csdi' has no split 'tset'; splits are")):
         assert main(["calibrate-variance", str(tmp_path / "cal.pt"), *bad]) == 2
         assert fragment in capsys.readouterr().err
 

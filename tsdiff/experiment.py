@@ -19,7 +19,7 @@ from tsdiff.io import write_json
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
 from tsdiff.training.evaluate import evaluate
-from tsdiff.training.module import DiffusionModule, sampler_config
+from tsdiff.training.module import DiffusionModule, needs_stored_eps_sq_norm, sampler_config
 from tsdiff.training.spatial_state import check_same_spatial, spatial_state
 
 MODEL_FILE = "model.pt"
@@ -196,7 +196,8 @@ def fit(cfg: dict) -> Path:
     if progress["best_path"]:
         state = torch.load(progress["best_path"], map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    if wants_analytic_variance(cfg["eval"]):  # so `tsdiff test` with this config needs nothing more
+    if needs_stored_eps_sq_norm(cfg["eval"]["sampler"], cfg["eval"]["sampler_options"]):
+        # so `tsdiff test` with this config needs nothing more
         from tsdiff.training.evaluate import estimate_eps_sq_norm
 
         t1 = time.perf_counter()
@@ -232,7 +233,8 @@ def check_eval_settings(ev: dict, module: DiffusionModule) -> None:
     """
     build_sampler(ev["sampler"], **sampler_config(ev["steps"], ev["eta"], options=ev["sampler_options"]))
     build_conditioning(ev["conditioning"], **(ev["conditioning_options"] or {}))
-    if wants_analytic_variance(ev) and (not isinstance(module.process, DiscreteDDPM) or module.net.autoregressive):
+    if needs_stored_eps_sq_norm(ev["sampler"], ev["sampler_options"]) and (
+            not isinstance(module.process, DiscreteDDPM) or module.net.autoregressive):
         raise ConfigError("eval.sampler_options variance: analytic needs a discrete DDPM process (process.name: "
                           "ddpm) and a network that is not autoregressive; use variance: small or large")
 
@@ -292,13 +294,6 @@ def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     return module, extra, cfg, protocol
 
 
-def wants_analytic_variance(ev: dict) -> bool:
-    """Whether an eval config samples with the ``ddpm`` sampler's ``variance: analytic`` and
-    no ``eps_sq_norm`` of its own, i.e. needs the estimate stored in the model."""
-    options = ev.get("sampler_options") or {}
-    return ev.get("sampler") == "ddpm" and options.get("variance") == "analytic" and options.get("eps_sq_norm") is None
-
-
 def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, split: str = "val",
                        limit_windows: int | None = 64, repeats: int = 1, seed: int = 0,
                        out: str | Path | None = None) -> tuple[Path, list[float]]:
@@ -315,11 +310,17 @@ def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str,
     from tsdiff.training.evaluate import estimate_eps_sq_norm
 
     module, extra, _, protocol = load_run(model_path, overrides)
-    if split not in protocol.splits:
-        raise ConfigError(f"split {split!r} is not one of this protocol's splits {sorted(protocol.splits)}")
     gamma = estimate_eps_sq_norm(module, protocol, split, limit_windows=limit_windows, seed=seed, repeats=repeats)
     module.eps_sq_norm = gamma
     return save_model(module, model_path if out is None else out, extra=extra), gamma
+
+
+def sampling_context(module: DiffusionModule, ev: dict):
+    """Applies ``eval.compile`` to the network and returns the context to sample in: bfloat16
+    autocast for ``eval.precision: bf16-mixed``, else a disabled one."""
+    if ev.get("compile"):
+        module.net.compile()
+    return torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=ev.get("precision") == "bf16-mixed")
 
 
 def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> tuple[dict, Path]:
@@ -332,10 +333,7 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     module, extra, cfg, protocol = load_run(model_path, overrides)
     L.seed_everything(cfg["seed"], verbose=False)
     data, ev = cfg["data"], cfg["eval"]
-    if ev.get("compile"):
-        module.net.compile()
-    bf16 = ev.get("precision") == "bf16-mixed"
-    with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with sampling_context(module, ev):
         res = evaluate(
             module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
             eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],

@@ -291,11 +291,10 @@ def forecast_command(args) -> int:
 def predict_command(args) -> int:
     """Sample the evaluation windows of a ``tsdiff fit`` run and write them."""
     import pandas as pd
-    import torch
     import xarray as xr
 
     from tsdiff.api import sample_windows
-    from tsdiff.experiment import MODEL_FILE, load_run
+    from tsdiff.experiment import MODEL_FILE, load_run, sampling_context
     from tsdiff.userfiles import file_kind
 
     kind = file_kind(args.output, "output")
@@ -312,9 +311,7 @@ def predict_command(args) -> int:
     items = [ds[i] for i in range(n_win)]
     raw = np.stack([it["y"].numpy() for it in items])
     cond = np.stack([it["cond_mask"].numpy() for it in items])
-    if ev.get("compile"):
-        module.net.compile()
-    with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=ev.get("precision") == "bf16-mixed"):
+    with sampling_context(module, ev):
         samples = sample_windows(
             module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"], seed=cfg["seed"],
             batch_size=data["batch_size"], progress=True, desc="predict", eta=ev["eta"],

@@ -23,6 +23,13 @@ def sampler_config(steps: int | None = None, eta: float | None = None, options: 
     return out
 
 
+def needs_stored_eps_sq_norm(sampler: str, options: dict | None) -> bool:
+    """Whether sampling with ``sampler`` and ``options`` uses the ``ddpm`` sampler's
+    ``variance: analytic`` without an ``eps_sq_norm`` of its own, i.e. the model's stored one."""
+    options = options or {}
+    return sampler == "ddpm" and options.get("variance") == "analytic" and options.get("eps_sq_norm") is None
+
+
 def check_sample_input(x: torch.Tensor, cond_mask: torch.Tensor, n_samples: int) -> None:
     """Refuse sampling inputs that would silently give NaN or misaligned samples.
 
@@ -168,8 +175,7 @@ class DiffusionModule(L.LightningModule):
         Raises:
             ConfigError: ``variance: analytic`` with no ``eps_sq_norm`` in the options or the model.
         """
-        if sampler != "ddpm" or not options or options.get("variance") != "analytic" \
-                or options.get("eps_sq_norm") is not None:
+        if not needs_stored_eps_sq_norm(sampler, options):
             return options
         if self.eps_sq_norm is None:
             raise ConfigError(
