@@ -272,3 +272,19 @@ def test_atomic_write_failure_in_writer_leaves_nothing(tmp_path):
     atomic_write(tmp_path / "x.bin", lambda fh: fh.write(b"ok"))
     assert (tmp_path / "x.bin").read_bytes() == b"ok"
     assert json.loads(write_json(tmp_path / "y.json", [1, 2]).read_text()) == [1, 2]
+
+
+def test_atomic_write_keeps_permissions_and_follows_the_umask(tmp_path):
+    # mkstemp creates 0o600 files; a model file rewritten in place (tsdiff calibrate-variance)
+    # or a new record must not silently lose the permissions others rely on.
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        new = atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"x"))
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o644
+        os.chmod(new, 0o640)
+        atomic_write(new, lambda fh: fh.write(b"y"))
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o640 and new.read_bytes() == b"y"
+    finally:
+        os.umask(umask)

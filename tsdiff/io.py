@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 
+def _permissions(path: Path) -> int:
+    """The permission bits the written file gets: those of the file it replaces, else what a
+    plain ``open(path, "w")`` would give (``0o666`` less the umask), not ``mkstemp``'s ``0o600``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Write through ``write(file_object)`` into a temporary file, then rename it into place."""
+    """Write through ``write(file_object)`` into a temporary file, then rename it into place.
+
+    The file keeps the permissions of the one it replaces (a new file gets the umask's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _permissions(path))
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
