@@ -210,6 +210,7 @@ def _bench_fields(run: Run, kind: str, peak: PeakMemory, **extra) -> dict:
 def run_baseline(run: Run, protocol: Protocol) -> dict:
     """Fit and score one baseline cell; returns its record."""
     spec = BASELINES.get(run.entry.baseline)
+    protocol = protocol.in_memory()  # baselines fit on whole series (a lazily read file is loaded here)
     np.random.seed(run.seed)
     torch.manual_seed(run.seed)
     with PeakMemory() as peak:

@@ -30,6 +30,9 @@ def list_lines() -> list[str]:
 
     out = []
     for name in DATASETS.names():
+        if name not in SPECS:  # reads the user's own file
+            out.append(f"{name}: {_protocol_summary(DATASETS.get(name))} (your file: data.options.path)")
+            continue
         spec = SPECS[name]
         number = protocol_number(name)
         tag = f" (PROTOCOLS.md {number})" if number else ""
@@ -43,6 +46,11 @@ def info_lines(name: str, data_dir=None) -> list[str]:
     from tsdiff.data.protocol import DATASETS
     from tsdiff.data.sources import FILE_SPECS, SPECS, protocol_number
 
+    if name in DATASETS and name not in SPECS:  # a protocol on the user's own file
+        builder = DATASETS.get(name)
+        opts = ", ".join(f"{k}={v!r}" for k, v in _options(builder).items())
+        return [f"{name}: {_protocol_summary(builder)}", f"  options (data.options): {opts}",
+                f"  module: {builder.__module__} (its docstring explains the protocol)"]
     if name in SPECS:
         spec, builder = SPECS[name], DATASETS.get(name)
     elif name in FILE_SPECS:

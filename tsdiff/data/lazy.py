@@ -1,5 +1,11 @@
 """Windows read on demand from a lazily opened source (e.g. a netCDF file larger than memory).
 
+A :class:`~tsdiff.data.protocol.Protocol` whose ``series`` is such a source reads each
+window when its :class:`~tsdiff.data.protocol.WindowDataset` item is asked for; the
+``file`` dataset (:mod:`tsdiff.data.sources.files`, ``data.dataset: file``) builds one
+from a netCDF grid or a ``.npy`` array (:func:`open_source`, :class:`ArraySource`,
+:class:`NpyRows`), with held-out entries drawn per window (:class:`HeldOutPoints`).
+
 :class:`LazyWindowDataset` gives the same items as the training windows of
 :class:`~tsdiff.data.protocol.WindowDataset` (``x``, ``observed_mask``, ``timepoints``,
 ``start``), but reads each window from its source only when asked, so only the
@@ -17,12 +23,188 @@ variable (64 MB by default with netCDF4, independent of the file size; lower it 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from tsdiff.data.scalers import StandardScaler
+from tsdiff.data.series import Series
 from tsdiff.errors import DataError
+
+#: File endings :func:`open_source` reads lazily.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
+ARRAY_SUFFIXES = (".npy",)
+
+
+class ArraySource:
+    """A ``[T, N, C]`` (or ``[T, N]``, ``[T]``) array read one time slice at a time.
+
+    Works on anything sliced along its first axis without loading the rest: a numpy
+    memory map (``np.load(path, mmap_mode="r")``, :func:`open_source` on a ``.npy``
+    file), an ``h5py`` or ``zarr`` array, or an ordinary array. Integer and float
+    arrays are accepted; NaN marks a missing value.
+
+    Args:
+        array: the data; time is the first axis.
+        time_index: T timestamps (default: ``freq`` steps from ``start``).
+        node_names / channel_names: N and C names (default ``"0".."N-1"`` / ``"c0"..``).
+        spatial: graph or grid metadata of the N nodes, or None.
+    """
+
+    def __init__(self, array, time_index=None, node_names=None, channel_names=None, spatial=None,
+                 start: str = "2000-01-01", freq: str = "h", attrs: dict | None = None) -> None:
+        shape = tuple(int(n) for n in getattr(array, "shape", ()))
+        if len(shape) not in (1, 2, 3):
+            raise DataError(f"a lazily read array must be [T], [T, N] or [T, N, C], got shape {shape}")
+        kind = np.dtype(array.dtype).kind
+        if kind not in "iuf":
+            raise DataError(f"array values must be real numbers (NaN = missing), got dtype {array.dtype}")
+        self.array = array
+        T, N, C = (*shape, 1, 1)[:3]
+        if min(T, N, C) == 0:
+            raise DataError(f"the array is empty (shape {shape})")
+        self.shape = (T, N, C)
+        self.time_index = (pd.DatetimeIndex(time_index) if time_index is not None
+                           else pd.date_range(start, periods=T, freq=freq))
+        self.node_names = list(node_names) if node_names is not None else [str(i) for i in range(N)]
+        self.channel_names = list(channel_names) if channel_names is not None else [f"c{i}" for i in range(C)]
+        for what, names, n in (("time_index", self.time_index, T), ("node_names", self.node_names, N),
+                               ("channel_names", self.channel_names, C)):
+            if len(names) != n:
+                raise DataError(f"{what} has {len(names)} entries but the array has {n}")
+        if not self.time_index.is_unique or not self.time_index.is_monotonic_increasing:
+            raise DataError("time_index must be sorted and without duplicates")
+        self.spatial = spatial
+        self.attrs = {"freq": freq, **(attrs or {})}
+
+    def window(self, start: int, length: int) -> np.ndarray:
+        """Steps ``[start, start + length)`` as a new float64 array ``[length, N, C]``."""
+        T = self.shape[0]
+        if start < 0 or length < 1 or start + length > T:
+            raise DataError(f"window [{start}, {start + length}) outside the {T} time steps")
+        out = np.array(self.array[start:start + length], dtype=np.float64)
+        return out.reshape(length, *self.shape[1:])
+
+    def to_series(self) -> Series:
+        """Read everything into a :class:`Series` (for what needs the whole series in memory)."""
+        return Series(self.window(0, self.shape[0]), self.time_index, list(self.node_names),
+                      list(self.channel_names), self.spatial, dict(self.attrs))
+
+
+class NpyRows:
+    """The rows (first axis) of a ``.npy`` file, read with positioned reads on demand.
+
+    Like ``np.load(path, mmap_mode="r")`` but without mapping the file: the pages read
+    are the operating system's file cache, not this process's resident memory, so a scan
+    over a file larger than memory (the scaler's pass) leaves the process small.
+    Fortran-ordered arrays are read through a memory map instead.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+        mm = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        self.shape, self.dtype, self.offset = tuple(mm.shape), mm.dtype, int(mm.offset)
+        self.fortran = mm.ndim > 1 and not mm.flags.c_contiguous
+        del mm
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("NpyRows reads contiguous row ranges only (a slice with step 1)")
+        a, b, _ = rows.indices(self.shape[0])
+        b = max(a, b)
+        if self.fortran:
+            return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[a:b])
+        n = (b - a) * self.row_bytes
+        with open(self.path, "rb", buffering=0) as fh:
+            data = os.pread(fh.fileno(), n, self.offset + a * self.row_bytes)
+        if len(data) != n:
+            raise DataError(f"{self.path}: file ends before row {b} (truncated .npy file?)")
+        return np.frombuffer(data, dtype=self.dtype).reshape((b - a, *self.shape[1:]))
+
+
+def open_source(path, variables: list[str] | None = None, chunks: dict | None = None, freq: str = "h"):
+    """Open a file for lazy reading: a netCDF grid (:class:`~tsdiff.data.adapters.grid.GridSource`)
+    or a ``.npy`` array ``[T]`` / ``[T, N]`` / ``[T, N, C]`` read row range by row range (:class:`NpyRows` in an
+    :class:`ArraySource`, ``freq`` steps from 2000-01-01).
+
+    Raises:
+        DataError: the file is missing, of another kind, or unreadable.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist; set data.options.path to a netCDF (.nc) or "
+                        ".npy file (absolute, or relative to the working directory)")
+    suffix = path.suffix.lower()
+    if suffix in NETCDF_SUFFIXES:
+        from tsdiff.data.adapters.grid import open_grid
+
+        return open_grid(path, variables, chunks)
+    if suffix in ARRAY_SUFFIXES:
+        if variables is not None:
+            raise DataError(f"{path}: variables= selects netCDF variables; a .npy array has none")
+        try:
+            array = NpyRows(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read as a .npy array ({exc})") from None
+        return ArraySource(array, freq=freq, attrs={"path": str(path)})
+    raise DataError(f"{path}: tsdiff reads {', '.join(NETCDF_SUFFIXES + ARRAY_SUFFIXES)} files lazily, "
+                    f"not {suffix or 'files without an ending'}; convert it (e.g. xarray's to_netcdf or np.save)")
+
+
+def read_window(source, start: int, length: int) -> np.ndarray:
+    """``source.window(start, length)`` as float64, refusing infinite values with the position."""
+    v = np.asarray(source.window(start, length), dtype=np.float64)
+    bad = np.isinf(v)
+    if bad.any():
+        t, n, c = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"the data holds an infinite value at step {start + t}, node {n}, channel {c} "
+                        f"({int(bad.sum())} in steps {start}..{start + length - 1}); replace it with NaN "
+                        "(missing) or a finite number")
+    return v
+
+
+def scale_window(v: np.ndarray, scaler: StandardScaler) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, observed)``: float32 ``(v - mean) / std`` with 0 where ``v`` is NaN, and the bool mask.
+
+    Works in place on ``v`` (one window in memory); the same numbers as scaling the whole
+    series with ``scaler.transform`` and cutting the window out.
+    """
+    observed = ~np.isnan(v)
+    scaler._check(v)
+    np.subtract(v, scaler.mean, out=v)
+    np.divide(v, scaler.std, out=v)
+    v[~observed] = 0.0
+    return v.astype(np.float32), observed
+
+
+class HeldOutPoints:
+    """Held-out entries for imputation, drawn step by step so any window is made on demand.
+
+    Step ``t >= first`` hides each of its ``[N, C]`` entries with probability ``rate``, from
+    a generator seeded with ``(seed, t)``: the mask of a window never depends on which other
+    windows were read, and no ``[T, N, C]`` array is ever built. Steps before ``first``
+    (the training block) hide nothing.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], rate: float, seed: int, first: int = 0) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise DataError(f"the held-out rate must be in [0, 1), got {rate!r}")
+        self.shape, self.rate, self.seed, self.first = tuple(shape), float(rate), int(seed), int(first)
+
+    def window(self, start: int, length: int) -> np.ndarray:
+        """bool ``[length, N, C]``: the held-out entries of steps ``[start, start + length)``."""
+        out = np.zeros((length, *self.shape[1:]), dtype=bool)
+        for t in range(max(start, self.first), start + length):
+            out[t - start] = np.random.default_rng((self.seed, t)).random(self.shape[1:]) < self.rate
+        return out
 
 
 def _covered_runs(starts, window: int, T: int) -> list[tuple[int, int]]:
@@ -53,7 +235,7 @@ def fit_scaler_streaming(source, starts, window: int, block: int = 256) -> Stand
     m2 = np.zeros((N, C))
     for a, b in _covered_runs(starts, window, T):
         for s in range(a, b, block):
-            v = source.window(s, min(block, b - s))
+            v = read_window(source, s, min(block, b - s))
             obs = ~np.isnan(v)
             n_b = obs.sum(axis=0)
             if not n_b.any():
@@ -103,11 +285,6 @@ class LazyWindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         s = int(self.starts[i])
-        v = np.asarray(self.source.window(s, self.L), dtype=np.float64)
-        observed = ~np.isnan(v)
-        self.scaler._check(v)
-        np.subtract(v, self.scaler.mean, out=v)  # (v - mean) / std in place: one window in memory
-        np.divide(v, self.scaler.std, out=v)
-        v[~observed] = 0.0
-        return {"x": torch.from_numpy(v.astype(np.float32)), "observed_mask": torch.from_numpy(observed),
+        x, observed = scale_window(read_window(self.source, s, self.L), self.scaler)
+        return {"x": torch.from_numpy(x), "observed_mask": torch.from_numpy(observed),
                 "timepoints": self.timepoints, "start": s}

@@ -7,6 +7,7 @@ of every split, and the scaler fitted on training data only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,11 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tsdiff.data.lazy import fit_scaler_streaming, read_window, scale_window
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.data.series import Series
 from tsdiff.data.splits import chronological_split
 from tsdiff.data.windows import covering_starts, sliding_starts
-from tsdiff.errors import ConfigError
+from tsdiff.errors import ConfigError, DataError
 from tsdiff.registry import Registry, check_options
 
 
@@ -51,9 +53,15 @@ class Protocol:
 
     Attributes:
         id: protocol identifier written into every result record.
-        series: the raw data in data units, ``[T, N, C]`` with NaN for missing.
+        series: the raw data in data units, ``[T, N, C]`` with NaN for missing: a
+            :class:`Series` in memory, or a lazily read source (``shape``, ``window(start,
+            length)``, ``time_index``, ``node_names``, ``channel_names``, ``spatial``,
+            ``attrs``; :mod:`tsdiff.data.lazy`), whose windows are read only when a
+            :class:`WindowDataset` item asks for them (:attr:`is_lazy`).
         eval_mask: bool ``[T, N, C]``: observed entries hidden from the model in
-            validation and test windows and scored there (imputation), or None.
+            validation and test windows and scored there (imputation), or None. With a
+            lazy series, anything with ``window(start, length)`` giving those entries of
+            a window (e.g. :class:`~tsdiff.data.lazy.HeldOutPoints`).
         window: window length L (context + horizon for forecasting).
         splits: ``{"train": ..., "val": ..., "test": ...}``.
         scaler: fitted on observed values of training windows only.
@@ -85,14 +93,35 @@ class Protocol:
         if self.metric_space not in ("data", "scaled"):
             raise ConfigError(f"metric_space must be 'data' or 'scaled', got {self.metric_space!r}")
 
+    @property
+    def is_lazy(self) -> bool:
+        """True when the series is read window by window from a source (not held in memory)."""
+        return not isinstance(self.series, Series)
+
+    def in_memory(self) -> "Protocol":
+        """This protocol with the whole series read into memory (itself if it already is).
+
+        The splits, scaler and held-out entries stay the same, so every window is identical;
+        for what needs all values at once (the baselines).
+        """
+        if not self.is_lazy:
+            return self
+        series = self.series.to_series()
+        T = series.shape[0]
+        eval_mask = None if self.eval_mask is None else np.asarray(self.eval_mask.window(0, T), dtype=bool)
+        return dataclasses.replace(self, series=series, eval_mask=eval_mask)
+
     @functools.cached_property
     def series_tensors(self) -> dict:
         """The whole series as tensors, built once and shared by every split's windows.
 
         ``x``: float32 scaled values, 0 where missing; ``observed``: bool; ``raw``:
         float64 data-unit values; ``eval_mask``: bool held-out entries (None for
-        forecasting). All ``[T, N, C]``.
+        forecasting). All ``[T, N, C]``. Not for lazy protocols (:meth:`in_memory`).
         """
+        if self.is_lazy:
+            raise DataError(f"protocol {self.id!r} reads its data lazily and has no in-memory tensors; "
+                            "use protocol.in_memory() to load the whole series")
         values = self.series.values
         observed = ~np.isnan(values)
         scaled = self.scaler.transform(values)
@@ -133,11 +162,36 @@ ImputationProtocol = Protocol
 
 
 def fit_scaler_on_windows(series: Series, starts: np.ndarray, window: int) -> StandardScaler:
-    """Fit a StandardScaler on the observed values covered by the given windows."""
+    """Fit a StandardScaler on the observed values covered by the given windows.
+
+    A lazily read series (not a :class:`Series`) is scanned in time blocks
+    (:func:`~tsdiff.data.lazy.fit_scaler_streaming`: the same statistics up to rounding).
+    """
+    if not isinstance(series, Series):
+        return fit_scaler_streaming(series, starts, window)
     covered = np.zeros(series.shape[0], dtype=bool)
     for s in starts:
         covered[s : s + window] = True
     return StandardScaler().fit(series.values[covered])
+
+
+def imputation_splits(T: int, window: int, fractions=(0.7, 0.1, 0.2)) -> tuple[dict, dict[str, SplitWindows]]:
+    """Consecutive train / val / test blocks of ``T`` steps and their windows.
+
+    Training windows slide by one step inside the training block; validation and test
+    windows cover their blocks without overlap (each step scored once).
+
+    Returns:
+        ``(blocks, splits)``: ``{name: (start, stop)}`` and ``{name: SplitWindows}``.
+    """
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ConfigError(f"data.options.window must be an integer >= 1, got {window!r}")
+    blocks = chronological_split(T, fractions, min_length=window)
+    splits = {"train": SplitWindows(sliding_starts(blocks["train"][1], window, 1))}
+    for name in ("val", "test"):
+        a, b = blocks[name]
+        splits[name] = SplitWindows(*covering_starts(b - a, window, offset=a))
+    return blocks, splits
 
 
 def chronological_imputation_protocol(
@@ -164,13 +218,7 @@ def chronological_imputation_protocol(
         the Protocol; ``meta["realised_missing_rate"]`` holds the held-out fraction of
         observed values in the validation and test blocks.
     """
-    if not isinstance(window, int) or window < 1:
-        raise ConfigError(f"data.options.window must be an integer >= 1, got {window!r}")
-    blocks = chronological_split(series.shape[0], fractions, min_length=window)
-    splits = {"train": SplitWindows(sliding_starts(blocks["train"][1], window, 1))}
-    for name in ("val", "test"):
-        a, b = blocks[name]
-        splits[name] = SplitWindows(*covering_starts(b - a, window, offset=a))
+    blocks, splits = imputation_splits(series.shape[0], window, fractions)
     observed = series.observed_mask
     mask = np.asarray(held_out(splits) if callable(held_out) else held_out, dtype=bool) & observed
     mask[: blocks["train"][1]] = False
@@ -209,29 +257,43 @@ class WindowDataset(Dataset):
         self.split = split
         self.windows = protocol.splits[split]
         self.L = protocol.window
-        tensors = protocol.series_tensors
-        self.x, self.observed, self.raw = tensors["x"], tensors["observed"], tensors["raw"]
-        self.eval_mask = tensors["eval_mask"]
+        if not protocol.is_lazy:
+            tensors = protocol.series_tensors
+            self.x, self.observed, self.raw = tensors["x"], tensors["observed"], tensors["raw"]
+            self.eval_mask = tensors["eval_mask"]
         self.in_context = None if protocol.context is None else (torch.arange(self.L) < protocol.context)[:, None, None]
         self.timepoints = torch.arange(self.L, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.windows)
 
+    def _read(self, s: int, scored: bool) -> tuple:
+        """``(x, observed, raw, held_out)`` of the window at ``s``; raw and held_out only when scored."""
+        p = self.protocol
+        if not p.is_lazy:
+            sl = slice(s, s + self.L)
+            held = None if not scored or self.eval_mask is None else self.eval_mask[sl]
+            return self.x[sl], self.observed[sl], self.raw[sl] if scored else None, held
+        raw = read_window(p.series, s, self.L)
+        x, observed = scale_window(raw.copy() if scored else raw, p.scaler)
+        observed = torch.from_numpy(observed)
+        held = None
+        if scored and p.eval_mask is not None:
+            held = torch.from_numpy(np.asarray(p.eval_mask.window(s, self.L), dtype=bool)) & observed
+        return torch.from_numpy(x), observed, torch.from_numpy(raw) if scored else None, held
+
     def __getitem__(self, i: int) -> dict:
         s = int(self.windows.starts[i])
-        sl = slice(s, s + self.L)
-        observed = self.observed[sl]
-        item = {"x": self.x[sl], "observed_mask": observed, "timepoints": self.timepoints, "start": s}
+        x, observed, raw, held_out = self._read(s, self.windows.score_from is not None)
+        item = {"x": x, "observed_mask": observed, "timepoints": self.timepoints, "start": s}
         if self.in_context is not None:
             item["cond_mask"] = observed & self.in_context
         if self.windows.score_from is None:
             return item
-        item["y"] = self.raw[sl]
+        item["y"] = raw
         if self.in_context is not None:
             score = observed & ~self.in_context
         else:
-            held_out = self.eval_mask[sl]
             item["cond_mask"] = observed & ~held_out
             score = held_out.clone()
         score[: int(self.windows.score_from[i])] = False

@@ -130,14 +130,17 @@ class DiffusionModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.diffusion_loss(batch)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["x"].shape[0])
+        # sync_dist: under DDP the logged values are means over all ranks (the global batch);
+        # without it rank 0 would pick the best checkpoint by its own shard's validation loss
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["x"].shape[0],
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # A fixed generator per batch makes the validation loss comparable across epochs.
         gen = torch.Generator(device=batch["x"].device).manual_seed(10_000 + batch_idx)
         loss = self.diffusion_loss(batch, generator=gen)
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["x"].shape[0])
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["x"].shape[0], sync_dist=True)
         return loss
 
     def configure_optimizers(self):

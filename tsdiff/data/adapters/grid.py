@@ -107,6 +107,22 @@ class GridSource:
         """``(T, N, C)`` without reading data."""
         return len(self.time_index), self.spatial.num_nodes, len(self.variables)
 
+    @property
+    def node_names(self) -> list[str]:
+        """``"i_j"`` for the cell in row i, column j (row-major, as the spatial axis)."""
+        H, W = self.spatial.shape
+        return [f"{i}_{j}" for i in range(H) for j in range(W)]
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self.variables)
+
+    @property
+    def attrs(self) -> dict:
+        """The file's and the variables' attributes (as :meth:`to_series` keeps them)."""
+        return {"source_attrs": dict(self.template.attrs),
+                "variable_attrs": {v: dict(self.template[v].attrs) for v in self.variables}}
+
     def window(self, start: int, length: int) -> np.ndarray:
         """Read steps ``[start, start + length)`` only: float array ``[L, N, C]`` (NaN = unobserved)."""
         T = self.shape[0]
@@ -115,16 +131,15 @@ class GridSource:
         sl = {self.time_dim: slice(start, start + length)}
         out = np.empty((length, self.shape[1], len(self.fields)), dtype=np.float64)
         for c, f in enumerate(self.fields):  # one variable at a time: peak = output + one variable's slice
-            out[:, :, c] = np.asarray(f.isel(sl).values).reshape(length, -1)
+            # dask's synchronous scheduler: no thread pool, so reads also work in forked
+            # DataLoader workers (a pool inherited through fork deadlocks)
+            out[:, :, c] = np.asarray(f.isel(sl).compute(scheduler="synchronous").values).reshape(length, -1)
         return out
 
     def to_series(self) -> Series:
         """Read everything into a Series ``[T, H * W, C]`` with ``spatial`` = :class:`GridSpatial`."""
-        values = self.window(0, self.shape[0])
-        H, W = self.spatial.shape
-        names = [f"{i}_{j}" for i in range(H) for j in range(W)]
-        attrs = {"source_attrs": dict(self.template.attrs), "variable_attrs": {v: dict(self.template[v].attrs) for v in self.variables}}
-        return Series(values, self.time_index, names, list(self.variables), self.spatial, attrs)
+        return Series(self.window(0, self.shape[0]), self.time_index, self.node_names, self.channel_names,
+                      self.spatial, self.attrs)
 
     def to_xarray(self, values, time_index=None, start: int | None = None):
         """``[T', N, C]`` values -> ``xarray.Dataset`` with the original coords and attributes.

@@ -10,7 +10,7 @@
 """
 
 from tsdiff.data.sources import (  # noqa: F401  (register protocols)
-    aqi36, era5, era5_protocol, ett, lstnet, metr_la, metr_la_protocol, pems, physionet, physionet_protocol,
+    aqi36, era5, era5_protocol, ett, files, lstnet, metr_la, metr_la_protocol, pems, physionet, physionet_protocol,
     traffic,
 )
 

@@ -1,0 +1,262 @@
+"""``data.dataset: file``: protocols on a user's netCDF / .npy file, read window by window.
+
+Every window of a lazily read protocol must equal the window of the same protocol held in
+memory (``Protocol.in_memory``), bit for bit; building the protocol reads only the
+training block, and a window item reads only its own steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tsdiff.data.sources.files as files
+from tsdiff.cli import main
+from tsdiff.data import build_protocol
+from tsdiff.data.lazy import ArraySource, HeldOutPoints, NpyRows
+from tsdiff.data.protocol import fit_scaler_on_windows
+from tsdiff.data.scalers import StandardScaler
+from tsdiff.data.sources.era5 import SPEC as ERA5_SPEC, load_era5
+from tsdiff.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def era5_path(data_dir):
+    return Path(data_dir) / ERA5_SPEC.folder / "era5_t2m_uk_2019-03.nc"
+
+
+def _same_items(lazy, eager, split, every=1):
+    a, b = lazy.dataset(split), eager.dataset(split)
+    assert len(a) == len(b) > 0
+    for i in range(0, len(a), every):
+        x, y = a[i], b[i]
+        assert x.keys() == y.keys()
+        for k, v in x.items():
+            if isinstance(v, torch.Tensor):
+                assert v.dtype == y[k].dtype and v.shape == y[k].shape, (split, i, k)
+                assert torch.equal(torch.nan_to_num(v, nan=-1e30), torch.nan_to_num(y[k], nan=-1e30)), (split, i, k)
+            else:
+                assert v == y[k], (split, i, k)
+
+
+class _Counting:
+    """Wraps a source and records every window read."""
+
+    def __init__(self, source):
+        self.source, self.reads = source, []
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def window(self, start, length):
+        self.reads.append((start, length))
+        return self.source.window(start, length)
+
+
+def test_real_era5_file_read_lazily_equals_in_memory(era5_path, monkeypatch):
+    """The ERA5 netCDF through ``data.dataset: file``: the same windows as in memory, and only
+    the training block is read to build the protocol, one window per item afterwards."""
+    opened = []
+    real_open = files.open_source
+
+    def counting_open(*args, **kwargs):
+        opened.append(_Counting(real_open(*args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr(files, "open_source", counting_open)
+    p = build_protocol("file", options={"path": str(era5_path), "window": 24, "point_rate": 0.1, "seed": 3})
+    src = opened[0]
+    train_end = p.meta["blocks"]["train"][1]
+    assert p.is_lazy and src.shape == (744, 33 * 49, 1) and train_end == 520
+    assert max(a + n for a, n in src.reads) == train_end and all(n <= 256 for _, n in src.reads)  # scaler pass
+    assert p.checksums == {era5_path.name: ERA5_SPEC.files[0].sha256}
+    assert p.id == "file:era5_t2m_uk_2019-03.nc-impute-w24-p0.1-s3"
+    src.reads.clear()
+    test = p.dataset("test")
+    item = test[2]
+    assert src.reads == [(int(p.splits["test"].starts[2]), 24)]  # one window, read on access
+
+    eager = load_era5()
+    ref = StandardScaler().fit(eager.values[:train_end])
+    np.testing.assert_allclose(p.scaler.mean, ref.mean, rtol=1e-12)
+    np.testing.assert_allclose(p.scaler.std, ref.std, rtol=1e-9)
+    s = int(item["start"])
+    np.testing.assert_array_equal(item["y"].numpy(), eager.values[s:s + 24])  # data units, exactly
+
+    mem = p.in_memory()
+    assert not mem.is_lazy and mem.scaler is p.scaler and mem.splits is p.splits
+    assert not mem.eval_mask[:train_end].any()
+    rate = mem.eval_mask[train_end:].mean()
+    n = mem.eval_mask[train_end:].size
+    assert abs(rate - 0.1) < 4 * np.sqrt(0.09 / n)
+    for split, every in (("train", 50), ("val", 1), ("test", 1)):
+        _same_items(p, mem, split, every)
+    held = test[0]["score_mask"]
+    assert held.any() and torch.equal(held, test[0]["observed_mask"] & ~test[0]["cond_mask"])
+
+
+def test_lazy_netcdf_windows_in_dataloader_worker_processes(era5_path):
+    """Forked DataLoader workers read the same windows (a dask thread pool inherited through
+    fork used to deadlock them)."""
+    from torch.utils.data import DataLoader
+
+    p = build_protocol("file", options={"path": str(era5_path), "window": 24, "checksum": False})
+    p.dataset("val")[0]  # the parent has read through dask before the workers fork
+    ref = [b["y"] for b in DataLoader(p.dataset("val"), batch_size=2)]
+    got = [b["y"] for b in DataLoader(p.dataset("val"), batch_size=2, num_workers=2, timeout=60)]
+    assert len(ref) == len(got) > 1 and all(torch.equal(a, b) for a, b in zip(ref, got))
+
+
+def test_npy_forecasting_with_missing_values_equals_in_memory(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.normal(10.0, 3.0, size=(400, 6, 2))
+    values[rng.random(values.shape) < 0.15] = np.nan
+    path = tmp_path / "sensors.npy"
+    np.save(path, values)
+    p = build_protocol("file", options={"path": str(path), "task": "forecasting", "context": 12, "horizon": 6,
+                                        "freq": "15min"})
+    assert p.is_lazy and p.context == 12 and p.window == 18 and p.id == "file:sensors.npy-c12-h6-s6"
+    assert p.series.time_index[1] - p.series.time_index[0] == np.timedelta64(15, "m")
+    mem = p.in_memory()
+    np.testing.assert_array_equal(mem.series.values, values)
+    for split in ("train", "val", "test"):
+        _same_items(p, mem, split, every=7 if split == "train" else 1)
+    item = p.dataset("test")[0]
+    assert not item["cond_mask"][12:].any() and torch.equal(item["cond_mask"][:12], item["observed_mask"][:12])
+    # the scaler equals the in-memory fit on the training windows up to rounding
+    ref = fit_scaler_on_windows(mem.series, p.splits["train"].starts, 18)
+    np.testing.assert_allclose(p.scaler.mean, ref.mean, rtol=1e-12)
+    np.testing.assert_allclose(p.scaler.std, ref.std, rtol=1e-12)
+
+
+def test_npy_rows_read_exact_ranges(tmp_path):
+    a = np.arange(5 * 3 * 2, dtype=np.int16).reshape(5, 3, 2)
+    np.save(tmp_path / "c.npy", a)
+    np.save(tmp_path / "f.npy", np.asfortranarray(a))
+    for name in ("c.npy", "f.npy"):
+        rows = NpyRows(tmp_path / name)
+        assert rows.shape == (5, 3, 2) and rows.dtype == np.int16 and len(rows) == 5
+        np.testing.assert_array_equal(rows[1:4], a[1:4])
+        np.testing.assert_array_equal(ArraySource(rows).window(2, 3), a[2:5].astype(np.float64))
+    with pytest.raises(TypeError, match="contiguous row ranges"):
+        NpyRows(tmp_path / "c.npy")[::2]
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "c.npy").read_bytes()[:-4])
+    with pytest.raises((DataError, ValueError)):
+        NpyRows(tmp_path / "cut.npy")[0:5]
+
+
+def test_held_out_points_do_not_depend_on_the_windows_read():
+    m = HeldOutPoints((100, 4, 2), 0.3, seed=5, first=40)
+    whole = m.window(0, 100)
+    assert not whole[:40].any() and whole[40:].any()
+    np.testing.assert_array_equal(m.window(37, 20), whole[37:57])
+    assert not np.array_equal(HeldOutPoints((100, 4, 2), 0.3, seed=6, first=40).window(0, 100), whole)
+
+
+def test_file_dataset_errors(tmp_path):
+    with pytest.raises(ConfigError, match="needs data.options.path"):
+        build_protocol("file")
+    with pytest.raises(DataError, match=r"missing\.nc does not exist"):
+        build_protocol("file", options={"path": str(tmp_path / "missing.nc")})
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"not \.csv.*np\.save"):
+        build_protocol("file", options={"path": str(tmp_path / "table.csv")})
+    np.save(tmp_path / "x.npy", np.zeros((200, 3)))
+    with pytest.raises(ConfigError, match="needs data.options.context and data.options.horizon"):
+        build_protocol("file", options={"path": str(tmp_path / "x.npy"), "task": "forecasting", "context": 5})
+    with pytest.raises(ConfigError, match="task must be one of imputation, forecasting"):
+        build_protocol("file", options={"path": str(tmp_path / "x.npy"), "task": "forecast"})
+    with pytest.raises(ConfigError, match="point_rate must be in"):
+        build_protocol("file", options={"path": str(tmp_path / "x.npy"), "point_rate": 1.5})
+    np.save(tmp_path / "one.npy", np.arange(100.0))  # a single series [T]
+    one = build_protocol("file", options={"path": str(tmp_path / "one.npy"), "window": 5})
+    assert one.series.shape == (100, 1, 1) and one.dataset("test")[0]["y"].shape == (5, 1, 1)
+    with pytest.raises(DataError, match="a .npy array has none"):
+        build_protocol("file", options={"path": str(tmp_path / "x.npy"), "variables": ["t2m"]})
+    np.save(tmp_path / "s.npy", np.array([["a", "b"]] * 30))
+    with pytest.raises(DataError, match="real numbers"):
+        build_protocol("file", options={"path": str(tmp_path / "s.npy")})
+    bad = np.zeros((200, 3))
+    bad[190, 2] = np.inf  # in the test block: found when that window is read
+    np.save(tmp_path / "inf.npy", bad)
+    p = build_protocol("file", options={"path": str(tmp_path / "inf.npy"), "window": 10})
+    ds = p.dataset("test")
+    last = len(ds) - 1
+    with pytest.raises(DataError, match="infinite value at step 190, node 2, channel 0"):
+        ds[last]
+    with pytest.raises(DataError, match="reads its data lazily.*in_memory"):
+        p.series_tensors
+
+
+def test_relative_path_found_in_the_data_directory(tmp_path, monkeypatch):
+    (tmp_path / "mine").mkdir()
+    np.save(tmp_path / "mine" / "x.npy", np.ones((100, 2)))
+    monkeypatch.chdir(ROOT)
+    p = build_protocol("file", data_dir=str(tmp_path), options={"path": "mine/x.npy", "window": 5, "checksum": False})
+    assert p.meta["path"] == str(tmp_path / "mine" / "x.npy") and p.checksums == {}
+
+
+def test_cli_fit_and_test_on_a_netcdf_file(era5_path, tmp_path, capsys):
+    """``tsdiff fit`` + ``--test`` on the real ERA5 file through ``data.dataset: file``."""
+    cfg = str(ROOT / "configs/imputation/csdi_era5.yaml")
+    args = ["data.dataset=file", f"data.options={{path: {era5_path}, window: 12, point_rate: 0.2}}",
+            "model.layers=1", "model.channels=8", "model.heads=2", "model.ff_dim=8", "data.batch_size=2",
+            "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
+            "eval.limit_windows=1", "eval.n_samples=2", "eval.sampler=ddim", "eval.steps=2",
+            f"output.dir={tmp_path / 'run'}", f"output.records_dir={tmp_path / 'rec'}"]
+    assert main(["fit", cfg, *args, "--test"]) == 0
+    rec = json.loads(next((tmp_path / "rec").glob("*.json")).read_text())
+    assert rec["protocol"].startswith("file:era5_t2m_uk_2019-03.nc-impute-w12-p0.2-s0")
+    assert rec["dataset_checksums"] == {era5_path.name: ERA5_SPEC.files[0].sha256}
+    assert np.isfinite(rec["metrics"]["crps"]) and rec["metrics"]["n_targets"] > 0
+    capsys.readouterr()
+    assert main(["datasets", "list"]) == 0
+    assert re.search(r"^file: .*netCDF grid or \.npy array.*data\.options\.path", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.integration
+def test_lazy_file_protocol_memory_does_not_grow_with_the_file(tmp_path):
+    """Building a protocol on a 400 MB .npy and reading batches of every split grows the
+    peak resident memory by far less than the file (fresh process, VmHWM)."""
+    T, N = 200_000, 500
+    path = tmp_path / "big.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(T, N))
+    for a in range(0, T, 20_000):
+        out[a:a + 20_000] = np.arange(a, a + 20_000, dtype=np.float32)[:, None] + np.arange(N, dtype=np.float32)
+    out.flush()
+    del out
+    code = f"""
+import re
+from torch.utils.data import DataLoader
+from tsdiff.data import build_protocol
+def hwm():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+before = hwm()
+p = build_protocol("file", options={{"path": {str(path)!r}, "window": 48, "checksum": False}})
+total = 0.0
+for split in ("train", "val", "test"):
+    for i, batch in enumerate(DataLoader(p.dataset(split), batch_size=16, shuffle=split == "train")):
+        total += float(batch["x"].sum())
+        if i == 20:
+            break
+print(hwm() - before, p.scaler.mean[7, 0])
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    growth, mean7 = res.stdout.split()[-2:]
+    size = path.stat().st_size
+    print(f"peak RSS growth {int(growth) / 1e6:.1f} MB")
+    assert int(growth) < size / 10, f"peak RSS grew {int(growth) / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
+    train_end = int(T * 0.7)  # steps 0..train_end-1 hold t + n
+    assert float(mean7) == pytest.approx((train_end - 1) / 2 + 7, rel=1e-9)
