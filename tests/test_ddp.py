@@ -136,3 +136,21 @@ def test_fit_with_spawned_workers_records_their_steps_and_saves_the_best_weights
     assert extra["global_steps"] == 6
     for name, tensor in module.state_dict().items():
         assert torch.equal(tensor, best["state_dict"][name]), name
+    # The monitored val_loss is the mean over both ranks (logged with sync_dist), not rank 0's
+    # shard: Lightning shards the validation windows with a DistributedSampler (no shuffling),
+    # and each rank's one validation batch uses the generator seed of batch 0.
+    from torch.utils.data import DistributedSampler, default_collate
+
+    from tsdiff.config import load_config
+    from tsdiff.data import build_protocol
+
+    data = load_config(cfg, [f"data.data_dir={data_dir}"])["data"]
+    val = build_protocol(data["dataset"], data["data_dir"], data["options"]).dataset("val")
+    module.eval()
+    with torch.no_grad():
+        shards = [list(DistributedSampler(val, num_replicas=2, rank=rank, shuffle=False))[:data["batch_size"]]
+                  for rank in (0, 1)]
+        losses = [module.diffusion_loss(default_collate([val[i] for i in shard]),
+                                        generator=torch.Generator().manual_seed(10_000)).item() for shard in shards]
+    assert float(score) == pytest.approx(sum(losses) / 2, rel=1e-5)
+    assert abs(losses[0] - losses[1]) > 1e-3 * abs(losses[0])  # the two shards differ: the check can fail

@@ -123,10 +123,15 @@ class Protocol:
             raise DataError(f"protocol {self.id!r} reads its data lazily and has no in-memory tensors; "
                             "use protocol.in_memory() to load the whole series")
         values = self.series.values
-        observed = ~np.isnan(values)
-        scaled = self.scaler.transform(values)
+        T = values.shape[0]
+        x = np.empty(values.shape, dtype=np.float32)
+        observed = np.empty(values.shape, dtype=bool)
+        step = max(1, (1 << 20) // max(1, values[0].size))  # scaled in blocks: no float64 copy of it all
+        for a in range(0, T, step):
+            x[a:a + step], observed[a:a + step] = scale_window(np.array(values[a:a + step], dtype=np.float64),
+                                                                self.scaler)
         return {
-            "x": torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32)),
+            "x": torch.from_numpy(x),
             "observed": torch.from_numpy(observed),
             "raw": torch.from_numpy(np.asarray(values, dtype=np.float64)),
             "eval_mask": None if self.eval_mask is None else torch.from_numpy(self.eval_mask & observed),
