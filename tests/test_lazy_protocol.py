@@ -206,10 +206,14 @@ def test_relative_path_found_in_the_data_directory(tmp_path, monkeypatch):
     assert p.meta["path"] == str(tmp_path / "mine" / "x.npy") and p.checksums == {}
 
 
-def test_cli_fit_and_test_on_a_netcdf_file(era5_path, tmp_path, capsys):
-    """``tsdiff fit`` + ``--test`` on the real ERA5 file through ``data.dataset: file``."""
+def test_cli_fit_and_test_on_a_netcdf_file(era5_path, tmp_path, capsys, monkeypatch):
+    """``tsdiff fit`` + ``--test`` on the real ERA5 file through ``data.dataset: file``, given by a
+    relative path; the model keeps the absolute path, so ``tsdiff test`` runs from elsewhere."""
+    from tsdiff.training.checkpoint import load_model
+
     cfg = str(ROOT / "configs/imputation/csdi_era5.yaml")
-    args = ["data.dataset=file", f"data.options={{path: {era5_path}, window: 12, point_rate: 0.2}}",
+    monkeypatch.chdir(era5_path.parent)
+    args = ["data.dataset=file", f"data.options={{path: {era5_path.name}, window: 12, point_rate: 0.2}}",
             "model.layers=1", "model.channels=8", "model.heads=2", "model.ff_dim=8", "data.batch_size=2",
             "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
             "eval.limit_windows=1", "eval.n_samples=2", "eval.sampler=ddim", "eval.steps=2",
@@ -219,6 +223,12 @@ def test_cli_fit_and_test_on_a_netcdf_file(era5_path, tmp_path, capsys):
     assert rec["protocol"].startswith("file:era5_t2m_uk_2019-03.nc-impute-w12-p0.2-s0")
     assert rec["dataset_checksums"] == {era5_path.name: ERA5_SPEC.files[0].sha256}
     assert np.isfinite(rec["metrics"]["crps"]) and rec["metrics"]["n_targets"] > 0
+    module, _ = load_model(tmp_path / "run" / "model.pt")
+    assert module.hparams["config"]["data"]["options"]["path"] == str(era5_path.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", str(tmp_path / "run"), f"output.records_dir={tmp_path / 'rec2'}"]) == 0
+    again = json.loads(next((tmp_path / "rec2").glob("*.json")).read_text())
+    assert again["metrics"]["crps"] == rec["metrics"]["crps"]  # same windows, samples and seed
     capsys.readouterr()
     assert main(["datasets", "list"]) == 0
     assert re.search(r"^file: .*netCDF grid or \.npy array.*data\.options\.path", capsys.readouterr().out, re.M)

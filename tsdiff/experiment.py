@@ -179,6 +179,9 @@ def fit(cfg: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
+    if protocol.meta.get("config_options"):  # e.g. a data file's absolute path: `tsdiff test` works from any folder
+        data = {**data, "options": {**data["options"], **protocol.meta["config_options"]}}
+        cfg = {**cfg, "data": data}
     module = build_module(cfg, protocol)
     check_eval_settings(cfg["eval"], module)  # a typo there must not wait for the end of training
     if cfg["trainer"].get("compile"):

@@ -66,6 +66,9 @@ class Protocol:
         splits: ``{"train": ..., "val": ..., "test": ...}``.
         scaler: fitted on observed values of training windows only.
         checksums: SHA-256 of the source files.
+        meta: free-form facts (blocks, realised rates, units, ...). Its optional
+            ``config_options`` are data options that ``tsdiff fit`` writes into the model's
+            config (a data file's absolute path), so later commands rebuild the same protocol.
         context: forecasting context length, or None for imputation.
         metric_space: ``"data"`` (metrics in data units) or ``"scaled"`` (on the
             normalised values, as the PhysioNet protocol of CSDI).

@@ -16,7 +16,8 @@ The time axis is split chronologically (``fractions``, default 70/10/20):
 - ``task: forecasting``: ``context`` steps of history, ``horizon`` steps scored; validation
   and test windows forecast every ``test_stride`` steps (default ``horizon``).
 
-Relative paths are looked up in the working directory, then in the data directory.
+Relative paths are looked up in the working directory, then in the data directory; a model
+trained by ``tsdiff fit`` keeps the absolute path in its config.
 Records carry the file's SHA-256 (one streaming pass; ``checksum: false`` skips it).
 """
 
@@ -68,7 +69,7 @@ def file_protocol(data_dir=None, path: str | None = None, task: str = "imputatio
         raise ConfigError(f"data.options.variables must be a non-empty list of variable names, got {variables!r}")
     if chunks is not None and not isinstance(chunks, dict):
         raise ConfigError(f"data.options.chunks must map dimension names to chunk sizes, got {chunks!r}")
-    p = _locate(path, data_dir)
+    p = _locate(path, data_dir).resolve()
     source = open_source(p, None if variables is None else list(variables), chunks, freq)
     sums = {p.name: sha256_file(p)} if checksum else {}
     T = source.shape[0]
@@ -76,7 +77,7 @@ def file_protocol(data_dir=None, path: str | None = None, task: str = "imputatio
         return chronological_forecasting_protocol(
             f"file:{p.name}-c{context}-h{horizon}-s{test_stride or horizon}", source, context, horizon,
             fractions=tuple(fractions), train_stride=train_stride, test_stride=test_stride, checksums=sums,
-            meta={"path": str(p)},
+            meta={"path": str(p), "config_options": {"path": str(p)}},
         )
     blocks, splits = imputation_splits(T, window, tuple(fractions))
     return Protocol(
@@ -87,5 +88,6 @@ def file_protocol(data_dir=None, path: str | None = None, task: str = "imputatio
         splits=splits,
         scaler=fit_scaler_on_windows(source, splits["train"].starts, window),
         checksums=sums,
-        meta={"path": str(p), "blocks": blocks, "point_rate": point_rate, "seed": seed},
+        meta={"path": str(p), "config_options": {"path": str(p)}, "blocks": blocks, "point_rate": point_rate,
+              "seed": seed},
     )
