@@ -270,3 +270,36 @@ print(hwm() - before, p.scaler.mean[7, 0])
     assert int(growth) < size / 10, f"peak RSS grew {int(growth) / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
     train_end = int(T * 0.7)  # steps 0..train_end-1 hold t + n
     assert float(mean7) == pytest.approx((train_end - 1) / 2 + 7, rel=1e-9)
+
+
+def test_forecaster_on_dask_backed_xarray_never_loads_it_whole(era5_path, monkeypatch):
+    """``Forecaster.fit`` / ``predict`` on a lazily opened grid (real ERA5, a 5 x 6 corner): no
+    whole-series read, and the same forecasts as from the loaded data (up to the streaming
+    scaler's rounding)."""
+    import xarray as xr
+
+    import tsdiff
+    from tsdiff.data.adapters.grid import GridSource
+
+    corner = dict(latitude=slice(0, 5), longitude=slice(0, 6))
+    kw = dict(prediction_length=6, context_length=12, max_steps=3, batch_size=4, random_state=0, n_samples=3,
+              sampling_steps=5, progress=False)
+    with xr.open_dataset(era5_path) as ds:
+        loaded = ds.isel(**corner).load()
+    eager = tsdiff.Forecaster(**kw).fit(loaded)
+    expected = eager.predict()
+
+    def whole(self):
+        raise AssertionError("the lazily opened grid was read whole")
+
+    monkeypatch.setattr(GridSource, "to_series", whole)
+    with xr.open_dataset(era5_path, chunks={}) as ds:
+        lazy_ds = ds.isel(**corner)
+        lazy = tsdiff.Forecaster(**kw).fit(lazy_ds)
+        assert isinstance(lazy.series_, GridSource)
+        got = lazy.predict()
+        np.testing.assert_allclose(got.samples, expected.samples, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(got.history.values, loaded["t2m"].values[-12:].reshape(12, 30, 1))
+        earlier = lazy.predict(lazy_ds.isel(time=slice(0, 500)))  # history from the lazy object itself
+        assert earlier.index[0] == loaded.time.values[500] and earlier.samples.shape == (3, 6, 30)
+        assert list(got.to_xarray().data_vars) == ["t2m"]

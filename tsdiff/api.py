@@ -87,7 +87,8 @@ def check_frame(df: pd.DataFrame, where: str = "data") -> None:
 
 
 def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "item_id",
-              time_col: str = "timestamp", variables: list[str] | None = None) -> tuple[Series, Any]:
+              time_col: str = "timestamp", variables: list[str] | None = None,
+              lazy: bool = False) -> tuple[Series, Any]:
     """Convert user data to the canonical :class:`Series` ``[T, N, C]``.
 
     Accepted: a wide ``pd.DataFrame`` (DatetimeIndex x one column per series), a long
@@ -98,6 +99,9 @@ def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "ite
     adjacency, a scipy sparse matrix or a :class:`~tsdiff.data.spatial.GraphSpatial`)
     becomes ``series.spatial``.
 
+        lazy: with a dask-backed xarray object (``xr.open_dataset(path, chunks={})``),
+            return its :class:`~tsdiff.data.adapters.grid.GridSource` as the series too,
+            without reading any value (windows are read when used; not with ``graph``).
     Returns:
         ``(series, grid_source)``; ``grid_source`` is the
         :class:`~tsdiff.data.adapters.grid.GridSource` of xarray input (to rebuild
@@ -133,6 +137,8 @@ def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "ite
         if getattr(data, "sizes", None) is not None and any(v == 0 for v in data.sizes.values()):
             raise DataError(f"the xarray object is empty (sizes {dict(data.sizes)})")
         source = GridSource(data, variables)
+        if lazy and graph is None and all(f.chunks is not None for f in source.fields):
+            return source, source  # dask-backed: read nothing now
         series = source.to_series()
         series.attrs["freq"] = freq or (pd.infer_freq(series.time_index) if len(series.time_index) >= 3 else None)
     elif isinstance(data, np.ndarray):
@@ -153,6 +159,15 @@ def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "ite
     if graph is not None:
         series.spatial = _graph(graph, series)
     return series, source
+
+
+def _last_steps(series, n: int) -> Series:
+    """The last ``n`` steps as a :class:`Series` (read from a lazy source, or a view)."""
+    T = series.shape[0]
+    if isinstance(series, Series):
+        return series.slice_time(T - n, T)
+    return Series(series.window(T - n, n), series.time_index[T - n:], list(series.node_names),
+                  list(series.channel_names), series.spatial, dict(series.attrs))
 
 
 def _graph(graph, series: Series):
@@ -477,6 +492,10 @@ class Forecast:
 class Forecaster:
     """Probabilistic forecaster: a conditional diffusion model over ``context + horizon`` windows.
 
+    A dask-backed xarray grid (``xr.open_dataset(path, chunks={})``) is never loaded whole:
+    ``fit`` fits the scaler in one streaming pass and reads each training window when a
+    batch needs it, and ``predict`` reads only the last ``context_length`` steps.
+
     Args:
         model: registered denoiser name (``"csdi"``; graph / grid models use the data's
             ``spatial``). ``model_options`` override its hyper-parameters
@@ -554,13 +573,13 @@ class Forecaster:
         from tsdiff.data.splits import forecast_starts
 
         self._validate_settings()
-        series, source = to_series(data, freq=self.freq, graph=graph, **data_options)
+        series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, **data_options)
         H, ctx = self.prediction_length, self.context
         T = series.shape[0]
         if T < ctx + H:
             raise DataError(f"the data has {T} time steps but one training window needs context_length + "
                             f"prediction_length = {ctx} + {H} = {ctx + H}; use shorter lengths or more data")
-        if np.isnan(series.values).all():
+        if isinstance(series, Series) and np.isnan(series.values).all():
             raise DataError("the data has no observed value (all NaN)")
         starts = forecast_starts(T, ctx, H, stride=self.train_stride)
         last = np.asarray([T - ctx - H], dtype=np.int64)
@@ -633,7 +652,7 @@ class Forecaster:
                 raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
             series, source = self.series_, self.source_
         else:
-            series, source = to_series(data, freq=self.freq, graph=graph)
+            series, source = to_series(data, freq=self.freq, graph=graph, lazy=True)
             self.check_data(series)
             if series.spatial is None and self.series_ is not None:
                 series.spatial = self.series_.spatial
@@ -643,8 +662,9 @@ class Forecaster:
         T, N, C = series.shape
         if T < ctx:
             raise DataError(f"predict needs at least context_length = {ctx} steps of history, the data has {T}")
+        history = _last_steps(series, ctx)
         raw = np.full((1, ctx + H, N, C), np.nan)
-        raw[0, :ctx] = series.values[T - ctx:]
+        raw[0, :ctx] = history.values
         cond = ~np.isnan(raw)
         if not cond.any():
             raise DataError(f"the last {ctx} steps of the data have no observed value; forecasting needs history")
@@ -662,7 +682,7 @@ class Forecaster:
         return Forecast(samples[:, 0, ctx:], future, series.node_names, series.channel_names, freq=freq,
                         columns=series.attrs.get("columns") or self.signature_.get("columns"),
                         item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
-                        history=series.slice_time(T - ctx, T), grid=source, time_name=series.time_index.name)
+                        history=history, grid=source, time_name=series.time_index.name)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights + settings + data signature to ``path`` (loaded with ``weights_only=True``)."""
