@@ -303,3 +303,31 @@ def test_forecaster_on_dask_backed_xarray_never_loads_it_whole(era5_path, monkey
         earlier = lazy.predict(lazy_ds.isel(time=slice(0, 500)))  # history from the lazy object itself
         assert earlier.index[0] == loaded.time.values[500] and earlier.samples.shape == (3, 6, 30)
         assert list(got.to_xarray().data_vars) == ["t2m"]
+
+
+def test_bench_baselines_on_lazily_read_files(era5_path, tmp_path):
+    """A suite task on ``dataset: file`` takes its kind from the ``task`` option, and the baselines
+    (which need the whole series) run on the protocol loaded by ``in_memory``."""
+    from tsdiff.bench.suite import TaskSpec, task_kind
+
+    assert task_kind(TaskSpec("a", "file")) == "imputation"
+    assert task_kind(TaskSpec("b", "file", {"task": "forecasting"})) == "forecasting"
+    assert task_kind(TaskSpec("c", "era5")) == "forecasting" and task_kind(TaskSpec("d", "era5_impute")) == "imputation"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""name: lazy_files
+description: baselines on a file read lazily
+seeds: [0]
+n_samples: 4
+metrics: [crps, mae]
+tasks:
+  imp: {{dataset: file, options: {{path: {era5_path}, window: 24}}, limit_windows: 2}}
+  fc: {{dataset: file, options: {{path: {era5_path}, task: forecasting, context: 24, horizon: 24}}, limit_windows: 2}}
+entries:
+  - {{baseline: linear_interpolation, tasks: [imp]}}
+  - {{baseline: persistence, tasks: [fc]}}
+""")
+    assert main(["bench", "run", str(suite), "--out", str(tmp_path / "rec")]) == 0
+    imp = json.loads((tmp_path / "rec" / "imp" / "linear_interpolation__seed0.json").read_text())
+    fc = json.loads((tmp_path / "rec" / "fc" / "persistence__seed0.json").read_text())
+    assert imp["protocol"].startswith("file:era5_t2m_uk_2019-03.nc-impute-w24") and imp["metrics"]["mae"] > 0
+    assert fc["protocol"].startswith("file:era5_t2m_uk_2019-03.nc-c24-h24") and fc["metrics"]["mae"] > 0

@@ -225,11 +225,14 @@ def parse_suite(raw: dict, default_name: str = "suite", path: Path | None = None
 
 
 def task_kind(task: TaskSpec) -> str:
-    """``"forecasting"`` or ``"imputation"`` from the dataset's name convention and registry."""
+    """``"forecasting"`` or ``"imputation"``: a dataset with a ``task`` option (``file``) says so
+    in it; otherwise forecasting protocols are those with a ``horizon`` or ``context`` option."""
     from tsdiff.data.protocol import DATASETS
     import inspect
 
     params = inspect.signature(DATASETS.get(task.dataset)).parameters
+    if "task" in params:
+        return task.options.get("task", params["task"].default)
     return "forecasting" if "horizon" in params or "context" in params else "imputation"
 
 
