@@ -184,3 +184,22 @@ def test_config_commands_refuse_an_api_model_file_clearly(tmp_path, fitted, caps
         assert main(command) == 2
         assert "saved by tsdiff.Forecaster (the Python API), not by `tsdiff fit`" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_many_features_default_to_linear_attention(data_dir, monkeypatch):
+    """From LINEAR_ATTENTION_FROM features on, the API's CSDI attends linearly (real ERA5 grid,
+    1617 cells); any model option about the attention or the spatial mixing is kept as given."""
+    import xarray as xr
+
+    from tsdiff.api import LINEAR_ATTENTION_FROM, _model_config
+
+    assert "attention" not in _model_config("csdi", None, LINEAR_ATTENTION_FROM - 1)
+    assert _model_config("csdi", None, LINEAR_ATTENTION_FROM)["attention"] == "linear"
+    for given in ({"attention": "softmax"}, {"spatial": "grid", "feature_attention": False}, {"feature_attention": True}):
+        cfg = _model_config("csdi", given, 5000)
+        assert cfg.get("attention", "softmax") == "softmax" and {k: cfg[k] for k in given} == given
+    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: None)  # the built network is what matters
+    with xr.open_dataset(f"{data_dir}/era5/era5_t2m_uk_2019-03.nc", chunks={}) as ds:
+        fc = tsdiff.Forecaster(prediction_length=6, progress=False).fit(ds)
+    assert fc.module_.hparams["model"]["attention"] == "linear"
+    assert all(layer.time_layer.attention == "linear" for layer in fc.module_.net.layers)

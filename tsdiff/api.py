@@ -42,6 +42,12 @@ SMALL_MODEL_OPTIONS: dict[str, dict] = {
     "csdi": {"layers": 2, "channels": 32, "heads": 4, "ff_dim": 32, "diffusion_embedding_dim": 64,
              "time_embedding_dim": 32, "feature_embedding_dim": 8},
 }
+#: From this many features (series x channels, or grid cells x variables) on, CSDI's attention
+#: defaults to ``"linear"`` (cost linear in the number of features) unless ``model_options``
+#: choose ``attention``, ``spatial`` or ``feature_attention``. Over 1617 ERA5 cells a training
+#: step of the small network (batch 4, window 18, one CPU thread) took 75 s and 22 GB with
+#: softmax attention, 3.8 s and 1.4 GB with linear (benchmarks/perf/scaling.py).
+LINEAR_ATTENTION_FROM = 256
 #: Default forward process: 50-step DDPM with a linear schedule to 0.2. CSDI's paper schedule
 #: (quadratic to 0.5) amplifies the errors of a briefly trained network a thousandfold at
 #: the noisy end; this gentler one keeps short CPU trainings stable. Pass ``process=`` for others.
@@ -191,13 +197,17 @@ def _accepts(fn, name: str) -> bool:
         return False
 
 
-def _model_config(model: str, options: dict | None) -> dict:
+def _model_config(model: str, options: dict | None, num_features: int = 1) -> dict:
     from tsdiff.models import MODELS
 
     MODELS.get(model)  # unknown name -> UnknownNameError listing the valid names
     if options is not None and not isinstance(options, dict):
         raise ConfigError(f"model_options must be a dict of hyper-parameters, got {type(options).__name__}")
-    return {"name": model, **SMALL_MODEL_OPTIONS.get(model, {}), **(options or {})}
+    defaults = dict(SMALL_MODEL_OPTIONS.get(model, {}))
+    if (model == "csdi" and num_features >= LINEAR_ATTENTION_FROM
+            and not {"attention", "spatial", "feature_attention"} & set(options or {})):
+        defaults["attention"] = "linear"
+    return {"name": model, **defaults, **(options or {})}
 
 
 def _process_config(process: dict | None) -> dict:
@@ -499,10 +509,12 @@ class Forecaster:
     Args:
         model: registered denoiser name (``"csdi"``; graph / grid models use the data's
             ``spatial``). ``model_options`` override its hyper-parameters
-            (:data:`SMALL_MODEL_OPTIONS` by default: a small CPU-sized network).
+            (:data:`SMALL_MODEL_OPTIONS` by default: a small CPU-sized network; from
+            :data:`LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
         prediction_length: H, steps to forecast.
         context_length: steps of history the model sees (default ``2 * H``).
-        process: forward process config (default: CSDI's 50-step quadratic DDPM).
+        process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
+            schedule to 0.2).
         max_steps: optimiser steps of training.
         batch_size, lr: training settings; ``train_stride`` spaces the training windows.
         n_samples, sampler, sampling_steps: defaults of :meth:`predict`.
@@ -593,7 +605,8 @@ class Forecaster:
         config = {"seed": seed, "api": {"kind": "Forecaster", "params": self.get_params()}}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = _build_module(_model_config(self.model, self.model_options), _process_config(self.process),
+            module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
+                                   _process_config(self.process),
                                    signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
                                    spatial=series.spatial)
         _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,
@@ -724,9 +737,11 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Args:
         model: registered denoiser name; ``model_options`` overrides its
-            hyper-parameters (default :data:`SMALL_MODEL_OPTIONS`, CPU-sized).
+            hyper-parameters (default :data:`SMALL_MODEL_OPTIONS`, CPU-sized; from
+            :data:`LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
         window: rows per window (shorter data uses one window of all rows).
-        process: forward process config (default: 50-step quadratic DDPM).
+        process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
+            schedule to 0.2).
         max_steps: optimiser steps; ``batch_size``, ``lr``: training settings.
         train_mask: training mask strategy (``"random"``, ``"historical"``, ``"mix"``).
         n_samples: imputations drawn per window by ``transform``.
@@ -862,7 +877,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         config = {"seed": seed, "api": {"kind": "Imputer", "params": self.get_params(deep=False)}}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = _build_module(_model_config(self.model, self.model_options), _process_config(self.process),
+            module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
+                                   _process_config(self.process),
                                    sig, protocol.scaler, lr=self.lr, train_mask=self.train_mask, config=config,
                                    spatial=series.spatial)
         _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,

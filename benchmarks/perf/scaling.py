@@ -31,7 +31,7 @@ def measure(N: int, L: int, attention: str, args) -> dict:
 
     torch.manual_seed(0)
     net = build_model({"name": "csdi", "layers": args.layers, "channels": args.channels, "heads": args.heads,
-                       "attention": attention}, num_nodes=N, num_channels=1)
+                       "ff_dim": args.ff_dim, "attention": attention}, num_nodes=N, num_channels=1)
     proc = build_process("ddpm", num_steps=50, schedule="quadratic", beta_start=1e-4, beta_end=0.5)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     B = args.batch_size
@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--ff-dim", type=int, default=64)
+    ap.add_argument("--stem", default=None, help="record file name (default: scaling_csdi_cpu_t<threads>)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--n-samples", type=int, default=4, help="samples per window in the sampling pass")
     ap.add_argument("--nodes", type=int, nargs="+", default=[36, 128, 370])
@@ -107,10 +109,10 @@ def main(argv=None) -> int:
     from tsdiff.bench.records import write_record
 
     rec = perf_record(task="synthetic", protocol="none", model="csdi", benchmark="scaling_N_L",
-                      config={"layers": args.layers, "channels": args.channels, "heads": args.heads,
+                      config={"layers": args.layers, "channels": args.channels, "heads": args.heads, "ff_dim": args.ff_dim,
                               "batch_size": args.batch_size, "n_samples": args.n_samples},
                       results={"rows": rows}, extra={"contention": contention_note(args.threads)})
-    path = write_record(rec, args.out, f"scaling_csdi_cpu_t{args.threads}")
+    path = write_record(rec, args.out, args.stem or f"scaling_csdi_cpu_t{args.threads}")
     print(f"wrote {path}")
     return 0
 
