@@ -169,11 +169,10 @@ def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "ite
 
 def _last_steps(series, n: int) -> Series:
     """The last ``n`` steps as a :class:`Series` (read from a lazy source, or a view)."""
+    from tsdiff.data.lazy import read_series
+
     T = series.shape[0]
-    if isinstance(series, Series):
-        return series.slice_time(T - n, T)
-    return Series(series.window(T - n, n), series.time_index[T - n:], list(series.node_names),
-                  list(series.channel_names), series.spatial, dict(series.attrs))
+    return series.slice_time(T - n, T) if isinstance(series, Series) else read_series(series, T - n)
 
 
 def _graph(graph, series: Series):

@@ -10,8 +10,11 @@ chunk-size memory bound) run in a fresh subprocess each (see ``sampling_memory.p
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -73,6 +76,20 @@ def current_rss() -> int:
     """Resident set size of this process in bytes."""
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_child(script: str, argv: list[str], threads: int, what: str) -> dict:
+    """Run ``script --child argv`` in a fresh Python process with ``threads`` OpenMP threads and
+    return the JSON its last line of output holds (a setting measured in isolation).
+
+    Raises:
+        RuntimeError: the process failed; the message names ``what`` and ends with its stderr.
+    """
+    out = subprocess.run([sys.executable, script, "--child", *argv], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads)), check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def maxrss() -> int:

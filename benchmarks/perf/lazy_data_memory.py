@@ -11,9 +11,10 @@ is written once (``.npy``, or a netCDF grid of ``sqrt(N) x sqrt(N)`` cells with
 
 and reads ``--batches`` shuffled training batches plus the first ``--batches`` batches
 of the validation and test splits through a ``DataLoader``. The record holds the growth
-of the peak resident memory (``VmHWM``) from before the protocol is built to the end, and
-the seconds taken. ``--batch-sizes`` repeats the lazy setting of the largest file with
-other batch sizes: lazily, memory follows the batch, not the file.
+of the peak resident memory (``getrusage`` ``ru_maxrss``, the kernel's ``VmHWM``) from
+before the protocol is built to the end, and the seconds taken. ``--batch-sizes`` repeats
+the lazy setting of the largest file with other batch sizes: lazily, memory follows the
+batch, not the file.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/perf/lazy_data_memory.py --sizes-mb 100 200 400 800
 """
@@ -22,9 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RECORDS, contention_note  # noqa: E402
-
-
-def hwm() -> int:
-    with open("/proc/self/status") as fh:
-        return int(re.search(r"VmHWM:\s+(\d+)", fh.read()).group(1)) * 1024
+from common import RECORDS, contention_note, maxrss, run_child  # noqa: E402
 
 
 def write_file(path: Path, T: int, N: int, fmt: str) -> None:
@@ -81,7 +74,7 @@ def child(args) -> dict:
 
     from tsdiff.data import build_protocol
 
-    before = hwm()
+    before = maxrss()
     t0 = time.perf_counter()
     p = build_protocol("file", options={"path": args.path, "window": args.window, "checksum": False})
     if args.mode == "memory":
@@ -97,17 +90,14 @@ def child(args) -> dict:
             total += float(batch["x"].sum())
             windows += len(batch["x"])
     return {"build_seconds": built, "seconds": time.perf_counter() - t0, "windows_read": windows,
-            "peak_rss_growth_bytes": hwm() - before, "T": p.series.shape[0], "N": p.series.shape[1],
+            "peak_rss_growth_bytes": maxrss() - before, "T": p.series.shape[0], "N": p.series.shape[1],
             "checksum_of_batches": total}
 
 
 def run(args, path: Path, mode: str, batch_size: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--path", str(path), "--mode", mode, "--window", str(args.window),
-           "--batches", str(args.batches), "--batch-size", str(batch_size)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{mode} on {path} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    argv = ["--path", str(path), "--mode", mode, "--window", str(args.window), "--batches", str(args.batches),
+            "--batch-size", str(batch_size)]
+    return run_child(__file__, argv, 1, f"{mode} on {path}")
 
 
 def main(argv=None) -> int:
@@ -155,8 +145,8 @@ def main(argv=None) -> int:
                               "format": args.format},
                       results={"settings": rows},
                       extra={"contention": contention_note(1),
-                             "note": "VmHWM growth of a fresh process from before build_protocol to after reading "
-                                     "the batches; 'memory' = Protocol.in_memory() of the same lazily built protocol"})
+                             "note": "ru_maxrss (VmHWM) growth of a fresh process from before build_protocol to "
+                                     "after reading the batches; 'memory' = Protocol.in_memory() of the same lazily built protocol"})
     path = write_record(rec, args.out, f"lazy_data_memory_{args.format}")
     print(f"wrote {path}")
     return 0

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RECORDS, contention_note, maxrss  # noqa: E402
+from common import RECORDS, contention_note, maxrss, run_child  # noqa: E402
 
 SMALL = ["model.layers=1", "model.channels=16", "model.heads=2", "model.ff_dim=16"]
 
@@ -62,15 +61,10 @@ def child(args) -> dict:
 
 
 def run_setting(args, windows: int, chunk: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--config", args.config, "--data-dir", args.data_dir,
-           "--threads", str(args.threads), "--sampler", args.sampler, "--steps", str(args.steps),
-           "--n-samples", str(args.n_samples), "--batch-size", str(args.batch_size), "--windows", str(windows),
-           "--chunk", str(chunk), "--set", *args.set]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"setting windows={windows} chunk={chunk} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    argv = ["--config", args.config, "--data-dir", args.data_dir, "--threads", str(args.threads),
+            "--sampler", args.sampler, "--steps", str(args.steps), "--n-samples", str(args.n_samples),
+            "--batch-size", str(args.batch_size), "--windows", str(windows), "--chunk", str(chunk), "--set", *args.set]
+    return run_child(__file__, argv, args.threads, f"setting windows={windows} chunk={chunk}")
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,20 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 ARRAY_SUFFIXES = (".npy",)
 
 
+def check_window(start: int, length: int, T: int) -> None:
+    """Refuse a window ``[start, start + length)`` that does not lie in ``T`` time steps (DataError)."""
+    if start < 0 or length < 1 or start + length > T:
+        raise DataError(f"window [{start}, {start + length}) outside the {T} time steps")
+
+
+def read_series(source, start: int = 0, stop: int | None = None) -> Series:
+    """Steps ``[start, stop)`` (default: all) of a lazily read source as a :class:`Series` in memory,
+    with the source's names, time index, spatial metadata and attributes."""
+    stop = source.shape[0] if stop is None else stop
+    return Series(source.window(start, stop - start), source.time_index[start:stop], list(source.node_names),
+                  list(source.channel_names), source.spatial, dict(source.attrs))
+
+
 class ArraySource:
     """A ``[T, N, C]`` (or ``[T, N]``, ``[T]``) array read one time slice at a time.
 
@@ -83,16 +97,13 @@ class ArraySource:
 
     def window(self, start: int, length: int) -> np.ndarray:
         """Steps ``[start, start + length)`` as a new float64 array ``[length, N, C]``."""
-        T = self.shape[0]
-        if start < 0 or length < 1 or start + length > T:
-            raise DataError(f"window [{start}, {start + length}) outside the {T} time steps")
+        check_window(start, length, self.shape[0])
         out = np.array(self.array[start:start + length], dtype=np.float64)
         return out.reshape(length, *self.shape[1:])
 
     def to_series(self) -> Series:
         """Read everything into a :class:`Series` (for what needs the whole series in memory)."""
-        return Series(self.window(0, self.shape[0]), self.time_index, list(self.node_names),
-                      list(self.channel_names), self.spatial, dict(self.attrs))
+        return read_series(self)
 
 
 class NpyRows:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tsdiff.data.lazy import check_window, read_series
 from tsdiff.data.series import Series
 from tsdiff.data.spatial import GridSpatial
 from tsdiff.errors import DataError
@@ -125,9 +126,7 @@ class GridSource:
 
     def window(self, start: int, length: int) -> np.ndarray:
         """Read steps ``[start, start + length)`` only: float array ``[L, N, C]`` (NaN = unobserved)."""
-        T = self.shape[0]
-        if start < 0 or length < 1 or start + length > T:
-            raise DataError(f"window [{start}, {start + length}) outside the {T} time steps")
+        check_window(start, length, self.shape[0])
         sl = {self.time_dim: slice(start, start + length)}
         out = np.empty((length, self.shape[1], len(self.fields)), dtype=np.float64)
         for c, f in enumerate(self.fields):  # one variable at a time: peak = output + one variable's slice
@@ -138,8 +137,7 @@ class GridSource:
 
     def to_series(self) -> Series:
         """Read everything into a Series ``[T, H * W, C]`` with ``spatial`` = :class:`GridSpatial`."""
-        return Series(self.window(0, self.shape[0]), self.time_index, self.node_names, self.channel_names,
-                      self.spatial, self.attrs)
+        return read_series(self)
 
     def to_xarray(self, values, time_index=None, start: int | None = None):
         """``[T', N, C]`` values -> ``xarray.Dataset`` with the original coords and attributes.
