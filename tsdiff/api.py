@@ -28,7 +28,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -298,13 +298,17 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
 
 def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples: int, sampler: str = "ddpm",
                    steps: int | None = None, seed: int = 0, batch_size: int = 16, progress: bool = False,
-                   desc: str = "sampling", **sample_options) -> np.ndarray:
+                   desc: str = "sampling", generator: torch.Generator | None = None,
+                   **sample_options) -> np.ndarray:
     """Conditional samples of a batch of windows, in data units.
 
     Args:
         module: a trained :class:`~tsdiff.training.module.DiffusionModule`.
         raw: float64 ``[B, L, N, C]`` values in data units (NaN = missing).
         cond_mask: bool ``[B, L, N, C]``: entries to condition on (must be observed).
+        generator: the noise generator to draw from (default: a new one seeded with ``seed``);
+            passing the same one to successive calls continues its stream, so batches
+            sampled call by call equal those of one call over all windows.
         sample_options: further arguments of :meth:`DiffusionModule.sample
             <tsdiff.training.module.DiffusionModule.sample>`: ``eta``, ``sampler_options``
             (e.g. ``{"spacing": "log_snr"}``), ``chunk_size``, ``conditioning``,
@@ -323,7 +327,7 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
     B, L = raw.shape[:2]
     scaled = np.where(cond_mask, module.scaler.transform(np.where(cond_mask, raw, 0.0)), 0.0).astype(np.float32)
     device = module.device
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = generator if generator is not None else torch.Generator(device=device).manual_seed(int(seed))
     out = np.empty((n_samples,) + raw.shape, dtype=np.float64)
     tp = torch.arange(L, dtype=torch.float32, device=device)
     # a context manager: an error mid-way closes the bar first, so its message starts on a new line
@@ -733,6 +737,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     values and fills each NaN with their ``point`` summary. Observed entries are
     returned bit for bit. Works in ``Pipeline`` and ``ColumnTransformer``; ``clone``
     copies the settings; ``set_output(transform="pandas")`` returns DataFrames.
+    :meth:`imputed_blocks` imputes data read lazily (e.g. a file larger than memory)
+    block by block, with the same draws as :meth:`sample`.
 
     Args:
         model: registered denoiser name; ``model_options`` overrides its
@@ -847,28 +853,38 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._fit_series(series)
         return self
 
-    def _fit_series(self, series: Series, grid_shape=None) -> "Imputer":
-        """Train on a :class:`Series` ``[T, N, C]`` (used by ``fit`` and by ``tsdiff impute`` on grids)."""
+    def _fit_series(self, series, grid_shape=None) -> "Imputer":
+        """Train on a :class:`Series` ``[T, N, C]``, or on a lazily read source of one (used by ``fit``
+        and by ``tsdiff impute`` on grids): a source is read window by window, its scaler fitted in
+        one streaming pass, so memory follows the batch and not the data."""
+        from tsdiff.data.lazy import HeldOutPoints, fit_scaler_streaming
         from tsdiff.data.protocol import Protocol, SplitWindows, fit_scaler_on_windows
         from tsdiff.data.windows import sliding_starts
 
         self._check_settings()
         T = series.shape[0]
-        obs = ~np.isnan(series.values)
-        if not obs.any():
-            raise DataError("X has no observed value (all NaN); there is nothing to learn from")
-        empty = ~obs.any(axis=0)
-        if empty.any():
-            n, c = np.argwhere(empty)[0]
-            raise DataError(f"feature {series.node_names[n]!r} has no observed value (all NaN); drop that column "
-                            "or fill it another way")
         w = min(int(self.window), T)
         starts = sliding_starts(T, w, 1)
+        if isinstance(series, Series):
+            observed = ~np.isnan(series.values).all(axis=0)
+            eval_mask = np.zeros(series.shape, dtype=bool)
+        else:
+            scaler, count = fit_scaler_streaming(series, starts, w, return_counts=True)
+            observed = count > 0
+            eval_mask = HeldOutPoints(series.shape, 0.0, 0)  # nothing held out: all windows train
+        if not observed.any():
+            raise DataError("X has no observed value (all NaN); there is nothing to learn from")
+        if not observed.all():
+            n, c = np.argwhere(~observed)[0]
+            raise DataError(f"feature {series.node_names[n]!r} has no observed value (all NaN); drop that column "
+                            "or fill it another way")
+        if isinstance(series, Series):
+            scaler = fit_scaler_on_windows(series, starts, w)
         none = np.zeros(0, dtype=np.int64)
-        protocol = Protocol(id="api-imputer", series=series, eval_mask=np.zeros(series.shape, dtype=bool), window=w,
+        protocol = Protocol(id="api-imputer", series=series, eval_mask=eval_mask, window=w,
                             splits={"train": SplitWindows(starts), "val": SplitWindows(none, none),
                                     "test": SplitWindows(none, none)},
-                            scaler=fit_scaler_on_windows(series, starts, w))
+                            scaler=scaler)
         seed = _seed(self.random_state)
         sig = protocol.signature
         sig.update({"spatial": getattr(series.spatial, "kind", None),
@@ -891,33 +907,86 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- sampling
     def _sample_series(self, values: np.ndarray, n_samples: int) -> np.ndarray:
-        """Imputations of ``values`` ``[T, N, C]``: float64 ``[S, T, N, C]``, observed entries exact.
+        """Imputations of ``values`` ``[T, N, C]``: float64 ``[S, T, N, C]``, observed entries exact."""
+        from tsdiff.data.lazy import ArraySource
 
-        Windows of ``window_`` rows cover the data (the last one aligned with the end);
-        windows without a missing entry are copied, not sampled.
+        out = np.empty((n_samples,) + values.shape, dtype=np.float64)
+        for a, _, draws in self.imputed_blocks(ArraySource(values), n_samples):
+            out[:, a: a + draws.shape[1]] = draws
+        return out
+
+    def imputed_blocks(self, source, n_samples: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Imputations of a series read window by window, in time order (bounded memory).
+
+        Args:
+            source: the data ``[T, N, C]`` (NaN = missing) as anything with ``shape`` and
+                ``window(start, length)``: e.g. :func:`tsdiff.data.lazy.open_source` on a netCDF
+                or ``.npy`` file, :class:`~tsdiff.data.adapters.grid.GridSource` on a dask-backed
+                xarray grid, or :class:`~tsdiff.data.lazy.ArraySource` on an array.
+            n_samples: imputations per window (default: ``n_samples``).
+        Yields:
+            ``(start, values, draws)`` for consecutive row blocks that together cover all T
+            steps: ``values`` float64 ``[rows, N, C]`` as read and ``draws`` float64
+            ``[n_samples, rows, N, C]``, equal to ``values`` bit for bit on observed entries.
+
+        Windows of ``window_`` rows cover the data (the last one aligned with the end). Windows
+        without a missing entry are copied, not sampled; the others are sampled ``batch_size``
+        at a time from one noise generator, so the draws equal :meth:`sample`'s on the same
+        data whatever reads them. Memory: one batch of windows and its draws.
         """
+        from tqdm.auto import tqdm
+
+        from tsdiff.data.lazy import read_window
         from tsdiff.data.windows import covering_starts
 
-        _check_int("n_samples", n_samples)
+        self._fitted()
+        n = self.n_samples if n_samples is None else n_samples
+        _check_int("n_samples", n)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)  # set_params
-        T = values.shape[0]
-        missing = np.isnan(values)
-        out = np.broadcast_to(values, (n_samples,) + values.shape).copy()
-        if not missing.any():
-            return out
+        T, N, C = (int(d) for d in source.shape)
+        sig = self.signature_
+        if (N, C) != (int(sig["num_nodes"]), int(sig["num_channels"])):
+            raise DataError(f"the data has {N} series x {C} channel(s) but the imputer was fitted on "
+                            f"{sig['num_nodes']} x {sig['num_channels']}; pass data of the same shape")
         w = min(self.window_, T)
         starts, score_from = covering_starts(T, w)
-        keep = [i for i, s in enumerate(starts) if missing[s: s + w].any()]
-        raw = np.stack([values[starts[i]: starts[i] + w] for i in keep])
-        samples = sample_windows(self.module_, raw, ~np.isnan(raw), n_samples=n_samples, sampler=self.sampler,
-                                 steps=self.sampling_steps, seed=self.seed_, batch_size=self.batch_size,
-                                 progress=bool(self.verbose), desc="imputing",
-                                 sampler_options=self.sampler_options, chunk_size=self.chunk_size)
-        for j, i in enumerate(keep):
-            a, f = int(starts[i]), int(score_from[i])
-            out[:, a + f: a + w] = samples[:, j, f:]
-        # exactness: observed entries are the input, whatever happened above
-        return np.where(missing[None], out, values[None])
+        gen = torch.Generator(device=self.module_.device).manual_seed(int(self.seed_))
+        held: list[tuple[int, int, np.ndarray | None]] = []  # windows in order: (start, score_from, raw if sampled)
+
+        def flush():
+            raws = [r for _, _, r in held if r is not None]
+            if raws:
+                raw = np.stack(raws)
+                samples = sample_windows(self.module_, raw, ~np.isnan(raw), n_samples=n, sampler=self.sampler,
+                                         steps=self.sampling_steps, seed=self.seed_, batch_size=len(raws),
+                                         sampler_options=self.sampler_options, chunk_size=self.chunk_size,
+                                         generator=gen)
+            j = 0
+            for a, f, r in held:
+                if r is None:  # a window without gaps: re-read its rows, not kept while waiting
+                    v = read_window(source, a + f, w - f)
+                    yield a + f, v, np.broadcast_to(v, (n,) + v.shape).copy()
+                else:
+                    v = r[f:]
+                    yield a + f, v, np.where(np.isnan(v)[None], samples[:, j, f:], v[None])
+                    j += 1
+            held.clear()
+
+        with tqdm(total=len(starts), desc="imputing (windows)", unit="window", disable=not self.verbose) as bar:
+            n_sampled = 0
+            for a, f in zip(starts.tolist(), score_from.tolist()):
+                v = read_window(source, a, w)
+                bar.update(1)
+                if not np.isnan(v).any() and not held:
+                    yield a + f, v[f:], np.broadcast_to(v[f:], (n, w - f) + v.shape[1:]).copy()
+                    continue
+                gap = bool(np.isnan(v).any())
+                held.append((a, f, v if gap else None))
+                n_sampled += gap
+                if n_sampled == self.batch_size:
+                    yield from flush()
+                    n_sampled = 0
+            yield from flush()
 
     def _fitted(self) -> None:
         from sklearn.utils.validation import check_is_fitted

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def _permissions(path: Path) -> int:
@@ -21,25 +22,38 @@ def _permissions(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Write through ``write(file_object)`` into a temporary file, then rename it into place.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` for writers that need a file name (netCDF libraries).
 
-    The file keeps the permissions of the one it replaces (a new file gets the umask's)."""
+    When the ``with`` block ends without an error the file is synced and renamed to ``path``
+    (with the permissions :func:`atomic_write` gives); on an error it is removed, so ``path``
+    is never left half-written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _permissions(path))
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write through ``write(file_object)`` into a temporary file, then rename it into place.
+
+    The file keeps the permissions of the one it replaces (a new file gets the umask's)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        write(fh)
+        fh.flush()
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

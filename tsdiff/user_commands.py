@@ -30,7 +30,8 @@ def add_parsers(sub) -> None:
         "are missing. OUTPUT.csv keeps the header, the index and every observed cell byte for byte; each\n"
         "missing cell gets the median of --n-samples imputations.\n"
         "INPUT.nc: a netCDF grid (time, latitude, longitude); NaN cells are filled, coordinates, attributes and\n"
-        "encoding are kept, observed values are copied unchanged.\n\n"
+        "encoding are kept, observed values are copied unchanged. The grid is read and written window by window,\n"
+        "so files larger than memory work (training on INPUT reads it window by window above 1 GiB of values).\n\n"
         "Without --model a tsdiff.Imputer is first trained on INPUT itself (settings: --config YAML of Imputer\n"
         "arguments, then key=value overrides). --model uses a file saved by Imputer.save / --save-model, or\n"
         "an imputation model.pt from `tsdiff fit` (same columns required).\n\n"
@@ -211,44 +212,63 @@ def _check_loaded_columns(imp, df) -> None:
                         "pass the same columns in the same order as in training")
 
 
+#: grids up to this many bytes (as float64 values) are read into memory to train an imputer on them;
+#: larger ones are trained on window by window from the file
+GRID_IN_MEMORY_BYTES = 1 << 30
+
+
 def _impute_grid(imp, args, n: int) -> None:
+    """Impute a netCDF grid window by window: the input is read lazily and the output (and the
+    uncertainty file) written block by block, so memory follows the batch, not the grid."""
+    from contextlib import nullcontext
+
     from tsdiff.data.adapters.grid import GridSource
+    from tsdiff.data.lazy import ArraySource
     from tsdiff.plotting import plot_grid_maps
-    from tsdiff.userfiles import open_grid, write_grid
+    from tsdiff.userfiles import GridWriter, open_grid
 
-    ds = open_grid(args.input)
-    source = GridSource(ds)
-    series = source.to_series()
-    if args.model:
-        sig = imp.signature_
-        if (sig["num_nodes"], sig["num_channels"]) != series.shape[1:]:
-            raise DataError(f"the grid has {series.shape[1]} cells x {series.shape[2]} variable(s) but the model was "
-                            f"trained on {sig['num_nodes']} x {sig['num_channels']}; use the same grid and variables")
-    else:
-        imp._fit_series(series, grid_shape=source.spatial.shape)
-    values = series.values
-    missing = np.isnan(values)
-    draws = imp._sample_series(values, n)  # [S, T, N, C]
-    point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
-    filled = np.where(missing, point, values)
-    out = source.to_xarray(filled)
-    write_grid(out, ds, args.output)
-    print(f"imputed {int(missing.sum())} missing value(s) of {series.shape[0]} steps x {source.spatial.shape} cells "
-          f"-> {args.output}")
-    if args.uncertainty:
-        import xarray as xr
-
-        stats = {"mean": draws.mean(0), "std": draws.std(0), "q0.05": np.quantile(draws, 0.05, 0),
-                 "q0.95": np.quantile(draws, 0.95, 0)}
-        parts = [source.to_xarray(np.where(missing, v, np.nan)) for v in stats.values()]
-        xr.concat(parts, dim="stat").assign_coords(stat=list(stats)).to_netcdf(args.uncertainty)
-    if args.plot:
-        H, W = source.spatial.shape
-        t = int(np.argmax(missing.reshape(missing.shape[0], -1).sum(axis=1)))  # the step with most gaps
-        plot_grid_maps(draws[:, t, :, 0].reshape(-1, H, W), source.spatial.lat, source.spatial.lon, args.plot,
-                       title=f"{source.variables[0]} {str(series.time_index[t])[:16]}",
-                       units=str(ds[source.variables[0]].attrs.get("units", "")))
-        print(f"wrote {args.plot}")
+    ds = open_grid(args.input, lazy=True)
+    try:
+        source = GridSource(ds)
+        T, N, C = source.shape
+        reader = source
+        if args.model:
+            sig = imp.signature_
+            if (sig["num_nodes"], sig["num_channels"]) != (N, C):
+                raise DataError(f"the grid has {N} cells x {C} variable(s) but the model was trained on "
+                                f"{sig['num_nodes']} x {sig['num_channels']}; use the same grid and variables")
+        elif T * N * C * 8 <= GRID_IN_MEMORY_BYTES:
+            series = source.to_series()  # small: train from memory (faster than reading each window)
+            reader = ArraySource(series.values)
+            imp._fit_series(series, grid_shape=source.spatial.shape)
+        else:
+            imp._fit_series(source, grid_shape=source.spatial.shape)
+        stats = ["mean", "std", "q0.05", "q0.95"]
+        n_missing, worst = 0, (0, 0, None)  # the step with most gaps: (gaps, step, its draws [S, N])
+        unc = GridWriter(args.uncertainty, source, stats=stats, keep_encoding=False) if args.uncertainty \
+            else nullcontext()
+        with GridWriter(args.output, source) as out, unc:
+            for a, values, draws in imp.imputed_blocks(reader, n):
+                missing = np.isnan(values)
+                point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
+                out.write(a, np.where(missing, point, values))
+                if args.uncertainty:
+                    summary = (draws.mean(0), draws.std(0), np.quantile(draws, 0.05, 0), np.quantile(draws, 0.95, 0))
+                    unc.write(a, np.stack([np.where(missing, s, np.nan) for s in summary]))
+                gaps = missing.reshape(len(values), -1).sum(axis=1)
+                t = int(np.argmax(gaps))
+                if worst[2] is None or gaps[t] > worst[0]:
+                    worst = (int(gaps[t]), a + t, draws[:, t, :, 0].copy())
+                n_missing += int(missing.sum())
+        print(f"imputed {n_missing} missing value(s) of {T} steps x {source.spatial.shape} cells -> {args.output}")
+        if args.plot:
+            H, W = source.spatial.shape
+            plot_grid_maps(worst[2].reshape(-1, H, W), source.spatial.lat, source.spatial.lon, args.plot,
+                           title=f"{source.variables[0]} {str(source.time_index[worst[1]])[:16]}",
+                           units=str(ds[source.variables[0]].attrs.get("units", "")))
+            print(f"wrote {args.plot}")
+    finally:
+        ds.close()
 
 
 # --------------------------------------------------------------------------- forecast

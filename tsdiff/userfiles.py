@@ -98,34 +98,133 @@ def write_imputed_csv(path: str | os.PathLike, rows: list[list[str]], filled: np
     return atomic_write(path, write, mode="w")
 
 
-def open_grid(path: str | os.PathLike):
-    """Open a netCDF grid fully into memory (the file is closed afterwards)."""
+def open_grid(path: str | os.PathLike, lazy: bool = False):
+    """Open a netCDF grid: fully into memory (the file is closed afterwards), or with ``lazy``
+    as a dask-backed dataset that reads only what is asked for (close it when done)."""
     import xarray as xr
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file {str(path)!r} does not exist")
     try:
+        if lazy:
+            return xr.open_dataset(path, chunks={})
         with xr.open_dataset(path) as ds:
             return ds.load()
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable netCDF file ({exc})") from None
 
 
-def write_grid(ds, template, path: str | os.PathLike) -> Path:
-    """Write ``ds`` as netCDF with the template's variable encodings (dtype, fill value, packing)."""
-    from tsdiff.io import atomic_write
+#: encoding keys of the input's variables that written grids keep
+GRID_ENCODING_KEYS = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar", "zlib", "complevel",
+                      "shuffle")
+#: encoding keys that turn decoded values into the stored ones (packing and fill value)
+_VALUE_ENCODING_KEYS = ("dtype", "_FillValue", "missing_value", "scale_factor", "add_offset")
 
-    keep = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar", "zlib", "complevel", "shuffle")
+
+def grid_encoding(ds, template) -> dict:
+    """netCDF encodings for writing ``ds``: the template's dtype, fill value, packing, time units and
+    compression of each variable it shares with the template."""
     encoding = {}
     for name in list(ds.data_vars) + list(ds.coords):
         if name in template.variables:
-            enc = {k: v for k, v in template[name].encoding.items() if k in keep}
+            enc = {k: v for k, v in template[name].encoding.items() if k in GRID_ENCODING_KEYS}
             if name in ds.coords and ("units" in ds[name].attrs or "calendar" in ds[name].attrs):
                 enc = {k: v for k, v in enc.items() if k not in ("units", "calendar")}
             encoding[name] = enc
-    data = ds.to_netcdf(encoding=encoding)
-    return atomic_write(path, lambda fh: fh.write(bytes(data)))
+    return encoding
+
+
+class GridWriter:
+    """Write a netCDF grid laid out like a :class:`~tsdiff.data.adapters.grid.GridSource`'s file, a
+    block of time steps at a time, so a grid larger than memory can be written.
+
+    Entering lays the file out: the source's coordinates and attributes, and with
+    ``keep_encoding`` its variables' encodings (dtype, fill value, packing, compression);
+    values start missing. :meth:`write` then stores steps ``[start, start + rows)``, encoded
+    as xarray would encode the whole array. The file appears under ``path`` only when the
+    ``with`` block ends without an error (an error leaves no partial file).
+
+    Args:
+        path: the netCDF file to write.
+        source: the input grid (its template dataset, dims, variables and coordinates).
+        stats: names along a leading ``stat`` dimension (e.g. uncertainty summaries), or None.
+        keep_encoding: write with the input's encodings (else the decoded dtype, no packing).
+    """
+
+    def __init__(self, path: str | os.PathLike, source, stats: list[str] | None = None,
+                 keep_encoding: bool = True) -> None:
+        self.path, self.source, self.stats, self.keep_encoding = Path(path), source, stats, keep_encoding
+        self._atomic = None
+        self._file = None
+
+    def _layout(self):
+        import dask.array as da
+        import xarray as xr
+
+        T, N, C = self.source.shape
+        step = max(1, min(T, (16 << 20) // (8 * N * C)))
+        empty = da.full((T, N, C), np.nan, chunks=(step, N, C))
+        if not self.stats:
+            return self.source.to_xarray(empty)
+        parts = [self.source.to_xarray(empty) for _ in self.stats]
+        return xr.concat(parts, dim="stat").assign_coords(stat=list(self.stats))
+
+    def __enter__(self) -> "GridWriter":
+        import dask
+        import h5netcdf
+        import xarray as xr
+
+        from tsdiff.io import atomic_path
+
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            ds = self._layout()
+            encoding = grid_encoding(ds, self.source.template) if self.keep_encoding else {}
+            with dask.config.set(scheduler="synchronous"):
+                ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+            with xr.open_dataset(tmp, engine="h5netcdf") as back:
+                self._encodings = {v: {k: e for k, e in back[v].encoding.items() if k in _VALUE_ENCODING_KEYS}
+                                   for v in self.source.variables}
+                self._dims = {v: back[v].dims for v in self.source.variables}
+            self._file = h5netcdf.File(tmp, "r+")
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def write(self, start: int, values: np.ndarray) -> None:
+        """Store ``values`` ``[rows, N, C]`` (``[len(stats), rows, N, C]`` with stats) at steps
+        ``[start, start + rows)``; NaN is written as missing."""
+        import xarray as xr
+
+        src = self.source
+        H, W = src.spatial.shape
+        v = np.asarray(values)
+        lead = (len(self.stats),) if self.stats else ()
+        rows = v.shape[len(lead)] if v.ndim == len(lead) + 3 else -1
+        if v.shape != lead + (rows, H * W, len(src.variables)) or start < 0 or start + rows > src.shape[0]:
+            raise DataError(f"a block of steps [{start}, {start} + rows) must be {list(lead)} + [rows, {H * W}, "
+                            f"{len(src.variables)}] inside the {src.shape[0]} steps, got shape {v.shape}")
+        dims = (("stat",) if self.stats else ()) + tuple(src.spatial.dims)
+        for c, name in enumerate(src.variables):
+            block = v[..., c].reshape(lead + (rows, H, W)).astype(src.template[name].dtype, copy=False)
+            var = xr.Variable(dims, block, encoding=dict(self._encodings[name])).transpose(*self._dims[name])
+            stored = xr.conventions.encode_cf_variable(var, name=name)
+            index = tuple(slice(start, start + rows) if d == src.time_dim else slice(None) for d in var.dims)
+            self._file.variables[name][index] = np.asarray(stored.values)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._atomic is not None:
+            atomic, self._atomic = self._atomic, None
+            if exc_type is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(exc_type, exc, tb)
 
 
 def write_forecast(forecast, path: str | os.PathLike, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95)) -> Path:

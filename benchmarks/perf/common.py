@@ -78,6 +78,22 @@ def current_rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def parse_or_run_child(ap, argv, child, hidden: tuple[str, ...]):
+    """Parse ``argv`` with ``ap`` plus a hidden ``--child`` flag and the hidden options ``hidden``
+    (what :func:`run_child` passes). In a child process, print ``child(args)`` as JSON for
+    :func:`run_child` and return None; otherwise return the parsed arguments."""
+    import argparse
+
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    for name in hidden:
+        ap.add_argument(name, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if not args.child:
+        return args
+    print(json.dumps(child(args)))
+    return None
+
+
 def run_child(script: str, argv: list[str], threads: int, what: str) -> dict:
     """Run ``script --child argv`` in a fresh Python process with ``threads`` OpenMP threads and
     return the JSON its last line of output holds (a setting measured in isolation).

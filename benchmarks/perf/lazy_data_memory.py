@@ -22,7 +22,6 @@ batch, not the file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RECORDS, contention_note, maxrss, run_child  # noqa: E402
+from common import RECORDS, contention_note, maxrss, parse_or_run_child, run_child  # noqa: E402
 
 
 def write_file(path: Path, T: int, N: int, fmt: str) -> None:
@@ -113,12 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", nargs="+", default=["lazy", "memory"], choices=("lazy", "memory"))
     ap.add_argument("--workdir", default=None, help="where the files are written (default: a temporary folder)")
     ap.add_argument("--out", default=str(RECORDS))
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--path", help=argparse.SUPPRESS)
-    ap.add_argument("--mode", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
+    args = parse_or_run_child(ap, argv, child, ("--path", "--mode"))
+    if args is None:
         return 0
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -231,12 +231,16 @@ def _covered_runs(starts, window: int, T: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
-def fit_scaler_streaming(source, starts, window: int, block: int = 256) -> StandardScaler:
+def fit_scaler_streaming(source, starts, window: int, block: int = 256, return_counts: bool = False):
     """Per-location mean / std of the observed values covered by the windows, in one pass.
 
     Reads the covered time range ``block`` steps at a time and merges block statistics
     (Chan et al.'s pairwise update), so memory stays at one block ``[block, N, C]``. The
     result equals :meth:`StandardScaler.fit` on the covered values (up to rounding).
+
+    Returns:
+        the scaler, or with ``return_counts`` ``(scaler, count)``: the number of observed
+        values per location ``[N, C]`` in the same pass.
     """
     T, N, C = source.shape
     if block < 1:
@@ -265,7 +269,7 @@ def fit_scaler_streaming(source, starts, window: int, block: int = 256) -> Stand
     std = np.sqrt(var)
     scaler.mean = np.where(count > 0, mean, 0.0)
     scaler.std = np.where(std > 0, std, 1.0)
-    return scaler
+    return (scaler, count.astype(np.int64)) if return_counts else scaler
 
 
 class LazyWindowDataset(Dataset):

@@ -142,13 +142,15 @@ class GridSource:
     def to_xarray(self, values, time_index=None, start: int | None = None):
         """``[T', N, C]`` values -> ``xarray.Dataset`` with the original coords and attributes.
 
+        ``values`` may be a dask array; the dataset then stays lazy.
+
         Args:
             time_index: timestamps of the T' steps; default: the source's steps from
                 ``start`` (default 0).
         """
         import xarray as xr
 
-        v = np.asarray(values)
+        v = values if hasattr(values, "dask") else np.asarray(values)  # a dask array stays lazy
         H, W = self.spatial.shape
         if v.ndim != 3 or v.shape[1:] != (H * W, len(self.variables)):
             raise DataError(f"values must be [T, {H * W}, {len(self.variables)}], got {v.shape}")
