@@ -167,6 +167,25 @@ def test_lazily_opened_file_round_trip(tmp_path):
         open_grid(bad)
 
 
+def test_lazy_grids_open_through_h5netcdf_and_netcdf3_still_opens(tmp_path, monkeypatch):
+    """netCDF-4 files are read through h5netcdf (h5py's 1 MiB chunk cache per variable, not
+    netCDF-C's 64 MiB); a netCDF-3 file, which h5netcdf cannot read, opens with the default engine."""
+    from tsdiff.data.adapters.grid import open_grid
+
+    path = tmp_path / "g4.nc"
+    _write_nc(path, T=30, H=3, W=4, chunk_t=10, nan_cells=[(0, 0)])
+    with xr.open_dataset(path) as ds:
+        ds.load().to_netcdf(tmp_path / "g3.nc", format="NETCDF3_64BIT", engine="scipy")
+    engines = []
+    real = xr.open_dataset
+    monkeypatch.setattr(xr, "open_dataset", lambda p, **kw: engines.append(kw.get("engine")) or real(p, **kw))
+    g4, g3 = open_grid(path), open_grid(tmp_path / "g3.nc")
+    assert engines == ["h5netcdf", None]
+    assert g4.shape == g3.shape == (30, 12, 1)
+    np.testing.assert_array_equal(g4.window(0, 30), g3.window(0, 30))
+    assert np.isnan(g4.window(0, 30)[:, 0]).all()
+
+
 @pytest.fixture(scope="module")
 def big_nc(tmp_path_factory):
     """A ~240 MB netCDF (2400 hourly fields of 100 x 250 cells, float32, chunks of 24 steps)."""

@@ -108,7 +108,9 @@ def open_grid(path: str | os.PathLike, lazy: bool = False):
         raise DataError(f"input file {str(path)!r} does not exist")
     try:
         if lazy:
-            return xr.open_dataset(path, chunks={})
+            from tsdiff.data.adapters.grid import open_lazy_dataset
+
+            return open_lazy_dataset(path)
         with xr.open_dataset(path) as ds:
             return ds.load()
     except (OSError, ValueError) as exc:

@@ -109,7 +109,19 @@ def run_child(script: str, argv: list[str], threads: int, what: str) -> dict:
 
 
 def maxrss() -> int:
-    """Lifetime peak RSS of this process in bytes (``getrusage``)."""
+    """Lifetime peak RSS of this process in bytes: the kernel's ``VmHWM``.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``fork`` + ``exec``, so a
+    fresh child of a large parent (one that has just written a big file) starts at the
+    parent's peak and hides its own. ``ru_maxrss`` only where ``/proc`` is missing.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

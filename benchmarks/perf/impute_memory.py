@@ -9,7 +9,7 @@ Then, for each file, a fresh process runs
 
     tsdiff impute FILE.nc -o OUT.nc --uncertainty UNC.nc --model MODEL.pt --n-samples S
 
-and the record holds the growth of its peak resident memory (``ru_maxrss``) from just
+and the record holds the growth of its peak resident memory (``VmHWM``) from just
 before the command (the libraries imported) to its end, the seconds taken, and the size of the input.
 
 The command reads the grid window by window and writes both outputs block by block, so
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                               "sampling_steps": args.sampling_steps, "label": args.label},
                       results={"settings": rows},
                       extra={"contention": contention_note(1),
-                             "note": "ru_maxrss (VmHWM) growth of a fresh process from before `tsdiff impute` "
+                             "note": "VmHWM growth of a fresh process from before `tsdiff impute` "
                                      "(--model, --uncertainty) to its end"})
     name = "impute_memory_nc" + (f"_{args.label}" if args.label else "")
     print(f"wrote {write_record(rec, args.out, name)}")

@@ -11,7 +11,7 @@ is written once (``.npy``, or a netCDF grid of ``sqrt(N) x sqrt(N)`` cells with
 
 and reads ``--batches`` shuffled training batches plus the first ``--batches`` batches
 of the validation and test splits through a ``DataLoader``. The record holds the growth
-of the peak resident memory (``getrusage`` ``ru_maxrss``, the kernel's ``VmHWM``) from
+of the peak resident memory (the kernel's ``VmHWM``) from
 before the protocol is built to the end, and the seconds taken. ``--batch-sizes`` repeats
 the lazy setting of the largest file with other batch sizes: lazily, memory follows the
 batch, not the file.
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                               "format": args.format},
                       results={"settings": rows},
                       extra={"contention": contention_note(1),
-                             "note": "ru_maxrss (VmHWM) growth of a fresh process from before build_protocol to "
+                             "note": "VmHWM growth of a fresh process from before build_protocol to "
                                      "after reading the batches; 'memory' = Protocol.in_memory() of the same lazily built protocol"})
     path = write_record(rec, args.out, f"lazy_data_memory_{args.format}")
     print(f"wrote {path}")

@@ -15,6 +15,8 @@ the original coordinates and attributes from ``[T, N, C]`` values (e.g. imputati
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -191,10 +193,25 @@ def open_grid(path, variables: list[str] | None = None, chunks: dict | None = No
     import xarray as xr
 
     try:
-        ds = xr.open_dataset(path, chunks={} if chunks is None else chunks)
+        ds = open_lazy_dataset(path, chunks)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot open as a gridded dataset ({exc})") from None
     return GridSource(ds, variables)
+
+
+def open_lazy_dataset(path, chunks: dict | None = None):
+    """``xarray.open_dataset`` backed by dask (``chunks``, default: the file's own), for reading
+    windows of a file larger than memory.
+
+    netCDF-4 (HDF5) files are read through ``h5netcdf``: h5py keeps at most 1 MiB of
+    decompressed chunks per variable, where the netCDF-C library's default cache holds up to
+    64 MiB per variable read. Other files use xarray's default engine.
+    """
+    import h5py
+    import xarray as xr
+
+    engine = "h5netcdf" if Path(path).is_file() and h5py.is_hdf5(path) else None
+    return xr.open_dataset(path, chunks={} if chunks is None else chunks, engine=engine)
 
 
 def series_from_xarray(obj, variables: list[str] | None = None) -> Series:

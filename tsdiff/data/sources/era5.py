@@ -8,7 +8,7 @@ windows on demand.
 
 from __future__ import annotations
 
-from tsdiff.data.adapters.grid import GridSource
+from tsdiff.data.adapters.grid import GridSource, open_lazy_dataset
 from tsdiff.data.series import Series
 from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
 
@@ -25,11 +25,9 @@ SPEC = DatasetSpec(
 
 def open_era5(data_dir=None, chunks: dict | None = None) -> GridSource:
     """Open the ERA5 file lazily (dask chunks as stored in the file by default): a GridSource ``[744, 1617, 1]``."""
-    import xarray as xr
-
     paths = locate_files(SPEC, data_dir)
     sums = checksums(SPEC, paths)
-    ds = xr.open_dataset(paths["era5_t2m_uk_2019-03.nc"], chunks={} if chunks is None else chunks)
+    ds = open_lazy_dataset(paths["era5_t2m_uk_2019-03.nc"], chunks)
     source = GridSource(ds, ["t2m"])
     source.checksums = sums  # SHA-256 of the file, for result records
     return source
