@@ -977,10 +977,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             for a, f in zip(starts.tolist(), score_from.tolist()):
                 v = read_window(source, a, w)
                 bar.update(1)
-                if not np.isnan(v).any() and not held:
+                gap = bool(np.isnan(v).any())
+                if not gap and not held:
                     yield a + f, v[f:], np.broadcast_to(v[f:], (n, w - f) + v.shape[1:]).copy()
                     continue
-                gap = bool(np.isnan(v).any())
                 held.append((a, f, v if gap else None))
                 n_sampled += gap
                 if n_sampled == self.batch_size:

@@ -166,11 +166,10 @@ class GridWriter:
 
         T, N, C = self.source.shape
         step = max(1, min(T, (16 << 20) // (8 * N * C)))
-        empty = da.full((T, N, C), np.nan, chunks=(step, N, C))
+        empty = self.source.to_xarray(da.full((T, N, C), np.nan, chunks=(step, N, C)))
         if not self.stats:
-            return self.source.to_xarray(empty)
-        parts = [self.source.to_xarray(empty) for _ in self.stats]
-        return xr.concat(parts, dim="stat").assign_coords(stat=list(self.stats))
+            return empty
+        return xr.concat([empty] * len(self.stats), dim="stat").assign_coords(stat=list(self.stats))
 
     def __enter__(self) -> "GridWriter":
         import dask
@@ -223,10 +222,7 @@ class GridWriter:
             self._file = None
         if self._atomic is not None:
             atomic, self._atomic = self._atomic, None
-            if exc_type is None:
-                atomic.__exit__(None, None, None)
-            else:
-                atomic.__exit__(exc_type, exc, tb)
+            atomic.__exit__(exc_type, exc, tb)  # renames into place, or removes on an error
 
 
 def write_forecast(forecast, path: str | os.PathLike, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95)) -> Path:

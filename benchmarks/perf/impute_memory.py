@@ -68,7 +68,9 @@ def train(args, path: Path, model: Path) -> None:
     cmd = [sys.executable, "-m", "tsdiff.cli", "impute", str(piece), f"window={args.window}", "max_steps=2",
            "batch_size=4", f"chunk_size={args.chunk_size}", "sampler=ddim", f"sampling_steps={args.sampling_steps}",
            f"n_samples={args.n_samples}", SMALL_MODEL, "-o", str(piece.with_name("piece_out.nc")), "--save-model", str(model)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"training the imputer failed:\n{out.stderr[-3000:]}")
 
 
 def main(argv=None) -> int:

@@ -190,8 +190,6 @@ def open_grid(path, variables: list[str] | None = None, chunks: dict | None = No
     Raises:
         DataError: the file cannot be opened, or its axes are not recognisable.
     """
-    import xarray as xr
-
     try:
         ds = open_lazy_dataset(path, chunks)
     except (OSError, ValueError) as exc:
