@@ -18,7 +18,9 @@ setting's ``sampler_options``.
         --n-samples 16 --limit-windows 24 --out benchmarks/records/aqi36/sampler_nfe
 
 ``--limit-windows K`` scores only the first ``K`` test windows (the records say so in
-``subset``); ``--plot-only`` redraws the figure from the records in ``--out``.
+``subset``); ``--split val`` scores validation windows instead (to choose a setting without
+the test split; labels end in ``_val``); ``--device`` places the model (default: CUDA when
+available); ``--plot-only`` redraws the figure from the records in ``--out``.
 
 A long setting can be split over processes by windows: ``--windows 0:3``, ``3:6``, ...
 write shard records under ``OUT/shards/``; ``--merge`` then combines the shards of each
@@ -106,21 +108,24 @@ def abs_target_sum(module, protocol, dataset) -> float:
     return total
 
 
-def load_with_protocol(model_path: str | Path):
-    """``(module, extra, cfg, protocol)``: a trained model and the protocol its saved config
-    names, checked to match the data it was trained on."""
+def load_with_protocol(model_path: str | Path, device: str = "auto"):
+    """``(module, extra, cfg, protocol)``: a trained model on ``device`` (``auto``: CUDA when
+    available) and the protocol its saved config names, checked to match the data it was
+    trained on."""
     from tsdiff.data import build_protocol
     from tsdiff.training.checkpoint import check_signature, load_model
+    from tsdiff.training.devices import resolve_device
 
     module, extra = load_model(model_path)
     cfg = dict(module.hparams["config"])
     protocol = build_protocol(cfg["data"]["dataset"], cfg["data"]["data_dir"], cfg["data"]["options"])
     check_signature(module.hparams["signature"], protocol.signature)
-    return module, extra, cfg, protocol
+    return module.to(resolve_device(device)), extra, cfg, protocol
 
 
 def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_windows: int | None,
-        seed: int, progress: bool, windows: tuple[int, int] | None = None, bf16: bool = False) -> list[dict]:
+        seed: int, progress: bool, windows: tuple[int, int] | None = None, bf16: bool = False,
+        split: str = "test", device: str = "auto") -> list[dict]:
     import lightning as L
     import torch
 
@@ -130,7 +135,7 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
     git_commit()  # the code that was loaded, before anything can change the checkout
     parsed = [parse_setting(s) for s in settings]  # fail on a typo before any sampling
     model_sha = sha256_of(model_path)
-    module, extra, cfg, protocol = load_with_protocol(model_path)
+    module, extra, cfg, protocol = load_with_protocol(model_path, device)
     eps_sq_norm = None
     for _, _, options in parsed:  # the analytic variance's statistic, once, on validation windows
         if options.get("variance") == "analytic" and "eps_sq_norm" not in options:
@@ -139,35 +144,36 @@ def run(model_path: str, settings: list[str], n_samples: int, out: Path, limit_w
 
                 eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=seed)
             options["eps_sq_norm"] = eps_sq_norm
-    n_test = len(protocol.dataset("test"))
+    n_test = len(protocol.dataset(split))
     shard = None
     if windows is not None:
         protocol = WindowSlice(protocol, *windows)
         shard = {"start": windows[0], "stop": min(windows[1], n_test),
-                 "abs_target_sum": abs_target_sum(module, protocol, protocol.dataset("test"))}
+                 "abs_target_sum": abs_target_sum(module, protocol, protocol.dataset(split))}
     records = []
     for sampler, steps, options in parsed:
         L.seed_everything(seed, verbose=False)
         cpu0 = time.process_time()
         with torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=bf16):
-            res = evaluate(module, protocol, "test", n_samples=n_samples, sampler=sampler, steps=steps,
+            res = evaluate(module, protocol, split, n_samples=n_samples, sampler=sampler, steps=steps,
                            sampler_options=options, seed=seed, limit_windows=limit_windows, progress=progress)
         cpu_seconds = time.process_time() - cpu0  # compute cost, less sensitive than wall time to a busy machine
         subset = None
         if shard is not None:
-            subset = f"shard: test windows {shard['start']} to {shard['stop'] - 1} of {n_test}"
+            subset = f"shard: {split} windows {shard['start']} to {shard['stop'] - 1} of {n_test}"
         elif res["n_windows"] < n_test:
-            subset = (f"first {res['n_windows']} of {n_test} test windows "
+            subset = (f"first {res['n_windows']} of {n_test} {split} windows "
                       f"({res['metrics'].get('n_targets')} scored targets); every setting uses the same "
                       f"windows and seed {seed}")
-        label = setting_label(sampler, steps, options) + ("_bf16" if bf16 else "")
+        label = setting_label(sampler, steps, options) + ("_bf16" if bf16 else "") + ("" if split == "test" else f"_{split}")
         rec = make_record(
             task=f"{cfg['data']['dataset']}_{cfg['task']}", protocol=protocol.id, model=cfg["model"]["name"],
             sampler=sampler, nfe=res["nfe"], n_samples=n_samples, seed=seed, metrics=res["metrics"],
             train_seconds=extra.get("train_seconds"), sample_seconds=res["sample_seconds"], config=cfg,
             dataset_checksums=protocol.checksums,
             extra={"benchmark": "sampler_nfe", "setting": label, "steps": steps, "sampler_options": options,
-                   "n_windows": res["n_windows"], "n_test_windows": n_test, "subset": subset,
+                   "split": split, "n_windows": res["n_windows"], "n_test_windows": n_test, "subset": subset,
+                   "sample_device": str(module.device),
                    "sample_cpu_seconds": cpu_seconds, "precision": "bf16-mixed" if bf16 else "32-true",
                    "torch_threads": torch.get_num_threads(),
                    "epochs": extra.get("epochs"), "model_file": str(model_path), "model_sha256": model_sha},
@@ -270,10 +276,11 @@ def merge_shards(out: Path) -> list[Path]:
     return written
 
 
-def load_records(out: Path) -> list[dict]:
-    """Every sampler_nfe record in ``out`` (sorted by file name)."""
+def load_records(out: Path, split: str = "test") -> list[dict]:
+    """The sampler_nfe records of ``split`` in ``out`` (sorted by file name; records written
+    before ``--split`` existed are test records)."""
     recs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    return [r for r in recs if r.get("benchmark") == "sampler_nfe"]
+    return [r for r in recs if r.get("benchmark") == "sampler_nfe" and r.get("split", "test") == split]
 
 
 def _curve_name(r: dict) -> str:
@@ -344,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot-only", action="store_true", help="redraw the plot from the records in --out")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--bf16", action="store_true", help="sample under bfloat16 autocast (GPUs; CPUs with AMX)")
+    p.add_argument("--split", default="test", choices=["test", "val"],
+                   help="windows to score (val: to choose a setting without looking at the test split)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, gpu or cuda:N")
     args = p.parse_args(argv)
     out = Path(args.out)
     windows = None
@@ -359,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model is None:
             p.error("a model file is needed unless --plot-only or --merge is given")
         run(args.model, args.settings, args.n_samples, out, args.limit_windows, args.seed, not args.no_progress,
-            windows, bf16=args.bf16)
+            windows, bf16=args.bf16, split=args.split, device=args.device)
     records = load_records(out)
     print(table(records))
     print(f"plot: {plot(records, out / PLOT_NAME)}")

@@ -7,6 +7,7 @@ Every registered model is covered through the tiny fixtures of
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -109,11 +110,8 @@ def test_real_windows_with_90_percent_and_a_dead_station_stay_finite(aqi36):
 def test_autocast_training_steps_stay_finite(name, dtype):
     batch, L_, N, C = _batch(name, "90%")
     module = make_module(name, N, C, L_, seed=2)
-    if dtype == torch.float16 and any(isinstance(m, torch.nn.LSTM) for m in module.modules()):
-        # oneDNN has no float16 LSTM on CPU (torch 2.13); bf16 works. Fails here once torch supports it.
-        with pytest.raises(RuntimeError, match="LSTM"), torch.autocast("cpu", dtype=dtype):
-            module.diffusion_loss(batch)
-        return
+    # recurrent layers run in float32 where this CPU has no kernel for ``dtype``
+    # (tsdiff.models.rnn_precision; the path without bf16 kernels is checked in a fresh process below)
     opt = torch.optim.Adam(module.parameters(), lr=1e-3)
     for step in range(2):
         with torch.autocast("cpu", dtype=dtype):
@@ -127,6 +125,73 @@ def test_autocast_training_steps_stay_finite(name, dtype):
         samples, _ = module.sample(batch["x"], batch.get("cond_mask", batch["observed_mask"]), batch["timepoints"],
                                    n_samples=2, sampler="ddim", steps=2, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(samples).all()
+
+
+def test_cpu_rnn_capability_probe_matches_the_layer():
+    """The probe says what a real LSTM does under autocast on this CPU, and where it says no,
+    ``run_rnn`` runs the layer in float32 (a CPU with bf16 kernels checks it with the probe
+    forced to no)."""
+    from tsdiff.models.rnn_precision import cpu_rnn_supports, run_rnn
+
+    lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    for dtype in (torch.bfloat16, torch.float16):
+        supported = cpu_rnn_supports(torch.nn.LSTM, dtype)
+        try:
+            with torch.autocast("cpu", dtype=dtype):
+                out, _ = lstm(x)
+            raw_runs = True
+        except RuntimeError:
+            raw_runs = False
+        assert supported == raw_runs
+        with torch.autocast("cpu", dtype=dtype):
+            out, (h, c) = run_rnn(lstm, x)
+        assert out.dtype == (dtype if supported else torch.float32)
+        with torch.autocast("cpu", dtype=dtype):
+            ref, _ = lstm(x.float()) if supported else (out, None)
+        torch.testing.assert_close(out.float(), ref.float())
+    with torch.autocast("cpu", enabled=False):
+        plain, _ = run_rnn(lstm, x)
+    torch.testing.assert_close(plain, lstm(x)[0])
+
+
+def test_cpu_rnn_falls_back_to_float32_when_the_probe_says_no(monkeypatch):
+    import tsdiff.models.rnn_precision as rp
+
+    calls = []
+    monkeypatch.setattr(rp, "cpu_rnn_supports", lambda cell, dtype: calls.append((cell, dtype)) or False)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = rp.run_rnn(lstm, x)
+        out2, _ = rp.run_rnn(lstm, x[:, :1], (h, c))
+    assert out.dtype == out2.dtype == h.dtype == torch.float32 and calls == [(torch.nn.LSTM, torch.bfloat16)] * 2
+    torch.testing.assert_close(out, lstm(x)[0])
+
+
+def test_timegrad_bf16_training_on_a_cpu_without_bf16_kernels():
+    """The crash of a CPU without AVX512-BF16 ("could not create a primitive descriptor for the
+    LSTM forward propagation primitive"), reproduced on any x86 CPU by capping oneDNN at AVX2
+    in a fresh process: the bf16 autocast training step and sampling of TimeGrad stay finite."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "assert not torch.ops.mkldnn._is_mkldnn_bf16_supported()\n"
+        "m = torch.nn.LSTM(2, 2, batch_first=True)\n"
+        "try:\n"
+        "    with torch.autocast('cpu', dtype=torch.bfloat16): m(torch.zeros(1, 2, 2))\n"
+        "    raise SystemExit('oneDNN capped at AVX2 still ran a bf16 LSTM: this test checks nothing')\n"
+        "except RuntimeError: pass\n"
+        "from tests.test_numerics import test_autocast_training_steps_stay_finite as t\n"
+        "t('timegrad', torch.bfloat16)\n"
+        "print('finite')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "PYTHONPATH": str(root)}
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "finite" in res.stdout, res.stderr[-3000:]
 
 
 class Recorder(L.Callback):

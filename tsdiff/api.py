@@ -276,10 +276,25 @@ def _build_module(model_cfg: dict, process_cfg: dict, signature: dict, scaler, *
     return DiffusionModule(**kwargs)
 
 
-def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progress: bool, device: str) -> None:
-    """Train ``module`` for ``max_steps`` optimiser steps with Lightning (seeded, no files written)."""
+def _place(module, device_setting) -> torch.device:
+    """Move ``module`` to the device ``device_setting`` names (``"auto"``, ``"cpu"``, ``"gpu"``,
+    ``"cuda:1"``; see :func:`tsdiff.training.devices.resolve_device`) and return that device."""
+    from tsdiff.training.devices import resolve_device
+
+    device = resolve_device(device_setting)
+    if module.device != device:
+        module.to(device)
+    return device
+
+
+def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progress: bool,
+           device: torch.device) -> None:
+    """Train ``module`` for ``max_steps`` optimiser steps with Lightning (seeded, no files written)
+    on ``device``, and leave it there (Lightning hands it back on the CPU)."""
     import lightning as L
     from torch.utils.data import DataLoader
+
+    from tsdiff.training.devices import lightning_placement
 
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -289,10 +304,11 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         torch.manual_seed(seed)
         trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-                            enable_model_summary=False, enable_progress_bar=progress, accelerator=device,
-                            devices=1, limit_val_batches=0, num_sanity_val_steps=0)
+                            enable_model_summary=False, enable_progress_bar=progress,
+                            limit_val_batches=0, num_sanity_val_steps=0, **lightning_placement(device))
         trainer.fit(module, train_dataloaders=loader)
     module._trainer = None  # keep the fitted module picklable and free of the trainer
+    module.to(device)  # sampling runs where the module is
     module.eval()
 
 
@@ -355,6 +371,20 @@ def _plain_label(x):
     if isinstance(x, (str, int, float, bool)) or x is None:
         return x
     return str(x)
+
+
+def _load_device(saved, requested, path) -> str:
+    """The device setting of a loaded model: ``requested`` if given, else the saved one; a saved
+    GPU setting on a machine without CUDA becomes ``"cpu"`` with a warning (a file trained on a
+    GPU must load anywhere), while a GPU requested here without CUDA is an error."""
+    if requested is not None:
+        return requested
+    saved = "auto" if saved is None else saved
+    if str(saved).lower() not in ("auto", "cpu") and not torch.cuda.is_available():
+        warnings.warn(f"{path} was saved with device={saved!r}, but CUDA is not available here; it samples on the "
+                      "CPU (pass device= to load() to choose)", stacklevel=3)
+        return "cpu"
+    return saved
 
 
 def _load_api(path, kind: str):
@@ -528,7 +558,9 @@ class Forecaster:
         freq: pandas frequency of the data (default: inferred).
         random_state: seed of training and sampling.
         progress: show Lightning's training bar and the sampling bar.
-        device: ``"cpu"``, ``"gpu"`` or ``"auto"``.
+        device: where training and sampling run: ``"auto"`` (a CUDA GPU when available, else
+            the CPU), ``"cpu"``, ``"gpu"`` or a device such as ``"cuda:1"``. A GPU asked for
+            where CUDA is not available is an error, not a silent fall-back.
     """
 
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
@@ -536,7 +568,7 @@ class Forecaster:
                  batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, random_state: int = 0,
-                 progress: bool = True, device: str = "cpu") -> None:
+                 progress: bool = True, device: str = "auto") -> None:
         self.model = model
         self.prediction_length = prediction_length
         self.context_length = context_length
@@ -587,7 +619,10 @@ class Forecaster:
         from tsdiff.data.forecasting import build_forecasting_protocol
         from tsdiff.data.splits import forecast_starts
 
+        from tsdiff.training.devices import resolve_device
+
         self._validate_settings()
+        device = resolve_device(self.device)  # before anything slow
         series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, **data_options)
         H, ctx = self.prediction_length, self.context
         T = series.shape[0]
@@ -613,7 +648,7 @@ class Forecaster:
                                    signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
                                    spatial=series.spatial)
         _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,
-               progress=self.progress, device=self.device)
+               progress=self.progress, device=device)
         self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
         return self
 
@@ -688,6 +723,7 @@ class Forecaster:
         if sampler_options is None and sampler in (None, self.sampler):
             sampler_options = self.sampler_options
         _check_sampling(sampler or self.sampler, steps, sampler_options, self.chunk_size)
+        _place(self.module_, self.device)
         samples = sample_windows(self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
                                  steps=steps if steps is not None else self.sampling_steps, seed=seed,
                                  progress=self.progress if progress is None else progress, desc="forecast",
@@ -709,13 +745,19 @@ class Forecaster:
         return save_model(self.module_, path, extra={"api": api})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Forecaster":
-        """Rebuild a Forecaster saved by :meth:`save` (no code executes while loading)."""
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "Forecaster":
+        """Rebuild a Forecaster saved by :meth:`save` (no code executes while loading).
+
+        Args:
+            device: where to sample (see the constructor); default: the saved setting, or the
+                CPU with a warning when that asked for a GPU and this machine has none.
+        """
         module, api = _load_api(path, "Forecaster")
         if api is None:
             raise TsdiffError(f"{path} is a model file from `tsdiff fit`, not a saved Forecaster; use `tsdiff test`")
-        obj = cls(**api["params"])
+        obj = cls(**{**api["params"], "device": _load_device(api["params"].get("device"), device, path)})
         obj.module_, obj.signature_ = module, api["signature"]
+        _place(module, obj.device)
         return obj
 
 
@@ -756,8 +798,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         chunk_size: (window, sample) pairs per network pass (default: 64 on CPU); bounds
             the memory of sampling.
         point: ``"median"`` or ``"mean"`` of the samples fills each missing entry.
-        random_state: seed of training and sampling (same seed, same output).
+        random_state: seed of training and sampling (same seed, same output on the same device).
         verbose: show training and sampling progress bars.
+        device: where training and sampling run: ``"auto"`` (a CUDA GPU when available, else
+            the CPU), ``"cpu"``, ``"gpu"`` or a device such as ``"cuda:1"``.
 
     scikit-learn estimator checks: ``tests/test_sklearn.py`` runs every check of
     ``estimator_checks_generator`` (46 with scikit-learn 1.9: 21 in the default suite, the
@@ -781,7 +825,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
                  sampling_steps: int | None = 10, sampler_options: dict | None = None,
                  chunk_size: int | None = None, point: str = "median", random_state=0,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, device: str = "auto") -> None:
         self.model = model
         self.window = window
         self.model_options = model_options
@@ -798,6 +842,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.point = point
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -860,8 +905,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         from tsdiff.data.lazy import HeldOutPoints, fit_scaler_streaming
         from tsdiff.data.protocol import Protocol, SplitWindows, fit_scaler_on_windows
         from tsdiff.data.windows import sliding_starts
+        from tsdiff.training.devices import resolve_device
 
         self._check_settings()
+        device = resolve_device(self.device)  # before anything slow
         T = series.shape[0]
         w = min(int(self.window), T)
         starts = sliding_starts(T, w, 1)
@@ -897,7 +944,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                    sig, protocol.scaler, lr=self.lr, train_mask=self.train_mask, config=config,
                                    spatial=series.spatial)
         _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,
-               progress=bool(self.verbose), device="cpu")
+               progress=bool(self.verbose), device=device)
         self.module_ = module
         self.window_ = w
         self.signature_ = sig
@@ -950,6 +997,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                             f"{sig['num_nodes']} x {sig['num_channels']}; pass data of the same shape")
         w = min(self.window_, T)
         starts, score_from = covering_starts(T, w)
+        _place(self.module_, self.device)
         gen = torch.Generator(device=self.module_.device).manual_seed(int(self.seed_))
         held: list[tuple[int, int, np.ndarray | None]] = []  # windows in order: (start, score_from, raw if sampled)
 
@@ -1041,11 +1089,15 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return save_model(self.module_, path, extra={"api": api})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Imputer":
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "Imputer":
         """Rebuild an Imputer saved by :meth:`save` (no code executes while loading).
 
         A model file written by ``tsdiff fit`` for an imputation protocol also loads:
         its window and the columns it was trained on come from the file.
+
+        Args:
+            device: where to sample (see the constructor); default: the saved setting, or the
+                CPU with a warning when that asked for a GPU and this machine has none.
         """
         module, api = _load_api(path, "Imputer")
         if api is None:
@@ -1054,12 +1106,13 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 raise TsdiffError(f"{path} is a {sig.get('task')} model; tsdiff.Imputer needs an imputation model")
             cfg = module.hparams.get("config") or {}
             obj = cls(model=module.hparams["model"]["name"], window=int(sig["window"]),
-                      random_state=int(cfg.get("seed", 0)))
+                      random_state=int(cfg.get("seed", 0)), device="auto" if device is None else device)
             state = {"n_features_in_": None, "feature_names_in_": None, "freq_": None, "window_": int(sig["window"]),
                      "seed_": int(cfg.get("seed", 0))}
             api = {"signature": sig, "state": state}
         else:
-            obj = cls(**api["params"])
+            obj = cls(**{**api["params"], "device": _load_device(api["params"].get("device"), device, path)})
+        _place(module, obj.device)
         obj.module_, obj.signature_ = module, api["signature"]
         st = api["state"]
         if st.get("n_features_in_") is not None:

@@ -18,6 +18,7 @@ from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_json
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
+from tsdiff.training.devices import resolve_device
 from tsdiff.training.evaluate import evaluate
 from tsdiff.training.module import DiffusionModule, needs_stored_eps_sq_norm, sampler_config
 from tsdiff.training.spatial_state import check_same_spatial, spatial_state
@@ -205,6 +206,7 @@ def fit(cfg: dict) -> Path:
 
         t1 = time.perf_counter()
         try:
+            module.to(sampling_device(cfg))  # Lightning hands the module back on the CPU
             module.eps_sq_norm = estimate_eps_sq_norm(module, protocol, "val", seed=cfg["seed"])
             print(f"estimated eps_sq_norm for variance: analytic on validation windows "
                   f"({time.perf_counter() - t1:.0f} s)")
@@ -271,10 +273,18 @@ def _fit_progress(trainer: L.Trainer, out: Path, since: float) -> dict:
     return info
 
 
+def sampling_device(cfg: dict) -> torch.device:
+    """The device a run samples on: the first device of ``trainer.accelerator`` /
+    ``trainer.devices`` (``auto``: CUDA when available). Raises ConfigError when they
+    cannot be honoured (a GPU asked for without CUDA, more devices than there are)."""
+    return resolve_device(cfg["trainer"]["accelerator"], cfg["trainer"]["devices"])
+
+
 def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[DiffusionModule, dict, dict, object]:
     """``(module, extra, cfg, protocol)``: a ``tsdiff fit`` model file, its saved config with
     ``overrides`` (the model and process sections fixed), and the data protocol, checked
-    against the model's data signature and graph / grid.
+    against the model's data signature and graph / grid. The module is on
+    :func:`sampling_device` (``trainer.accelerator=cpu`` samples a model on the CPU).
 
     Raises:
         ConfigError: an override of the model or process section; DataError: data that does
@@ -290,11 +300,12 @@ def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     for section in ("model", "process"):
         if cfg[section] != saved_cfg[section]:
             raise ConfigError(f"the {section} section cannot be overridden at test time; it is fixed by the trained model")
+    device = sampling_device(cfg)  # a GPU asked for without CUDA fails before the data is read
     data = cfg["data"]
     protocol = build_protocol(data["dataset"], data["data_dir"], data["options"])
     check_signature(module.hparams["signature"], protocol.signature)
     check_same_spatial(module.hparams.get("spatial"), protocol.series.spatial)
-    return module, extra, cfg, protocol
+    return module.to(device), extra, cfg, protocol
 
 
 def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, split: str = "val",
@@ -355,6 +366,7 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
                                    "units": protocol.meta.get("units", "data units"),
                                    "scored": "held-out entries with ground truth"},
                "global_steps": extra.get("global_steps"), "model_file": str(model_path),
+               "sample_device": str(module.device),
                "train_git_commit": extra.get("git_commit")},
     )
     stem = f"{cfg['name']}_{ev['split']}_{eval_label(ev)}_s{ev['n_samples']}_seed{cfg['seed']}"

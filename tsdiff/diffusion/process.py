@@ -479,6 +479,18 @@ class DiscreteDDPM(ForwardProcess):
         self.beta_end = float(beta_end)
         self.alphas = 1.0 - self.betas
         self.alpha_bars = torch.cumprod(self.alphas, dim=0)
+        self._on_device: dict = {}  # (table name, device) -> the table there: one copy per device, not per step
+
+    def _table(self, name: str, device: torch.device) -> torch.Tensor:
+        """The float64 table ``name`` on ``device`` (copied there once)."""
+        table = getattr(self, name)
+        if table.device == device:
+            return table
+        key = (name, device)
+        cached = self._on_device.get(key)
+        if cached is None:
+            cached = self._on_device[key] = table.to(device)
+        return cached
 
     def __repr__(self) -> str:
         return (
@@ -491,19 +503,20 @@ class DiscreteDDPM(ForwardProcess):
             raise ConfigError(
                 f"DiscreteDDPM expects integer timesteps (torch.long); got dtype {t.dtype}"
             )
-        # A host sync on accelerators, accepted: an out-of-range index would
+        # One host sync on accelerators, accepted: an out-of-range index would
         # otherwise fail later with an opaque device-side assertion.
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_steps):
-            raise ConfigError(
-                f"timesteps must lie in {{0, ..., {self.num_steps - 1}}} for a "
-                f"{self.num_steps}-step process; got values in "
-                f"[{int(t.min())}, {int(t.max())}]"
-            )
+        if t.numel():
+            lo, hi = (int(v) for v in torch.stack(torch.aminmax(t)).tolist())
+            if lo < 0 or hi >= self.num_steps:
+                raise ConfigError(
+                    f"timesteps must lie in {{0, ..., {self.num_steps - 1}}} for a "
+                    f"{self.num_steps}-step process; got values in [{lo}, {hi}]"
+                )
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """``abar_t`` for integer steps ``t`` ``[B]``, float64 on ``t.device``."""
         self._check_t(t)
-        return self.alpha_bars.to(t.device)[t]
+        return self._table("alpha_bars", t.device)[t]
 
     def marginal_coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         abar = self.alpha_bar(t)
@@ -518,7 +531,7 @@ class DiscreteDDPM(ForwardProcess):
         VP-SDE). Times are the long step indices; ``dt`` is counted in steps.
         """
         self._check_t(t)
-        b = -torch.log1p(-self.betas.to(t.device)[t])
+        b = -torch.log1p(-self._table("betas", t.device)[t])
         return -0.5 * b, b
 
     def time_from_noise_level(self, sigma: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from tsdiff.diffusion.losses import masked_eps_loss
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.models.base import MODELS, Condition, Denoiser
 from tsdiff.models.layers import DiffusionStepEmbedding, sinusoidal_embedding
+from tsdiff.models.rnn_precision import run_rnn
 
 _SLOPE = 0.4  # leaky ReLU slope of the conditioner and the input / skip projections
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -315,7 +316,7 @@ class TimeGradDenoiser(Denoiser):
         else:
             raise DataError(f"noise_level must have shape [B] = [{B}] or [B, L] = [{B}, {L}], "
                             f"got {tuple(noise_level.shape)}")
-        h, _ = self.rnn(self.rnn_inputs(self._masked_values(cond), cond.timepoints, t0, L))
+        h, _ = run_rnn(self.rnn, self.rnn_inputs(self._masked_values(cond), cond.timepoints, t0, L))
         eps = self.denoise_step(x_noisy[:, t0:].reshape(B * T, N, C), level.reshape(B * T),
                                 self.step_conditioners(h.reshape(B * T, -1)))
         return torch.cat([x_noisy.new_zeros(B, t0, N, C), eps.reshape(B, T, N, C)], dim=1)
@@ -357,7 +358,7 @@ class TimeGradDenoiser(Denoiser):
         else:
             target = observed
         teacher = Condition(values=x, cond_mask=observed, timepoints=cond.timepoints)
-        h, _ = self.rnn(self.rnn_inputs(self._masked_values(teacher), cond.timepoints, t0, L))
+        h, _ = run_rnn(self.rnn, self.rnn_inputs(self._masked_values(teacher), cond.timepoints, t0, L))
         t = process.sample_train_time(B * T, generator=generator, device=x.device)
         noise = torch.randn((B * T, N, C), generator=generator, device=x.device, dtype=x.dtype)
         x_t = process.sample_noisy(x[:, t0:].reshape(B * T, N, C), t, noise)
@@ -397,10 +398,10 @@ class TimeGradDenoiser(Denoiser):
             return filled, 0
         first, nfe, state = steps[0], 0, None
         if first > t0:  # fully conditioned steps: one RNN pass
-            _, state = self.rnn(self.rnn_inputs(filled, cond.timepoints, t0, first))
+            _, state = run_rnn(self.rnn, self.rnn_inputs(filled, cond.timepoints, t0, first))
         generate = set(steps)
         for t in range(first, L):
-            out, state = self.rnn(self.rnn_inputs(filled, cond.timepoints, t, t + 1), state)
+            out, state = run_rnn(self.rnn, self.rnn_inputs(filled, cond.timepoints, t, t + 1), state)
             if t not in generate:
                 continue
             conds = self.step_conditioners(out[:, 0])
