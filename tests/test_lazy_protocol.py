@@ -84,7 +84,8 @@ def test_real_era5_file_read_lazily_equals_in_memory(era5_path, monkeypatch):
     src.reads.clear()
     test = p.dataset("test")
     item = test[2]
-    assert src.reads == [(int(p.splits["test"].starts[2]), 24)]  # one window, read on access
+    start = int(p.splits["test"].starts[2])
+    assert src.reads == [(start - 24, 72)]  # one read on access: the window and one window each side (anchors)
 
     eager = load_era5()
     ref = StandardScaler().fit(eager.values[:train_end])

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
         "options": {},
     },
     "model": {"name": "csdi"},
+    # informative prior (tsdiff.diffusion.priors): none | interpolation | last_value | seasonal (season: steps);
+    # scale: auto (the residual's std on training targets) or a number
+    "prior": {"name": "none"},
     "process": {
         "name": "ddpm",
         "num_steps": 50,
@@ -90,11 +93,11 @@ PRECISIONS = ("32-true", "32", 32, "64-true", "64", 64, "bf16-mixed", "bf16-true
 
 # Sections whose keys are free-form (checked later by the component they configure).
 _OPEN_SECTIONS = {("model",), ("data", "options"), ("eval", "sampler_options"), ("eval", "conditioning_options"),
-                  ("process",)}
+                  ("process",), ("prior",)}
 #: Sections whose other keys are options of the component named by their ``name``: a new name
 #: starts from that component's own defaults instead of keeping the previous one's options
 #: (``process: {name: vp}`` must not inherit DDPM's ``beta_start``).
-_NAMED_SECTIONS = {("process",)}
+_NAMED_SECTIONS = {("process",), ("prior",)}
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -255,8 +258,11 @@ def validate_config(cfg: Mapping) -> None:
              or (number(v) and 0.0 <= v <= 1.0),
              f"trainer.{key} must be null, a number of batches >= 0 or a fraction in [0, 1], got {v!r}")
     from tsdiff.data.masking import TRAIN_MASKS
+    from tsdiff.diffusion.priors import build_prior, prior_scale_option
 
     TRAIN_MASKS.get(data["train_mask"])  # UnknownNameError listing the valid strategies
+    build_prior(cfg["prior"])  # UnknownNameError listing the valid priors, or a bad option
+    prior_scale_option(cfg["prior"])
     need(all(isinstance(m, (int, float)) and 0 < m <= 1 for m in optim["milestones"]),
          f"optim.milestones are fractions of training in (0, 1], got {optim['milestones']!r}")
 

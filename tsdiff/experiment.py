@@ -161,7 +161,7 @@ def build_module(cfg: dict, protocol) -> DiffusionModule:
     return DiffusionModule(
         model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=cfg["data"]["train_mask"],
         signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
-        spatial=spatial_state(protocol.series.spatial),
+        spatial=spatial_state(protocol.series.spatial), prior=cfg["prior"],
     )
 
 
@@ -297,8 +297,8 @@ def load_run(model_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
         raise ConfigError(f"{model_path} was saved by tsdiff.{kind} (the Python API), not by `tsdiff fit`, so it has "
                           f"no dataset protocol to run on; load it with tsdiff.{kind}.load() and call its methods")
     cfg = load_config(None, overrides, base=saved_cfg)
-    for section in ("model", "process"):
-        if cfg[section] != saved_cfg[section]:
+    for section in ("model", "process", "prior"):
+        if section in saved_cfg and cfg[section] != saved_cfg[section]:
             raise ConfigError(f"the {section} section cannot be overridden at test time; it is fixed by the trained model")
     device = sampling_device(cfg)  # a GPU asked for without CUDA fails before the data is read
     data = cfg["data"]

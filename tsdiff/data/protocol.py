@@ -249,7 +249,10 @@ class WindowDataset(Dataset):
 
     Each item is a dict (all ``[L, N, C]`` unless noted):
         ``x``: scaled values, 0 where missing;  ``observed_mask``: bool;
-        ``timepoints``: ``[L]`` float positions 0..L-1;  ``start``: int.
+        ``timepoints``: ``[L]`` float positions 0..L-1;  ``start``: int;
+        ``anchors``: ``[4, N, C]`` (imputation) the nearest known value of each series before and
+            after the window, within one window's length of it, for the priors
+            (:class:`~tsdiff.diffusion.priors.EdgeAnchors`; known: observed and not held out).
     Forecasting windows (every split) also give ``cond_mask``: observed entries of
     the first ``context`` steps. Evaluation splits (``score_from`` set) also give
         ``y``: float64 values in data units (NaN where missing), for scoring and for
@@ -276,24 +279,45 @@ class WindowDataset(Dataset):
         return len(self.windows)
 
     def _read(self, s: int, scored: bool) -> tuple:
-        """``(x, observed, raw, held_out)`` of the window at ``s``; raw and held_out only when scored."""
-        p = self.protocol
+        """``(x, observed, raw, held_out, anchors)`` of the window at ``s``; raw and held_out only
+        when scored, anchors only for imputation: ``[4, N, C]``, the priors' view of up to one
+        window's length on each side (:class:`~tsdiff.diffusion.priors.EdgeAnchors`; known =
+        observed and not held out), the same numbers in memory and read lazily."""
+        from tsdiff.diffusion.priors import EdgeAnchors
+
+        p, L = self.protocol, self.L
+        imputing = self.in_context is None
         if not p.is_lazy:
-            sl = slice(s, s + self.L)
+            sl = slice(s, s + L)
             held = None if not scored or self.eval_mask is None else self.eval_mask[sl]
-            return self.x[sl], self.observed[sl], self.raw[sl] if scored else None, held
-        raw = read_window(p.series, s, self.L)
-        x, observed = scale_window(raw.copy() if scored else raw, p.scaler)
-        observed = torch.from_numpy(observed)
-        held = None
-        if scored and p.eval_mask is not None:
-            held = torch.from_numpy(np.asarray(p.eval_mask.window(s, self.L), dtype=bool)) & observed
-        return torch.from_numpy(x), observed, torch.from_numpy(raw) if scored else None, held
+            anchors = None
+            if imputing:
+                lo, hi = max(0, s - L), min(len(self.x), s + 2 * L)
+                known = self.observed[lo:hi] if self.eval_mask is None else self.observed[lo:hi] & ~self.eval_mask[lo:hi]
+                anchors = EdgeAnchors(self.x[lo:hi], known).anchors([s - lo], L)[0]
+            return self.x[sl], self.observed[sl], self.raw[sl] if scored else None, held, anchors
+        lo, hi = (max(0, s - L), min(p.series.shape[0], s + 2 * L)) if imputing else (s, s + L)
+        raw_all = read_window(p.series, lo, hi - lo)  # one read: the window and its margins
+        raw = raw_all[s - lo: s - lo + L].copy()
+        x_all, known_all = scale_window(raw_all, p.scaler)
+        x = torch.from_numpy(np.ascontiguousarray(x_all[s - lo: s - lo + L]))
+        known_all = torch.from_numpy(known_all)
+        observed = known_all[s - lo: s - lo + L].clone()
+        held, anchors = None, None
+        if p.eval_mask is not None and (scored or imputing):
+            held_all = torch.from_numpy(np.asarray(p.eval_mask.window(lo, hi - lo), dtype=bool)) & known_all
+            held = held_all[s - lo: s - lo + L].clone() if scored else None
+            known_all = known_all & ~held_all
+        if imputing:
+            anchors = EdgeAnchors(torch.from_numpy(x_all), known_all).anchors([s - lo], L)[0]
+        return x, observed, torch.from_numpy(raw) if scored else None, held, anchors
 
     def __getitem__(self, i: int) -> dict:
         s = int(self.windows.starts[i])
-        x, observed, raw, held_out = self._read(s, self.windows.score_from is not None)
+        x, observed, raw, held_out, anchors = self._read(s, self.windows.score_from is not None)
         item = {"x": x, "observed_mask": observed, "timepoints": self.timepoints, "start": s}
+        if anchors is not None:
+            item["anchors"] = anchors
         if self.in_context is not None:
             item["cond_mask"] = observed & self.in_context
         if self.windows.score_from is None:

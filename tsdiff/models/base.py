@@ -26,19 +26,36 @@ class Condition:
         cond_mask: bool ``[B, L, N, C]``: entries the model conditions on.
         timepoints: ``[B, L]`` float time positions (or None: 0..L-1).
         spatial: spatial metadata (graph / grid) or None.
+        prior: ``[B, L, N, C]`` the informative prior's estimate of every entry (equal to
+            ``values`` on ``cond_mask``; :mod:`tsdiff.diffusion.priors`), or None.
     """
 
     values: torch.Tensor
     cond_mask: torch.Tensor
     timepoints: torch.Tensor | None = None
     spatial: Any = None
+    prior: torch.Tensor | None = None
+
+    def filled(self) -> torch.Tensor:
+        """What a network reads as the conditioning input: ``values`` on ``cond_mask``, and off it
+        the prior's estimate, or 0 without a prior."""
+        if self.prior is None:
+            return self.values * self.cond_mask.to(self.values.dtype)
+        return torch.where(self.cond_mask, self.values, self.prior)
 
     def repeat(self, n: int) -> "Condition":
         """Repeat every batch entry ``n`` times (sample-major: ``[n * B, ...]``)."""
         if n == 1:
             return self
         rep = lambda t: None if t is None else t.repeat((n,) + (1,) * (t.dim() - 1))  # noqa: E731
-        return replace(self, values=rep(self.values), cond_mask=rep(self.cond_mask), timepoints=rep(self.timepoints))
+        return replace(self, values=rep(self.values), cond_mask=rep(self.cond_mask), timepoints=rep(self.timepoints),
+                       prior=rep(self.prior))
+
+    def slice(self, lo: int, hi: int) -> "Condition":
+        """Batch entries ``lo .. hi - 1`` (the same spatial metadata)."""
+        cut = lambda t: None if t is None else t[lo:hi]  # noqa: E731
+        return replace(self, values=self.values[lo:hi], cond_mask=self.cond_mask[lo:hi],
+                       timepoints=cut(self.timepoints), prior=cut(self.prior))
 
     def to(self, device) -> "Condition":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}

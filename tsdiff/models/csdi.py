@@ -281,7 +281,7 @@ class CSDIDenoiser(Denoiser):
         B, L = x_noisy.shape[:2]
         K = self.num_features
         m = cond.cond_mask.to(x_noisy.dtype)
-        inp = torch.stack([cond.values * m, x_noisy * (1 - m)], dim=-1).reshape(B, L, K, 2)
+        inp = torch.stack([cond.filled(), x_noisy * (1 - m)], dim=-1).reshape(B, L, K, 2)
         h = F.relu(self.input_projection(inp))
         sides = self._cached_side_projections(cond, B, L)
         demb = self.diffusion_embedding(noise_level)

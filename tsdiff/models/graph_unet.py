@@ -173,7 +173,7 @@ class GraphUNet(Denoiser):
         self._check_length(x_noisy.shape[1], DataError)
         supports = self.supports(cond.spatial, x_noisy.device)
         m = cond.cond_mask.to(x_noisy.dtype)
-        inp = torch.cat([cond.values * m, x_noisy * (1 - m), m], dim=-1)  # [B, L, N, 3C]
+        inp = torch.cat([cond.filled(), x_noisy * (1 - m), m], dim=-1)  # [B, L, N, 3C]
         h = self.input_projection(inp.permute(0, 3, 2, 1))  # [B, hidden, N, L]
         emb = self.diffusion_embedding(noise_level)
         skips = [h]

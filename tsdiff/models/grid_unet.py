@@ -168,7 +168,7 @@ class GridUNet(Denoiser):
         H, W = land.shape
         B, L, N, C = x_noisy.shape
         m = cond.cond_mask.to(x_noisy.dtype)
-        inp = torch.cat([cond.values * m, x_noisy * (1 - m), m], dim=-1) * land.reshape(1, 1, N, 1)
+        inp = torch.cat([cond.filled(), x_noisy * (1 - m), m], dim=-1) * land.reshape(1, 1, N, 1)
         inp = torch.cat([inp, land.reshape(1, 1, N, 1).expand(B, L, N, 1)], dim=-1)
         h = self.input_projection(inp.reshape(B, L, H, W, 3 * C + 1).permute(0, 4, 1, 2, 3))  # [B, ch, L, H, W]
         emb = self.diffusion_embedding(noise_level)

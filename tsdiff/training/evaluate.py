@@ -14,7 +14,6 @@ from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion.process import DiscreteDDPM
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.metrics import MetricAccumulator
-from tsdiff.models import Condition
 from tsdiff.training.module import DiffusionModule
 
 
@@ -35,6 +34,10 @@ def to_data_units(samples: torch.Tensor, raw: np.ndarray, cond_mask: np.ndarray,
                         f"shape; got raw shape {raw.shape} and cond_mask shape {cond_mask.shape}")
     inv = scaler.inverse_transform(samples.detach().to("cpu", torch.float64).numpy())
     return np.where(cond_mask[None], raw[None], inv)
+
+
+def _on(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
 
 
 def evaluate(
@@ -81,7 +84,7 @@ def evaluate(
                 batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
                 n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
                 generator=gen, chunk_size=chunk_size, conditioning=conditioning,
-                conditioning_options=conditioning_options,
+                conditioning_options=conditioning_options, anchors=_on(batch.get("anchors"), device),
             )
             raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
             if scaled:  # scored on the normalised values (the protocol's choice)
@@ -159,9 +162,10 @@ def estimate_eps_sq_norm(
         raw = batch["y"].numpy()
         x0 = np.nan_to_num(module.scaler.transform(raw), nan=0.0)
         target = torch.as_tensor(batch["score_mask"].numpy() & ~batch["cond_mask"].numpy() & ~np.isnan(raw))
-        batches.append((torch.as_tensor(x0, dtype=batch["x"].dtype, device=device), target.to(device),
-                        Condition(values=batch["x"].to(device), cond_mask=batch["cond_mask"].to(device),
-                                  timepoints=batch["timepoints"].to(device), spatial=module.spatial)))
+        cond = module.condition(batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
+                                _on(batch.get("anchors"), device))
+        x0 = module.to_process_space(torch.as_tensor(x0, dtype=batch["x"].dtype, device=device), cond)
+        batches.append((x0, target.to(device), cond))
     count = sum(int(b[1].sum()) for b in batches)
     if count == 0:
         raise DataError(f"split {split!r} has no scored entry to estimate eps_sq_norm on")

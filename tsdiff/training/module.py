@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 
@@ -9,6 +11,7 @@ from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss
 from tsdiff.diffusion.components import build_conditioning, build_sampler
+from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
 from tsdiff.training.spatial_state import spatial_from_state
@@ -72,13 +75,28 @@ class DiffusionModule(L.LightningModule):
         spatial: the data's graph / grid as plain data
             (:func:`tsdiff.training.spatial_state.spatial_state` of ``Series.spatial``), or
             None; every network call gets it rebuilt in ``Condition.spatial``.
+        prior: the informative prior's config section (:mod:`tsdiff.diffusion.priors`), e.g.
+            ``{"name": "interpolation"}``; None or ``none``: plain diffusion of the values. With
+            a prior the process diffuses the residual ``(x - prior) / scale`` on the targets,
+            ``scale`` being ``prior["scale"]`` or, by default, the standard deviation of the
+            residual on training targets, estimated when training starts (buffer ``prior_scale``).
     """
 
     def __init__(self, model: dict, process: dict, optim: dict, train_mask: str, signature: dict,
-                 scaler: dict, config: dict | None = None, spatial: dict | None = None) -> None:
+                 scaler: dict, config: dict | None = None, spatial: dict | None = None,
+                 prior: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.prior_fn = build_prior(prior, num_series=signature["num_nodes"] * signature["num_channels"])
+        self.residual = self.prior_fn is not prior_none
         self.net = build_model(model, signature["num_nodes"], signature["num_channels"])
+        if self.residual:
+            if self.net.autoregressive:
+                raise ConfigError(f"prior {prior!r} needs a network that denoises whole windows; "
+                                  f"{model.get('name')!r} generates one time step after another: use prior none")
+            scale = prior_scale_option(prior)
+            # NaN until estimated from training windows (on_train_start); kept in model files
+            self.register_buffer("prior_scale", torch.tensor(float("nan") if scale is None else scale))
         self.net.check_data(signature)
         #: GraphSpatial / GridSpatial / None, passed to the network in every Condition
         self.spatial = spatial_from_state(spatial)
@@ -97,12 +115,84 @@ class DiffusionModule(L.LightningModule):
         #: file (``tsdiff calibrate-variance``), used when the sampler options give none
         self.eps_sq_norm: list[float] | None = None
 
+    # --- the prior ------------------------------------------------------------------
+    @property
+    def residual_scale(self) -> float:
+        """The residual's scale (1.0 until it is estimated, and without a prior)."""
+        if not self.residual or not torch.isfinite(self.prior_scale):
+            return 1.0
+        return float(self.prior_scale)
+
+    def condition(self, x: torch.Tensor, cond_mask: torch.Tensor, timepoints: torch.Tensor | None,
+                  anchors: torch.Tensor | None = None) -> Condition:
+        """The network's :class:`Condition` of a batch, with the prior's estimate when there is a prior
+        (``anchors [B, 4, N, C]``: the nearest known values outside each window, see
+        :class:`~tsdiff.diffusion.priors.EdgeAnchors`)."""
+        prior = self.prior_fn(x, cond_mask, anchors) if self.residual else None
+        return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior)
+
+    def to_process_space(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``."""
+        if cond.prior is None:
+            return x
+        return (x - cond.prior) / self.residual_scale
+
+    def from_process_space(self, x0: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """The inverse of :meth:`to_process_space`."""
+        if cond.prior is None:
+            return x0
+        return cond.prior + self.residual_scale * x0
+
+    def _prior_windows(self, dataset, n_windows: int, seed: int, mask_fn=None):
+        """Up to ``n_windows`` windows spread over ``dataset`` in batches of 64, as
+        ``(x, cond_mask, target, anchors)``: evaluation windows keep their ``cond_mask``, training
+        windows get one from ``mask_fn`` (default: the training strategy) drawn from their own
+        generator, so training's random stream is not touched."""
+        n = len(dataset)
+        idx = torch.linspace(0, n - 1, min(n, n_windows)).round().long().unique().tolist() if n else []
+        gen = torch.Generator().manual_seed(seed)
+        mask_fn = mask_fn or self.mask_fn
+        for lo in range(0, len(idx), 64):
+            items = [dataset[i] for i in idx[lo: lo + 64]]
+            x = torch.stack([it["x"] for it in items]).float()
+            observed = torch.stack([it["observed_mask"] for it in items]).bool()
+            cond_mask = (torch.stack([it["cond_mask"] for it in items]).bool() if "cond_mask" in items[0]
+                         else mask_fn(observed, gen))
+            anchors = torch.stack([it["anchors"] for it in items]).float() if "anchors" in items[0] else None
+            yield x, cond_mask, observed & ~cond_mask, anchors
+
+    @torch.no_grad()
+    def estimate_prior_scale(self, dataset, n_windows: int = 512, seed: int = 0) -> float:
+        """Standard deviation of ``x - prior`` on training targets of ``dataset``: up to
+        ``n_windows`` windows spread over it, conditioning masks from the training strategy."""
+        total, count = 0.0, 0
+        for x, cond_mask, target, anchors in self._prior_windows(dataset, n_windows, seed):
+            r = (x - self.prior_fn(x, cond_mask, anchors))[target].double()
+            total, count = total + float((r ** 2).sum()), count + int(r.numel())
+        if count == 0:
+            return 1.0
+        return max(math.sqrt(total / count), 1e-3)
+
+    def on_train_start(self) -> None:
+        if not self.residual:
+            return
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if dataset is None:
+            return
+        if getattr(self.prior_fn, "fitted_prior", False) and not bool(self.prior_fn.fitted):
+            # a fitted prior (cross_series) learns every gap shape: holes from the training
+            # strategy in half the windows, runs of any length in the other half
+            self.prior_fn.fit(list(self._prior_windows(dataset, 512, 1, mask_fn=prior_fit_mask)))
+        if not torch.isfinite(self.prior_scale):
+            self.prior_scale.fill_(self.estimate_prior_scale(dataset))
+
     # --- training -------------------------------------------------------------------
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         """Masked epsilon loss of one batch.
 
         Windows with a ``cond_mask`` (evaluation windows) use it; training windows draw
         one from the training mask strategy. Targets = observed and not conditioned on.
+        With a prior the process diffuses the residual from the prior (:meth:`to_process_space`).
         """
         x, observed = batch["x"], batch["observed_mask"]
         cond_mask = batch.get("cond_mask")
@@ -114,8 +204,8 @@ class DiffusionModule(L.LightningModule):
         target = observed & ~cond_mask
         t = self.process.sample_train_time(x.shape[0], generator=generator, device=x.device)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_t = self.process.sample_noisy(x, t, noise)
-        cond = Condition(values=x, cond_mask=cond_mask, timepoints=batch.get("timepoints"), spatial=self.spatial)
+        cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"))
+        x_t = self.process.sample_noisy(self.to_process_space(x, cond), t, noise)
         eps = self.net(x_t, self.process.network_time(t), cond)
         return masked_eps_loss(eps, noise, target)
 
@@ -167,7 +257,7 @@ class DiffusionModule(L.LightningModule):
         seed = int((self.hparams.get("config") or {}).get("seed", 0)) + batch_idx
         gen = torch.Generator(device=self.device).manual_seed(seed)
         samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,
-                                 **self.predict_settings)
+                                 anchors=batch.get("anchors"), **self.predict_settings)
         data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
         return {"samples": data, "start": batch["start"]}
 
@@ -204,6 +294,7 @@ class DiffusionModule(L.LightningModule):
         chunk_size: int | None = None,
         conditioning: str = "conditional",
         conditioning_options: dict | None = None,
+        anchors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Draw conditional samples in the scaled space.
 
@@ -220,6 +311,8 @@ class DiffusionModule(L.LightningModule):
                 with RePaint resampling via ``conditioning_options={resample: r}``;
                 ``guidance``: observation-likelihood gradient). It wraps the
                 network as it is; ``conditioning_options`` are the strategy's options.
+            anchors: ``[B, 4, N, C]`` the nearest known values outside each window, for the prior
+                (:class:`~tsdiff.diffusion.priors.EdgeAnchors`); None: the window alone.
         Returns:
             ``(samples, nfe)``: samples ``[S, B, L, N, C]`` whose conditioning entries
             equal ``x`` exactly, and the network evaluations per sample path.
@@ -242,15 +335,12 @@ class DiffusionModule(L.LightningModule):
                              observed, mask, generator=generator)
             res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
             return res.x0, res.nfe + setup.extra_nfe()
-        cond = Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial).repeat(n_samples)
+        cond = self.condition(x, cond_mask, timepoints, anchors).repeat(n_samples)
         total = B * n_samples
         outs, nfe = [], 0
         for lo in range(0, total, chunk_size):
             hi = min(lo + chunk_size, total)
-            sub = Condition(
-                values=cond.values[lo:hi], cond_mask=cond.cond_mask[lo:hi],
-                timepoints=None if cond.timepoints is None else cond.timepoints[lo:hi], spatial=self.spatial,
-            )
+            sub = cond.slice(lo, hi)
             if self.net.autoregressive:  # one batched pass per generated time step (TimeGrad)
                 x0, nfe = self.net.sample_autoregressive(sub, draw)
                 outs.append(impose_observed(x0, sub.values, sub.cond_mask))
@@ -260,9 +350,11 @@ class DiffusionModule(L.LightningModule):
             def denoise(x_t: torch.Tensor, t: torch.Tensor, sub: Condition = sub) -> torch.Tensor:
                 return self.net(x_t, self.process.network_time(t), sub)
 
-            setup = strategy(denoise, self.process, sub.values, sub.cond_mask, generator=generator)
+            # the strategy sees the observations in the process's space (with a prior: residual 0)
+            setup = strategy(denoise, self.process, self.to_process_space(sub.values, sub), sub.cond_mask,
+                             generator=generator)
             res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
-            outs.append(impose_observed(res.x0, sub.values, sub.cond_mask))
+            outs.append(impose_observed(self.from_process_space(res.x0, sub), sub.values, sub.cond_mask))
             nfe = res.nfe + setup.extra_nfe()
         if was_training:
             self.train()

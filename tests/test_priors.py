@@ -1,0 +1,261 @@
+"""Informative priors (tsdiff.diffusion.priors) and residual diffusion from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.test_properties import make_module
+from tsdiff.diffusion.priors import EdgeAnchors, build_prior, edge_anchors, stream_edge_anchors
+from tsdiff.errors import ConfigError, UnknownNameError
+
+
+def _series(seed: int = 0, T: int = 200, N: int = 3):
+    rng = np.random.default_rng(seed)
+    v = np.cumsum(rng.normal(size=(T, N)), axis=0)
+    known = rng.random((T, N)) > 0.5
+    known[50:120, 0] = False  # a gap longer than a window
+    known[:, 2] = False
+    known[150, 2] = True  # a series with a single known value
+    return v, known
+
+
+def _windows(v, known, L):
+    starts = list(range(0, len(v) - L + 1, L))
+    vt, kt = torch.tensor(v[:, :, None]), torch.tensor(known[:, :, None])
+    xs = torch.stack([torch.where(kt[s:s + L], vt[s:s + L], 0.0) for s in starts])
+    ms = torch.stack([kt[s:s + L] for s in starts])
+    return starts, xs, ms, edge_anchors(vt, kt, starts, L)
+
+
+def test_interpolation_with_anchors_equals_pandas_over_the_whole_series():
+    v, known = _series()
+    L = 24
+    starts, xs, ms, anc = _windows(v, known, L)
+    frame = pd.DataFrame(np.where(known, v, np.nan))
+    want = frame.interpolate(limit_direction="both").to_numpy()
+    got = build_prior("interpolation")(xs, ms, anc)
+    for i, s in enumerate(starts):
+        np.testing.assert_allclose(got[i, :, :, 0].numpy(), want[s:s + L], rtol=0, atol=1e-12)
+    want_ffill = frame.ffill().bfill().to_numpy()
+    got = build_prior("last_value")(xs, ms, anc)
+    for i, s in enumerate(starts):
+        np.testing.assert_array_equal(got[i, :, :, 0].numpy(), want_ffill[s:s + L])
+
+
+def test_priors_keep_conditioning_values_and_fall_back_to_the_mean():
+    v, known = _series(1)
+    starts, xs, ms, anc = _windows(v, known, 24)
+    for name in ("none", "interpolation", "last_value", {"name": "seasonal", "season": 5}):
+        for a in (None, anc):
+            p = build_prior(name)(xs, ms, a)
+            assert torch.equal(p[ms], xs[ms]) and torch.isfinite(p).all()
+            # series 2 has one known value in the whole series: windows without it get 0 (the mean)
+            # without anchors, and that value with anchors (interpolation / persistence)
+            w = [i for i, s in enumerate(starts) if not ms[i, :, 2].any()][0]
+            if name == "none" or a is None:
+                assert torch.all(p[w, :, 2] == 0)
+            elif name in ("interpolation", "last_value"):
+                assert torch.allclose(p[w, :, 2], torch.tensor(v[150, 2]))
+
+
+def test_seasonal_prior_repeats_the_last_season_and_interpolates_the_rest():
+    values = torch.tensor([1., 2., 3., 4., 0., 0., 0., 0., 0., 0.]).view(1, 10, 1, 1)
+    mask = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=torch.bool).view(1, 10, 1, 1)
+    got = build_prior({"name": "seasonal", "season": 4})(values, mask).flatten().tolist()
+    assert got == [1., 2., 3., 4., 1., 2., 3., 4., 1., 2.]
+    # a season as long as the window: interpolation (here the last value)
+    got = build_prior({"name": "seasonal", "season": 12})(values, mask).flatten().tolist()
+    assert got == [1., 2., 3., 4.] + [4.] * 6
+
+
+def test_edge_anchors_name_the_nearest_known_values_outside():
+    v = torch.arange(10, dtype=torch.float64).view(10, 1, 1)
+    known = torch.tensor([1, 0, 0, 0, 0, 0, 0, 0, 1, 1], dtype=torch.bool).view(10, 1, 1)
+    anc = EdgeAnchors(v, known).anchors([3, 0, 6], 3)
+    assert anc[0, :, 0, 0].tolist() == [0.0, 3.0, 8.0, 3.0]  # window 3..5: 0 three steps before, 8 three after
+    assert anc[1, :, 0, 0].tolist() == [0.0, 0.0, 8.0, 6.0]  # nothing before the series' start
+    assert anc[2, :, 0, 0].tolist() == [0.0, 6.0, 9.0, 1.0]
+
+
+@pytest.mark.parametrize("length", [1, 3, 7, 24, 250])
+def test_streamed_anchors_equal_the_in_memory_ones(length):
+    v, known = _series(1)
+    T = len(v)
+    vt, kt = torch.tensor(v[:, :, None]).float(), torch.tensor(known[:, :, None])
+    starts = sorted({*range(0, T - length + 1, length), max(T - length, 0)}) if length <= T else [0]
+    reads = []
+
+    def read(a, n):
+        reads.append((a, n))
+        return vt[a:a + n].numpy(), kt[a:a + n].numpy()
+
+    got = stream_edge_anchors(read, T, starts, min(length, T))
+    want = EdgeAnchors(vt, kt).anchors(starts, min(length, T)).numpy()
+    np.testing.assert_array_equal(got, want)
+    # one pass over the series in pieces of at most one window
+    assert [a for a, _ in reads] == sorted(a for a, _ in reads) and sum(n for _, n in reads) == T
+    assert max(n for _, n in reads) <= min(length, T)
+
+
+def _related_series(T=2000, seed=0):
+    """Two series that share a random walk (plus their own noise) and a third, unrelated one."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.normal(size=T))
+    return np.stack([base + 0.1 * rng.normal(size=T), 2 * base + 0.1 * rng.normal(size=T),
+                     np.cumsum(rng.normal(size=T))], axis=1)
+
+
+def test_cross_series_prior_fills_a_gap_from_a_related_series():
+    from tsdiff.diffusion.priors import prior_fit_mask
+
+    v = torch.tensor(_related_series()[:, :, None], dtype=torch.float32)  # [T, 3, 1]
+    L = 24
+    windows = torch.stack([v[s:s + L] for s in range(0, len(v) - L, 4)])
+    observed = torch.ones_like(windows, dtype=torch.bool)
+    prior = build_prior({"name": "cross_series", "neighbours": 2}, num_series=3)
+    assert not bool(prior.fitted)
+    x0 = windows[:4]
+    interp = build_prior("interpolation")
+    hole = observed[:4].clone()
+    hole[:, 4:20, 0] = False  # series 0 missing for 16 steps; series 1 (its double) observed
+    before = prior(x0, hole)
+    assert torch.equal(before, interp(x0, hole))  # unfitted: plain interpolation
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for lo in range(0, len(windows), 64):
+        w, o = windows[lo:lo + 64], observed[lo:lo + 64]
+        m = prior_fit_mask(o, gen)
+        batches.append((w, m, o & ~m, None))
+    prior.fit(batches)
+    assert bool(prior.fitted) and prior.neighbours[0, 0] == 1 and prior.neighbours[1, 0] == 0
+    est = prior(x0, hole)
+    assert torch.equal(est[hole], x0[hole])  # conditioning values unchanged
+    err_fit = (est - x0)[~hole].abs().mean()
+    err_interp = (interp(x0, hole) - x0)[~hole].abs().mean()
+    assert err_fit < 0.3 * err_interp, (err_fit, err_interp)
+    # it uses the conditioning entries only: changing a hidden value changes nothing
+    changed = x0.clone()
+    changed[~hole] += 100.0
+    assert torch.equal(prior(changed, hole), est)
+
+
+def test_cross_series_prior_is_fitted_at_training_start_and_saved(tmp_path):
+    import tsdiff
+    from tsdiff.training.checkpoint import load_model
+
+    frame = pd.DataFrame(_related_series(600))
+    rng = np.random.default_rng(1)
+    frame[rng.random(frame.shape) < 0.1] = np.nan
+    frame.iloc[200:230, 0] = np.nan
+    imp = tsdiff.Imputer(window=24, max_steps=2, n_samples=2, sampling_steps=2, prior="cross_series", device="cpu",
+                         model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    filled = imp.fit(frame).transform(frame)
+    prior = imp.module_.prior_fn
+    assert bool(prior.fitted) and np.isfinite(float(imp.module_.prior_scale))
+    assert np.isfinite(filled).all()
+    path = imp.save(tmp_path / "imp.pt")
+    loaded = load_model(path)[0].prior_fn
+    assert torch.equal(loaded.weights, prior.weights) and torch.equal(loaded.neighbours, prior.neighbours)
+    np.testing.assert_array_equal(tsdiff.Imputer.load(path).transform(frame), filled)
+
+
+@pytest.mark.parametrize("config, error, match", [
+    ("interp", UnknownNameError, "valid prior names are: cross_series, interpolation, last_value, none, seasonal"),
+    ({"name": "cross_series", "neighbours": -1}, ConfigError, "neighbours must be an integer >= 0"),
+    ({"name": "cross_series", "ridge": 0}, ConfigError, "ridge must be a positive number"),
+    ({"name": "cross_series", "season": 2}, ConfigError, "unknown option"),
+    ({"name": "seasonal", "season": 0}, ConfigError, "season must be an integer >= 1"),
+    ({"name": "seasonal"}, TypeError, "season"),
+    ({"name": "interpolation", "season": 3}, ConfigError, "takes no options"),
+    ({"name": "seasonal", "season": 2, "lag": 1}, ConfigError, "unknown option"),
+    (3, ConfigError, "prior must be a name or a mapping"),
+])
+def test_bad_prior_configs_are_clear_errors(config, error, match):
+    with pytest.raises(error, match=match):
+        build_prior(config)
+
+
+def test_config_refuses_an_unknown_prior_and_a_bad_scale():
+    from tsdiff.config import load_config
+
+    with pytest.raises(UnknownNameError, match="valid prior names"):
+        load_config(None, ["prior.name=linear"])
+    with pytest.raises(ConfigError, match="prior.scale must be a positive number"):
+        load_config(None, ["prior.name=interpolation", "prior.scale=-1"])
+    cfg = load_config(None, ["prior={name: seasonal, season: 24}", "prior.name=interpolation"])
+    assert cfg["prior"] == {"name": "interpolation"}  # a new name does not inherit the old one's options
+
+
+def test_residual_diffusion_trains_samples_and_keeps_observed_values():
+    torch.manual_seed(0)
+    module = make_module("csdi", 3, 1, 12, prior={"name": "interpolation"})
+    assert module.residual and not torch.isfinite(module.prior_scale)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(np.cumsum(rng.normal(size=(8, 12, 3, 1)), axis=1).astype(np.float32))
+    observed = torch.from_numpy(rng.random(x.shape) > 0.2)
+    x = torch.where(observed, x, 0.0)
+    data = [{"x": x[i], "observed_mask": observed[i]} for i in range(8)]
+    module.prior_scale.fill_(module.estimate_prior_scale(data))
+    assert 0 < float(module.prior_scale) < 5
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    for _ in range(3):
+        loss = module.diffusion_loss({"x": x, "observed_mask": observed})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss)
+    for conditioning in ("conditional", "inpainting"):
+        s, _ = module.sample(x, observed, n_samples=3, sampler="ddim", steps=4, conditioning=conditioning,
+                             generator=torch.Generator().manual_seed(0))
+        assert torch.equal(s[:, observed], x[observed].expand(3, -1)) and torch.isfinite(s).all()
+    # an untrained residual model stays near the prior: its samples centre on it, not on the mean
+    prior = module.condition(x, observed, None).prior
+    s, _ = module.sample(x, observed, n_samples=64, sampler="ddpm", generator=torch.Generator().manual_seed(1))
+    err_prior = (s.median(0).values - prior)[~observed].abs().mean()
+    assert err_prior < (s.median(0).values[~observed].abs().mean())
+
+
+def test_prior_scale_is_estimated_at_training_start_and_kept_in_model_files(tmp_path):
+    import tsdiff
+    from tsdiff.training.checkpoint import load_model
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(np.cumsum(rng.normal(size=(120, 3)), axis=0))
+    frame[rng.random(frame.shape) < 0.1] = np.nan
+    imp = tsdiff.Imputer(window=12, max_steps=2, n_samples=2, sampling_steps=2, prior="interpolation",
+                         device="cpu", model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    imp.fit(frame)
+    scale = float(imp.module_.prior_scale)
+    assert np.isfinite(scale) and scale > 0
+    path = imp.save(tmp_path / "imp.pt")
+    assert float(load_model(path)[0].prior_scale) == scale
+    filled = imp.transform(frame)
+    assert np.isfinite(filled).all()
+    loaded = tsdiff.Imputer.load(path)
+    np.testing.assert_array_equal(loaded.transform(frame), filled)
+
+
+def test_imputer_with_a_prior_bridges_gaps_across_windows():
+    """A column missing for longer than a window is bridged by interpolation over the whole table
+    (the prior's anchors), not filled with the training mean."""
+    import tsdiff
+
+    t = np.arange(300, dtype=float)
+    frame = pd.DataFrame({"a": 10 + 0.1 * t, "b": np.sin(t / 10)})
+    frame.loc[100:160, "a"] = np.nan
+    truth = 10 + 0.1 * t[100:161]
+    err = {}
+    for prior in ("interpolation", "none"):
+        imp = tsdiff.Imputer(window=12, max_steps=150, n_samples=4, sampling_steps=2, prior=prior, device="cpu",
+                             model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+        err[prior] = np.abs(imp.fit(frame).transform(frame)[100:161, 0] - truth).mean()
+    # the bridge is 12.5 from the mean on average; a briefly trained residual model stays near it
+    assert err["interpolation"] < 3.0 and err["none"] > 10.0, err
+
+
+def test_priors_need_a_whole_window_network():
+    with pytest.raises(ConfigError, match="generates one time step after another"):
+        make_module("timegrad", 2, 1, 8, prior={"name": "last_value"})
