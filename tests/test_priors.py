@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.test_properties import make_module
+from tsdiff.diffusion.prior_regression import BUCKETS
 from tsdiff.diffusion.priors import EdgeAnchors, build_prior, edge_anchors, stream_edge_anchors
 from tsdiff.errors import ConfigError, UnknownNameError
 
@@ -129,7 +130,7 @@ def test_cross_series_prior_fills_a_gap_from_a_related_series():
         w, o = windows[lo:lo + 64], observed[lo:lo + 64]
         m = prior_fit_mask(o, gen)
         batches.append((w, m, o & ~m, None))
-    prior.fit(batches)
+    prior.fit(lambda: batches)
     assert bool(prior.fitted) and prior.neighbours[0, 0] == 1 and prior.neighbours[1, 0] == 0
     est = prior(x0, hole)
     assert torch.equal(est[hole], x0[hole])  # conditioning values unchanged
@@ -140,6 +141,32 @@ def test_cross_series_prior_fills_a_gap_from_a_related_series():
     changed = x0.clone()
     changed[~hole] += 100.0
     assert torch.equal(prior(changed, hole), est)
+
+
+def test_cross_series_second_pass_reads_the_first_pass_estimates_of_related_series():
+    """Chained passes: where a related series is missing too, pass 2 reads pass 1's estimate of
+    it instead of its interpolation; with one pass the prior is pass 1 alone."""
+    v = torch.tensor(_related_series()[:, :, None], dtype=torch.float32)
+    windows = torch.stack([v[s:s + 24] for s in range(0, len(v) - 24, 4)])
+    hole = torch.ones_like(windows[:4], dtype=torch.bool)
+    hole[:, 4:20, 0] = False
+    hole[:, 6:18, 1] = False  # series 0's closest relative is missing over most of its gap
+    two = build_prior({"name": "cross_series", "neighbours": 2}, num_series=3)
+    assert two.weights.shape == (2, 3, len(BUCKETS) + 1, two.num_features)
+    torch.manual_seed(0)
+    two.weights.normal_()
+    one = build_prior({"name": "cross_series", "neighbours": 2, "passes": 1}, num_series=3)
+    one.weights.copy_(two.weights[:1])
+    one.neighbours.copy_(two.neighbours)
+    x = windows[:4]
+    first = one(x, hole)
+    assert torch.equal(two._estimate(0, x, hole, None, None), first)
+    feats, _ = two.features(x, hole, None, first)
+    want, _ = one.features(x, hole)
+    k = two.k
+    near_first = first.reshape(4, 24, 3)[:, :, two.neighbours]
+    assert torch.equal(feats[..., 2:2 + k], near_first) and not torch.equal(feats, want)
+    assert torch.equal(two(x, hole), two._estimate(1, x, hole, None, first))
 
 
 def test_cross_series_prior_is_fitted_at_training_start_and_saved(tmp_path):
@@ -167,6 +194,8 @@ def test_cross_series_prior_is_fitted_at_training_start_and_saved(tmp_path):
     ({"name": "cross_series", "neighbours": -1}, ConfigError, "neighbours must be an integer >= 0"),
     ({"name": "cross_series", "ridge": 0}, ConfigError, "ridge must be a positive number"),
     ({"name": "cross_series", "season": 2}, ConfigError, "unknown option"),
+    ({"name": "cross_series", "passes": 0}, ConfigError, "passes must be an integer >= 1"),
+    ({"name": "cross_series", "fit_windows": 2.5}, ConfigError, "fit_windows must be an integer >= 1"),
     ({"name": "seasonal", "season": 0}, ConfigError, "season must be an integer >= 1"),
     ({"name": "seasonal"}, TypeError, "season"),
     ({"name": "interpolation", "season": 3}, ConfigError, "takes no options"),

@@ -26,10 +26,11 @@ from tsdiff.errors import ConfigError
 
 #: gap shapes with a model each: (both sides known?, lowest distance, highest distance)
 BUCKETS = (
-    (True, 1, 1), (True, 2, 2), (True, 3, 4), (True, 5, 8), (True, 9, 16), (True, 17, None),
+    (True, 1, 1), (True, 2, 2), (True, 3, 4), (True, 5, 8), (True, 9, None),
     (False, 1, 2), (False, 3, 8), (False, 9, None),
 )
 NO_SIDE = len(BUCKETS)  # a series with no conditioning value near it: the related series alone
+_FIT_ENTRIES = 1 << 17  # (step, series) entries whose features the fit holds at once
 
 
 class CrossSeriesPrior(torch.nn.Module):
@@ -40,6 +41,8 @@ class CrossSeriesPrior(torch.nn.Module):
         neighbours: K, the related series each series is regressed on (at most num_series - 1),
             chosen by the absolute correlation of their observed values in training windows.
         ridge: the ridge penalty, in pseudo-observations pulling each model to interpolation.
+        fit_windows: training windows (each with its own simulated holes; repeated with other
+            holes where the data has fewer) the fit sums over.
 
     Its state (``neighbours``, ``weights``, ``fitted``) are buffers, saved in model files.
     Before :meth:`fit` it is plain interpolation.
@@ -47,17 +50,24 @@ class CrossSeriesPrior(torch.nn.Module):
 
     fitted_prior = True
 
-    def __init__(self, num_series: int, neighbours: int = 16, ridge: float = 10.0) -> None:
+    def __init__(self, num_series: int, neighbours: int = 16, ridge: float = 10.0, fit_windows: int = 8192,
+                 passes: int = 2) -> None:
         super().__init__()
         if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
             raise ConfigError(f"prior option neighbours must be an integer >= 0, got {neighbours!r}")
         if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not ridge > 0:
             raise ConfigError(f"prior option ridge must be a positive number, got {ridge!r}")
+        if isinstance(fit_windows, bool) or not isinstance(fit_windows, int) or fit_windows < 1:
+            raise ConfigError(f"prior option fit_windows must be an integer >= 1, got {fit_windows!r}")
+        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+            raise ConfigError(f"prior option passes must be an integer >= 1, got {passes!r}")
+        self.fit_windows = fit_windows
+        self.passes = passes
         self.num_series = int(num_series)
         self.k = min(neighbours, self.num_series - 1)
         self.ridge = float(ridge)
         self.register_buffer("neighbours", torch.zeros(self.num_series, self.k, dtype=torch.long))
-        self.register_buffer("weights", self._start_weights())
+        self.register_buffer("weights", self._start_weights().expand(passes, -1, -1, -1).clone())
         self.register_buffer("fitted", torch.tensor(False))
 
     @property
@@ -70,8 +80,12 @@ class CrossSeriesPrior(torch.nn.Module):
         return w
 
     # --- features ---------------------------------------------------------------------------
-    def features(self, values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None):
-        """``(features [B, L, S, F], bucket [B, L, S])`` of every entry of ``[B, L, N, C]``."""
+    def features(self, values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None,
+                 filled: torch.Tensor | None = None):
+        """``(features [B, L, S, F], bucket [B, L, S])`` of every entry of ``[B, L, N, C]``.
+
+        ``filled`` (``[B, L, N, C]``, the previous pass's estimate) gives the related series'
+        values where they have none; by default their own interpolation."""
         from tsdiff.diffusion.priors import _sides, prior_interpolation
 
         B, L = values.shape[:2]
@@ -84,7 +98,8 @@ class CrossSeriesPrior(torch.nn.Module):
         bucket = self._bucket(has_b, has_a, t - pos_b, pos_a - t)
         parts = [torch.ones_like(interp).unsqueeze(-1), interp.unsqueeze(-1)]
         if self.k:
-            near = interp[:, :, self.neighbours]  # [B, L, S, K]: F_j(t) of each series' neighbours
+            other = interp if filled is None else filled.reshape(B, L, S)
+            near = other[:, :, self.neighbours]  # [B, L, S, K]: F_j(t) of each series' neighbours
             lo = pos_b.clamp(0, L - 1).long()
             hi = pos_a.clamp(0, L - 1).long()
             lo = torch.where(has_b, lo, torch.where(has_a, hi, torch.arange(L, device=values.device).view(1, L, 1)))
@@ -108,42 +123,65 @@ class CrossSeriesPrior(torch.nn.Module):
         return out
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
-        feats, bucket = self.features(values, cond_mask, anchors)
+        filled = None
+        for p in range(self.passes):
+            filled = self._estimate(p, values, cond_mask, anchors, filled)
+        return filled
+
+    def _estimate(self, p, values, cond_mask, anchors, filled):
+        """Pass ``p``: the related series read from ``filled`` (the previous pass)."""
+        feats, bucket = self.features(values, cond_mask, anchors, filled)
         series = torch.arange(self.num_series, device=values.device).view(1, 1, -1).expand_as(bucket)
-        w = self.weights.to(feats.dtype)[series, bucket]  # [B, L, S, F]
+        w = self.weights[p].to(feats.dtype)[series, bucket]  # [B, L, S, F]
         est = (feats * w).sum(-1).reshape(values.shape)
         return torch.where(cond_mask, values, est)
 
     # --- fitting ----------------------------------------------------------------------------
     @torch.no_grad()
     def fit(self, batches) -> None:
-        """Fit from ``(x, cond_mask, target, anchors)`` batches (``[B, L, N, C]``; ``target``:
-        entries to predict; ``anchors`` may be None). The batches are read twice (neighbours
-        first), so pass a list."""
-        batches = list(batches)
-        if not batches:
-            return
+        """Fit from ``batches()``, a function returning a fresh iterable of ``(x, cond_mask,
+        target, anchors)`` batches (``[B, L, N, C]``; ``target``: the entries to predict;
+        ``anchors`` may be None) that yields the same batches each time: it is read twice, for
+        the neighbours and then for the models, holding one batch at a time."""
         if self.k:
-            self.neighbours.copy_(self._choose_neighbours(batches))
+            self.neighbours.copy_(self._choose_neighbours(batches()))
+        for p in range(self.passes):
+            # without related series every pass sees the same features: fit once
+            self.weights[p].copy_(self._fit_pass(p, batches) if p == 0 or self.k else self.weights[0])
+        self.fitted.fill_(True)
+
+    def _fit_pass(self, p: int, batches) -> torch.Tensor:
+        """Least squares of pass ``p``, its related series filled by the passes before it."""
         S, F = self.num_series, self.num_features
         nb = NO_SIDE + 1
         xtx = torch.zeros(S, nb, F, F, dtype=torch.float64)
         xty = torch.zeros(S, nb, F, dtype=torch.float64)
-        for x, cond_mask, target, anchors in batches:
-            feats, bucket = self.features(x, cond_mask, anchors)
+        for x, cond_mask, target, anchors in batches():
             B, L = x.shape[:2]
-            feats = feats.double().cpu()
-            y = x.reshape(B, L, S).double().cpu()
-            sel = target.reshape(B, L, S).cpu()
-            onehot = torch.nn.functional.one_hot(bucket.cpu(), nb).double() * sel.unsqueeze(-1).double()
-            weighted = onehot.unsqueeze(-1) * feats.unsqueeze(-2)  # [B, L, S, nb, F]
-            xtx += torch.einsum("blsnf,blsg->snfg", weighted, feats)
-            xty += torch.einsum("blsnf,bls->snf", weighted, y)
+            step = max(1, _FIT_ENTRIES // (L * S))  # windows at a time, to bound memory on large grids
+            for lo in range(0, B, step):
+                hi = min(lo + step, B)
+                xs, cs = x[lo:hi], cond_mask[lo:hi]
+                an = None if anchors is None else anchors[lo:hi]
+                filled = None
+                for q in range(p):
+                    filled = self._estimate(q, xs, cs, an, filled)
+                feats, bucket = self.features(xs, cs, an, filled)
+                feats = feats.double().cpu()
+                y = x[lo:hi].reshape(hi - lo, L, S).double().cpu()
+                sel = target[lo:hi].reshape(hi - lo, L, S).cpu()
+                bucket = bucket.cpu()
+                for g in range(nb):
+                    rows = (sel & (bucket == g)).unsqueeze(-1).double()
+                    if not rows.any():
+                        continue
+                    xg = feats * rows
+                    xtx[:, g] += torch.einsum("blsf,blsh->sfh", xg, feats)
+                    xty[:, g] += torch.einsum("blsf,bls->sf", xg, y)
         start = self._start_weights().double()
         eye = torch.eye(F, dtype=torch.float64)
         w = torch.linalg.solve(xtx + self.ridge * eye, xty + self.ridge * start)
-        self.weights.copy_(w.to(self.weights.dtype))
-        self.fitted.fill_(True)
+        return w.to(self.weights.dtype)
 
     def _choose_neighbours(self, batches) -> torch.Tensor:
         """The K series most correlated (in absolute value) with each series, over the observed

@@ -237,19 +237,25 @@ _SIZED = {"cross_series"}
 
 def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Holes to fit a fitted prior with: in half the windows random points (a random fraction of
-    the observed entries), in the other half one run per series, of a uniform length from 1 to
-    the window's length at a uniform position, so every gap shape the prior models appears."""
+    the observed entries), in the other half one run in each of a random fraction (up to a half)
+    of the series, the whole window or (as often) a uniform length from 1 to the window's length at
+    a uniform position, so
+    every gap shape the prior models appears while most related series stay observed."""
     from tsdiff.data.masking import random_mask
 
     observed = observed.bool()
     B, L = observed.shape[:2]
     dev = observed.device
+    rand = lambda shape: torch.rand(shape, generator=generator, device=dev)  # noqa: E731
     series_shape = (B, 1) + tuple(observed.shape[2:])
-    length = 1 + torch.floor(torch.rand(series_shape, generator=generator, device=dev) * L).long()
-    start = torch.floor(torch.rand(series_shape, generator=generator, device=dev) * (L - length + 1).float()).long()
+    # half the runs span the whole window (gaps longer than a window, seen through the anchors)
+    length = torch.where(rand(series_shape) < 0.5, torch.full(series_shape, L, device=dev),
+                         1 + torch.floor(rand(series_shape) * L).long())
+    start = torch.floor(rand(series_shape) * (L - length + 1).float()).long()
+    fails = rand(series_shape) < 0.5 * rand((B,) + (1,) * (observed.dim() - 1))
     steps = torch.arange(L, device=dev).reshape((1, L) + (1,) * (observed.dim() - 2))
-    runs = observed & ~((steps >= start) & (steps < start + length))
-    pick = (torch.rand((B,), generator=generator, device=dev) < 0.5).reshape((-1,) + (1,) * (observed.dim() - 1))
+    runs = observed & ~(fails & (steps >= start) & (steps < start + length))
+    pick = (rand((B,)) < 0.5).reshape((-1,) + (1,) * (observed.dim() - 1))
     return torch.where(pick, random_mask(observed, generator), runs)
 
 

@@ -144,12 +144,13 @@ class DiffusionModule(L.LightningModule):
         return cond.prior + self.residual_scale * x0
 
     def _prior_windows(self, dataset, n_windows: int, seed: int, mask_fn=None):
-        """Up to ``n_windows`` windows spread over ``dataset`` in batches of 64, as
+        """``n_windows`` windows spread over ``dataset`` in batches of 64, as
         ``(x, cond_mask, target, anchors)``: evaluation windows keep their ``cond_mask``, training
         windows get one from ``mask_fn`` (default: the training strategy) drawn from their own
         generator, so training's random stream is not touched."""
         n = len(dataset)
-        idx = torch.linspace(0, n - 1, min(n, n_windows)).round().long().unique().tolist() if n else []
+        # spread over the dataset; more windows than it has repeats them (with other masks)
+        idx = torch.linspace(0, n - 1, n_windows).round().long().tolist() if n else []
         gen = torch.Generator().manual_seed(seed)
         mask_fn = mask_fn or self.mask_fn
         for lo in range(0, len(idx), 64):
@@ -182,7 +183,7 @@ class DiffusionModule(L.LightningModule):
         if getattr(self.prior_fn, "fitted_prior", False) and not bool(self.prior_fn.fitted):
             # a fitted prior (cross_series) learns every gap shape: holes from the training
             # strategy in half the windows, runs of any length in the other half
-            self.prior_fn.fit(list(self._prior_windows(dataset, 512, 1, mask_fn=prior_fit_mask)))
+            self.prior_fn.fit(lambda: self._prior_windows(dataset, self.prior_fn.fit_windows, 1, mask_fn=prior_fit_mask))
         if not torch.isfinite(self.prior_scale):
             self.prior_scale.fill_(self.estimate_prior_scale(dataset))
 
