@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     else:
         settings = dict(max_steps=600, n_samples=50, sampler="ddim", sampling_steps=25)
 
-    forecaster = tsdiff.Forecaster(prediction_length=H, context_length=60, progress=not args.fast, **settings)
+    forecaster = tsdiff.Forecaster(prediction_length=H, context_length=60, verbose=not args.fast, **settings)
     forecaster.fit(history)
     forecast = forecaster.predict()
 

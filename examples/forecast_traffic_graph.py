@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     else:
         settings = dict(max_steps=500, n_samples=32, sampler="ddim", sampling_steps=20)
     forecaster = tsdiff.Forecaster(model=known.model, prediction_length=H, context_length=12,
-                                   progress=not args.fast, **settings)
+                                   verbose=not args.fast, **settings)
     forecaster.fit(history, graph=adj)
     forecast = forecaster.predict()
     truth = future.to_numpy()

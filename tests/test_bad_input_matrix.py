@@ -44,14 +44,44 @@ class CLIError(Exception):
 
 
 def cli(*argv: str) -> int:
+    """Run ``tsdiff ARGV`` in-process. Exit status 2 must come with a ``tsdiff CMD: error: ...`` line on
+    stderr (after warnings, if any) and no traceback; it is raised as CLIError. An exception escaping
+    ``main`` (a raw traceback for a user) fails the row, since it is not the CLIError the row expects."""
     from tsdiff.cli import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(list(argv))
+    text = err.getvalue()
+    assert "Traceback" not in text, text
     if code == 2:
-        raise CLIError(err.getvalue())
+        lines = text.splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith(f"tsdiff {argv[0]}: error: ")), None)
+        assert start is not None, f"exit 2 without a 'tsdiff {argv[0]}: error: ...' line: {text!r}"
+        assert all(line.startswith(f"tsdiff {argv[0]}: warning: ") for line in lines[:start]), text
+        raise CLIError(text)
     return code
+
+
+def _tiny_imputer_file() -> str:
+    """A tiny imputer for 2 columns, trained (once) on values of about 1, saved to a file."""
+    global _TINY_IMPUTER
+    if _TINY_IMPUTER is None:
+        import tempfile
+
+        from tsdiff.api import Imputer
+
+        X = np.random.default_rng(0).normal(size=(16, 2))
+        X[3, 0] = np.nan
+        path = Path(tempfile.mkdtemp(prefix="tsdiff-bad-")) / "imputer.pt"
+        Imputer(window=8, max_steps=1, n_samples=1, sampling_steps=1, prior="none", device="cpu", model_options={
+            "layers": 1, "channels": 8, "heads": 2, "ff_dim": 8, "diffusion_embedding_dim": 16,
+            "time_embedding_dim": 8, "feature_embedding_dim": 4}).fit(X).save(path)
+        _TINY_IMPUTER = str(path)
+    return _TINY_IMPUTER
+
+
+_TINY_IMPUTER: str | None = None
 
 
 def cfg(*overrides: str):
@@ -185,9 +215,72 @@ def _api(what: str):
             return api.Forecaster(prediction_length=20, context_length=20, max_steps=1).fit(_frame(X[:10]))
         if what == "forecaster_load_missing":
             return api.Forecaster.load("/nonexistent/model.pt")
-        raise AssertionError(what)
+        return _hostile(api, X, what)
 
     return call
+
+
+_TINY = dict(max_steps=1, n_samples=1, sampling_steps=1, device="cpu")
+
+
+def _hostile(api, X, what: str):
+    """Hostile input to the Python API (settings, labels, storage kinds, precision)."""
+    F = dict(prediction_length=2, context_length=4, max_steps=1, n_samples=1, sampling_steps=1, verbose=False,
+             device="cpu")
+    df = _frame(X)
+    if what.startswith("sample_n="):
+        imp = api.Imputer(window=8, **_TINY).fit(X)
+        imp.module_ = None  # n_samples must be refused before anything runs (or is allocated)
+        return imp.sample(X, n_samples={"neg": -3, "float": 2.0, "bool": True}[what.split("=")[1]])
+    if what.startswith("predict_n="):
+        fc = api.Forecaster(**F).fit(df)
+        return fc.predict(n_samples={"neg": -3, "float": 2.0, "bool": True}[what.split("=")[1]])
+    settings = {"lr_nan": {"lr": float("nan")}, "lr_negative": {"lr": -1}, "lr_bool": {"lr": True},
+                "seed_negative": {"random_state": -1}, "seed_float": {"random_state": 1.5},
+                "cuda": {"device": "cuda"}}
+    who, _, key = what.partition("_")
+    if key in settings:
+        if who == "imputer":
+            return api.Imputer(**{**_TINY, **settings[key]}).fit(X)
+        return api.Forecaster(**{**F, **settings[key]}).fit(df)
+    if what == "forecaster_freq":
+        return api.Forecaster(**F, freq="bogus").fit(df)
+    if what == "to_series_freq":
+        return api.to_series(X, freq="bogus")
+    if what == "lr_diverges":
+        Y = X.copy()
+        Y[4, 1] = np.nan
+        return api.Imputer(**{**_TINY, "max_steps": 8, "lr": 1e6}).fit_transform(Y)
+    if what == "to_pandas_quantiles":
+        return api.Forecaster(**F).fit(df).predict().to_pandas(quantiles=[2])
+    if what == "forecaster_all_nan_series":
+        Y = X.copy()
+        Y[:, 1] = np.nan
+        return api.Forecaster(**F).fit(_frame(Y))
+    if what in ("imputer_duplicates", "forecaster_duplicates"):
+        bad = _frame(X, columns=["a", "a", "b"])
+        return api.Imputer(**_TINY).fit(bad) if what.startswith("imputer") else api.Forecaster(**F).fit(bad)
+    if what == "imputer_mixed_labels":
+        return api.Imputer(**_TINY).fit(_frame(X, columns=[0, "a", "b"]))
+    if what == "forecaster_colliding_labels":
+        return api.Forecaster(**F).fit(_frame(X, columns=[0, "0", "b"]))
+    if what in ("imputer_scipy", "forecaster_scipy"):
+        import scipy.sparse as sp
+
+        m = sp.csr_matrix(X)
+        return api.Imputer(**_TINY).fit(m) if what.startswith("imputer") else api.Forecaster(**F).fit(m)
+    big = (np.arange(90, dtype=np.int64).reshape(30, 3) + 2**53 + 1)
+    if what == "imputer_int64":
+        return api.Imputer(**_TINY).fit(big)
+    if what == "forecaster_int64":
+        return api.Forecaster(**F).fit(big)
+    if what == "forecaster_int64_frame":
+        return api.Forecaster(**F).fit(_frame(big))
+    if what == "imputer_nullable_int64":
+        return api.Imputer(**_TINY).fit(_frame(big).astype("Int64"))
+    if what == "imputer_float128":
+        return api.Imputer(**_TINY).fit(X.astype(np.longdouble) + np.longdouble(1) / np.longdouble(3 * 2**60))
+    raise AssertionError(what)
 
 
 def _cases() -> list[Case]:
@@ -202,6 +295,9 @@ def _cases() -> list[Case]:
     bad_yaml = _tmp("bad.yaml", "trainer: [1, 2\n")
     list_yaml = _tmp("list.yaml", "- a\n- b\n")
     json_pt = _tmp("model.pt", '{"format": "tsdiff-model-v1"}')
+    same_csv = _tmp("d.csv", "t,a\n2024-01-01,1\n2024-01-02,\n")
+    csv_dir = same_csv.parent / "folder.csv"
+    csv_dir.mkdir()
     rows = [
         # --- config loading and overrides --------------------------------------------------------
         Case("config/unknown-key", cfg("trainer.max_epoch=3"), ConfigError, "did you mean 'max_epochs'"),
@@ -258,6 +354,37 @@ def _cases() -> list[Case]:
         Case("cli/impute-strings", lambda: cli("impute", str(_tmp("bad.csv", "time,a,b\n2024-01-01 00:00,1,x\n"
                                                                          "2024-01-01 01:00,2,3\n")), "-o", "/tmp/x.csv"),
              CLIError, "column 'b' is not numeric"),
+        Case("cli/impute-output-is-input", lambda: cli("impute", str(same_csv), "-o", str(same_csv)), CLIError,
+             "is the same file as input"),  # fixed: the input was overwritten
+        Case("cli/impute-output-directory", lambda: cli("impute", str(same_csv), "-o", str(csv_dir)), CLIError,
+             "is a directory"),  # fixed: a traceback after training
+        Case("cli/impute-uncertainty-under-a-file", lambda: cli("impute", str(same_csv), "-o", "/tmp/x.csv",
+                                                                "--uncertainty", str(same_csv / "u.csv")), CLIError,
+             "is a file, not a folder"),  # fixed: exit 1 after the output was written
+        Case("cli/forecast-day-first", lambda: cli("forecast", str(_tmp("dmy.csv", "date,a\n12/01/2024,1\n"
+                                                                             "13/01/2024,2\n")), "-o", "/tmp/x.csv"),
+             CLIError, "pass --dayfirst"),  # fixed: "not sorted"
+        Case("cli/forecast-irregular-steps", lambda: cli("forecast", str(_tmp("st.csv", "t,a\n0,1\n1,2\n5,3\n")),
+                                                         "-o", "/tmp/x.csv"), CLIError, "constant step"),  # fixed
+        Case("cli/impute-wrong-encoding", lambda: cli("impute", str(_tmp("l1.csv", "t,a\n\xe9,1\n".encode("latin-1"))),
+                                                      "--encoding", "utf-8", "-o", "/tmp/x.csv"), CLIError,
+             "is not valid utf-8 text"),  # fixed: UnicodeDecodeError
+        # found by tests/test_fuzz_inputs.py:
+        Case("cli/impute-infinite-cell", lambda: cli(
+            "impute", str(_tmp("inf.csv", "t,a,b\n1,2,inf\n2,,3\n")), "-o", "/tmp/x.csv"), CLIError,
+             "column 'b' holds 1 infinite value(s) (e.g. 'inf' at line 2)"),  # fixed: sklearn's "Input X contains
+        # infinity or a value too large for dtype('float64')", naming no file, line or column
+        Case("cli/impute-beyond-model-range", lambda: cli(
+            "impute", str(_tmp("big.csv", "t,a,b\n1,2,1e300\n2,,3\n")), "-o", "/tmp/x.csv", "--model",
+            _tiny_imputer_file()), CLIError,
+             "lie too far outside the data the model was trained on, e.g. 1e+300 in column 'b' (line 2)"),
+        # fixed: "x has 1 NaN/inf value(s); missing values must be 0 in x and False in cond_mask"
+        Case("cli/impute-header-separators-only", lambda: cli(
+            "impute", str(_tmp("sep.csv", ",\nt,a,b\n1,2,\n")), "-o", "/tmp/x.csv"), CLIError,
+             "the header, line 1, is a row of separators only"),  # fixed: only "line 2 has 3 cells but the header has 2"
+        Case("cli/forecast-offset-and-none", lambda: cli("forecast", str(_tmp(
+            "tz.csv", "t,a\n2024-01-01 00:00+01:00,1\n2024-01-01 01:00,2\n")), "-o", "/tmp/x.csv"),
+             CLIError, "has a UTC offset but"),  # fixed: read as labels
         # --- adapters: frames and numpy -----------------------------------------------------------
         Case("frames/not-a-frame", lambda: frames.from_wide_dataframe(np.zeros((3, 2))), DataError,
              "expected a pandas DataFrame"),
@@ -398,7 +525,7 @@ def _cases() -> list[Case]:
         Case("metrics/mask-values", _metric("ensemble_crps", np.ones((2, 3)), np.ones(3), np.array([0, 2, 1])),
              DataError, "mask must be bool, or numeric with only 0/1 values"),
         # --- model files ------------------------------------------------------------------------------------
-        Case("checkpoint/directory", lambda: load_model(ROOT), TsdiffError, "does not exist"),
+        Case("checkpoint/directory", lambda: load_model(ROOT), TsdiffError, "is a directory, not a model file"),  # fixed
         Case("checkpoint/json", lambda: load_model(json_pt), TsdiffError, "is not a loadable tsdiff model file"),
         Case("checkpoint/empty", lambda: load_model(_tmp("empty.pt", b"")), TsdiffError,
              "is not a loadable tsdiff model file"),
@@ -435,6 +562,39 @@ def _cases() -> list[Case]:
         Case("api/forecaster-strings", _api("forecaster_strings"), DataError, "not numeric"),
         Case("api/forecaster-short", _api("forecaster_short"), DataError, "10"),
         Case("api/forecaster-load", _api("forecaster_load_missing"), TsdiffError, "does not exist"),
+        # hostile input (all fixed): settings, labels, storage kinds, precision
+        *[Case(f"api/sample-n-{k}", _api(f"sample_n={k}"), ConfigError, "n_samples must be an integer >= 1")
+          for k in ("neg", "float", "bool")],
+        *[Case(f"api/predict-n-{k}", _api(f"predict_n={k}"), ConfigError, "n_samples must be an integer >= 1")
+          for k in ("neg", "float", "bool")],
+        *[Case(f"api/{who}-{k.replace('_', '-')}", _api(f"{who}_{k}"), ConfigError, frag)
+          for who in ("imputer", "forecaster")
+          for k, frag in (("lr_nan", "lr must be a positive finite number"), ("lr_negative", "lr must be a positive"),
+                          ("lr_bool", "lr must be a positive"),
+                          ("seed_negative", "random_state must be None, an integer seed in [0, 2**32 - 1]"),
+                          ("seed_float", "random_state must be None"), ("cuda", "CUDA is not available"))
+          if not (k == "cuda" and torch.cuda.is_available())],
+        Case("api/forecaster-freq", _api("forecaster_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
+        Case("api/to-series-freq", _api("to_series_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
+        Case("api/lr-diverges", _api("lr_diverges"), ConfigError, "training diverged"),
+        Case("api/to-pandas-quantiles", _api("to_pandas_quantiles"), ConfigError, "must be levels in [0, 1]"),
+        Case("api/forecaster-all-nan-series", _api("forecaster_all_nan_series"), DataError,
+             "series 's1' has no observed value (all NaN)"),
+        Case("api/imputer-duplicates", _api("imputer_duplicates"), DataError, "duplicate column 'a'"),
+        Case("api/forecaster-duplicates", _api("forecaster_duplicates"), DataError, "duplicate column 'a'"),
+        Case("api/imputer-mixed-labels", _api("imputer_mixed_labels"), DataError,
+             "column labels of mixed types (int, string"),
+        Case("api/forecaster-colliding-labels", _api("forecaster_colliding_labels"), DataError,
+             "column labels that are equal as text"),
+        Case("api/imputer-scipy-sparse", _api("imputer_scipy"), DataError, "X is a scipy sparse matrix (csr_matrix)"),
+        Case("api/forecaster-scipy-sparse", _api("forecaster_scipy"), DataError, "is a scipy sparse matrix"),
+        Case("api/imputer-int64-precision", _api("imputer_int64"), DataError,
+             "exceed 2**53 and cannot be represented exactly in float64"),
+        Case("api/forecaster-int64-precision", _api("forecaster_int64"), DataError, "exceed 2**53"),
+        Case("api/forecaster-int64-frame-precision", _api("forecaster_int64_frame"), DataError, "exceed 2**53"),
+        Case("api/imputer-nullable-int64-precision", _api("imputer_nullable_int64"), DataError, "exceed 2**53"),
+        Case("api/imputer-float128-precision", _api("imputer_float128"), DataError,
+             "not exactly representable in float64"),
     ]
     return rows
 

@@ -104,7 +104,7 @@ def test_forecaster_and_imputer_train_and_sample_on_cuda(data_dir, cuda, record_
     frame = pd.read_csv(data_dir / "exchange_rate" / "exchange_rate.txt.gz", header=None).iloc[:400, :3]
     frame.index = pd.bdate_range("1990-01-01", periods=len(frame))
     calls = record_calls(DiffusionModule, "sample")
-    fc = tsdiff.Forecaster(prediction_length=8, max_steps=20, n_samples=8, device="gpu", progress=False)
+    fc = tsdiff.Forecaster(prediction_length=8, max_steps=20, n_samples=8, device="gpu", verbose=False)
     fc.fit(frame)
     assert next(fc.module_.parameters()).device.type == "cuda"
     forecast = fc.predict()

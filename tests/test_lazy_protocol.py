@@ -284,7 +284,7 @@ def test_forecaster_on_dask_backed_xarray_never_loads_it_whole(era5_path, monkey
 
     corner = dict(latitude=slice(0, 5), longitude=slice(0, 6))
     kw = dict(prediction_length=6, context_length=12, max_steps=3, batch_size=4, random_state=0, n_samples=3,
-              sampling_steps=5, progress=False)
+              sampling_steps=5, verbose=False)
     with xr.open_dataset(era5_path) as ds:
         loaded = ds.isel(**corner).load()
     eager = tsdiff.Forecaster(**kw).fit(loaded)

@@ -288,3 +288,33 @@ def test_imputer_with_a_prior_bridges_gaps_across_windows():
 def test_priors_need_a_whole_window_network():
     with pytest.raises(ConfigError, match="generates one time step after another"):
         make_module("timegrad", 2, 1, 8, prior={"name": "last_value"})
+
+
+def _hourly_frame(T=240):
+    t = np.arange(T)
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": np.sin(2 * np.pi * t / 24) + 0.1 * rng.normal(size=T), "b": t / T},
+                        index=pd.date_range("2024-01-01", periods=T, freq="h"))
+
+
+def test_forecaster_seasonal_prior_takes_the_season_from_the_frequency():
+    import tsdiff
+
+    fc = tsdiff.Forecaster(prediction_length=12, context_length=24, max_steps=1, n_samples=2, sampling_steps=2,
+                           prior="seasonal", verbose=False, device="cpu",
+                           model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8}).fit(_hourly_frame())
+    assert fc.module_.prior_fn.season == 24
+    assert fc.get_params()["prior"] == "seasonal"  # the argument itself is stored unchanged
+
+
+def test_forecaster_seasonal_prior_longer_than_the_context_is_refused_or_persistence_by_default():
+    import tsdiff
+
+    tiny = dict(prediction_length=6, context_length=12, max_steps=1, n_samples=2, sampling_steps=2, verbose=False,
+                device="cpu", model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    with pytest.raises(ConfigError, match="season 30 steps, longer than the context_length of 12"):
+        tsdiff.Forecaster(prior={"name": "seasonal", "season": 30}, **tiny).fit(_hourly_frame())
+    # the default: a day of hourly data does not fit in 12 steps of context, so persistence
+    assert tsdiff.Forecaster(**tiny).fit(_hourly_frame()).module_.prior_fn.season == 1
+    # no frequency (a plain array): persistence too
+    assert tsdiff.Forecaster(**tiny).fit(_hourly_frame().to_numpy()).module_.prior_fn.season == 1

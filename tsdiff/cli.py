@@ -88,6 +88,19 @@ def _datasets(action: str, names: list[str], data_dir: str | None) -> int:
     return datasets_command(action, names, data_dir)
 
 
+def _show_input_warning(command: str, show):
+    """Show warnings about a user's file as ``tsdiff CMD: warning: ...`` (others as before)."""
+    from tsdiff.csv_dialect import InputWarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"tsdiff {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -117,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stored eps_sq_norm ({len(gamma)} steps; {shown}) in {path}; sample with "
                   f"eval.sampler=ddpm \"eval.sampler_options={{variance: analytic}}\"")
         elif args.command in ("impute", "forecast", "predict", "plot"):
+            import warnings
+
             from tsdiff.user_commands import COMMANDS
 
-            return COMMANDS[args.command](args)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_input_warning(args.command, warnings.showwarning)
+                return COMMANDS[args.command](args)
         elif args.command == "bench":
             from tsdiff.bench.cli import main as bench_main
 

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.quantiles import sample_median, sample_quantile
 
 _BLUE = "#1f77b4"
 _ORANGE = "#d95f02"
@@ -72,10 +73,10 @@ def _pick(names: Sequence, series, limit: int) -> list[int]:
 def _fan(ax, x, samples: np.ndarray, levels: Iterable[float], color=_BLUE, label="median"):
     """Shaded central intervals of ``samples`` ``[S, H]`` (widest lightest) and the median line."""
     for lev in sorted(levels, reverse=True):
-        lo, hi = np.quantile(samples, [(1 - lev) / 2, (1 + lev) / 2], axis=0)
+        lo, hi = sample_quantile(samples, [(1 - lev) / 2, (1 + lev) / 2], axis=0)  # = Forecast.interval
         ax.fill_between(x, lo, hi, color=color, alpha=0.15 + 0.25 * (1 - lev), linewidth=0,
                         label=f"{int(round(lev * 100))}% interval")
-    ax.plot(x, np.median(samples, axis=0), color=color, linewidth=1.6, label=label)
+    ax.plot(x, sample_median(samples, axis=0), color=color, linewidth=1.6, label=label)  # = Forecast.median
 
 
 def plot_forecast(forecast, path: str | os.PathLike | None = None, *, series=None, channel: int = 0,
@@ -141,7 +142,7 @@ def plot_imputation(observed, samples: np.ndarray, path: str | os.PathLike | Non
     for row, f in enumerate(idx):
         ax = axes[row, 0]
         for lev in sorted(levels, reverse=True):
-            lo, hi = np.quantile(smp[:, :, f], [(1 - lev) / 2, (1 + lev) / 2], axis=0)
+            lo, hi = sample_quantile(smp[:, :, f], [(1 - lev) / 2, (1 + lev) / 2], axis=0)  # = Imputer.quantiles
             lo, hi = np.where(miss[:, f], lo, np.nan), np.where(miss[:, f], hi, np.nan)
             ax.fill_between(x, lo, hi, color=_ORANGE, alpha=0.3, linewidth=0,
                             label=f"{int(round(lev * 100))}% interval")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.quantiles import sample_quantile
 
 _SETTINGS_HELP = ("settings as key=value (YAML values) on top of --config, e.g. max_steps=200 window=48 "
                   "'model_options={layers: 2, channels: 32}'; give them right after INPUT, before the options")
@@ -27,14 +28,18 @@ def add_parsers(sub) -> None:
                        description=(
         "Fill the NaN / empty cells of INPUT and write OUTPUT in the same format.\n\n"
         "INPUT.csv: first column time (or any row label), one numeric column per series; empty cells, NaN or NA\n"
-        "are missing. OUTPUT.csv keeps the header, the index and every observed cell byte for byte; each\n"
-        "missing cell gets the median of --n-samples imputations.\n"
+        "are missing. OUTPUT.csv keeps the header, the index and every observed cell byte for byte (quotes,\n"
+        "line endings, '#' comment lines and the encoding too); each missing cell gets the median of\n"
+        "--n-samples imputations. Rows of separators only (',,,') are left out, with a warning.\n"
         "INPUT.nc: a netCDF grid (time, latitude, longitude); NaN cells are filled, coordinates, attributes and\n"
         "encoding are kept, observed values are copied unchanged. The grid is read and written window by window,\n"
         "so files larger than memory work (training on INPUT reads it window by window above 1 GiB of values).\n\n"
         "Without --model a tsdiff.Imputer is first trained on INPUT itself (settings: --config YAML of Imputer\n"
         "arguments, then key=value overrides). --model uses a file saved by Imputer.save / --save-model, or\n"
         "an imputation model.pt from `tsdiff fit` (same columns required).\n\n"
+        "OUTPUT, --uncertainty and --save-model must differ from INPUT and be writable; this is checked\n"
+        "before any work. Missing folders are created. A run killed while writing leaves a hidden\n"
+        "'.OUTPUT.tsdiff-PID-XXXX.tmp' beside OUTPUT; the next run writing OUTPUT removes it.\n\n"
         "example: tsdiff impute sensors.csv max_steps=300 -o filled.csv --plot gaps.png"))
     i.add_argument("input", help="INPUT.csv or INPUT.nc")
     i.add_argument("-o", "--output", required=True, help="OUTPUT.csv or OUTPUT.nc (same kind as INPUT)")
@@ -45,11 +50,18 @@ def add_parsers(sub) -> None:
         "also write per-missing-entry mean, std and 5/50/95%% quantiles: a CSV (time, column, ...) for CSV input, "
         "a netCDF with a 'stat' dimension for grids"))
     i.add_argument("--plot", default=None, help="write a PNG of the imputations with 90%% intervals (grids: maps)")
+    _csv_args(i, forecast=False)
 
     f = sub.add_parser("forecast", help="forecast the steps after a CSV table or netCDF grid", formatter_class=fmt,
                        description=(
         "Forecast the --prediction-length steps after the end of INPUT.\n\n"
         "INPUT.csv: first column timestamps (regular frequency), one numeric column per series.\n"
+        "  Dates such as 01/02/2024 are read month-first; pass --dayfirst for dd/mm/yyyy or --date-format.\n"
+        "  Timestamps with UTC offsets (+01:00, also changing with daylight saving time) are read as\n"
+        "  instants; the forecast's timestamps carry the offset of the last row.\n"
+        "  A first column of numbers (0, 1, 2, ... or epoch seconds) is a step counter, not a date: the\n"
+        "  forecast rows continue it (last + k x step). Pass --time-unit s (ms, us, ns, m, h, D) to read\n"
+        "  the numbers as epoch times instead.\n"
         "INPUT.nc: a netCDF grid (time, latitude, longitude).\n"
         "OUTPUT.csv: mean and quantile columns 'series:stat' on the future timestamps;\n"
         "OUTPUT.nc: all sample paths with a 'sample' dimension and the input's coordinates.\n\n"
@@ -66,6 +78,7 @@ def add_parsers(sub) -> None:
     f.add_argument("--sampler", default=None, help="sampler name (ddpm, ddim, heun, dpm_solver_pp, ...)")
     f.add_argument("--steps", type=int, default=None, help="sampler steps (default: all diffusion steps)")
     f.add_argument("--plot", default=None, help="write a fan chart PNG")
+    _csv_args(f, forecast=True)
 
     p = sub.add_parser("predict", help="sample a trained run's evaluation windows and write the predictions",
                        formatter_class=fmt, description=(
@@ -90,6 +103,59 @@ def add_parsers(sub) -> None:
     g.add_argument("records", nargs="+", help="record JSON files or folders holding them")
     g.add_argument("-o", "--output", required=True, help="OUTPUT.png")
     g.add_argument("--metric", default="crps", help="metric key in the records (default crps)")
+
+
+def _csv_args(p, forecast: bool) -> None:
+    g = p.add_argument_group("reading INPUT.csv (detected when not given)")
+    g.add_argument("--encoding", default=None, help=(
+        "text encoding of INPUT.csv (default: from its byte-order mark, else UTF-8; a file that is not UTF-8 is "
+        "read as Windows-1252 / Latin-1 with a warning). The output keeps it"))
+    g.add_argument("--sep", default=None, help="separator of INPUT.csv: ',', ';', tab or '|' (default: detected)")
+    g.add_argument("--dayfirst", action="store_true", help="read dates such as 01/02/2024 as dd/mm/yyyy "
+                   "(default mm/dd/yyyy; ambiguous dates are an error that asks for this option)")
+    g.add_argument("--date-format", default=None,
+                   help="strftime format of the first column, e.g. '%%d.%%m.%%Y %%H:%%M'")
+    if forecast:
+        g.add_argument("--time-unit", default=None, choices=["D", "h", "m", "s", "ms", "us", "ns"], help=(
+            "read a numeric first column as epoch times in this unit (s: Unix seconds); without it numbers are "
+            "a step counter"))
+
+
+def _csv_options(args, kind: str) -> dict:
+    """The CSV reading options of ``args`` (refused for a netCDF input)."""
+    sep = {"tab": "\t", "\\t": "\t"}.get(args.sep, args.sep)
+    opts = {"encoding": args.encoding, "sep": sep, "dayfirst": args.dayfirst, "date_format": args.date_format,
+            "time_unit": getattr(args, "time_unit", None)}
+    given = [k for k, v in opts.items() if v]
+    if kind != "csv" and given:
+        raise ConfigError(f"--{given[0].replace('_', '-')} applies to a CSV input; {args.input!r} is a netCDF "
+                          "grid: drop the option")
+    if args.dayfirst and args.date_format:
+        raise ConfigError("give --dayfirst or --date-format, not both (the format says the order)")
+    return opts
+
+
+def _check_paths(inputs: dict, outputs: dict) -> None:
+    """Refuse, before any work, an output that is one of the inputs (it would be destroyed), two
+    outputs that are the same file, and an output that cannot be written."""
+    from tsdiff.io import check_writable, same_file
+
+    ins = {k: v for k, v in inputs.items() if v}
+    outs = {k: v for k, v in outputs.items() if v}
+    for oname, opath in outs.items():
+        for iname, ipath in ins.items():
+            if same_file(opath, ipath):
+                p = Path(opath)
+                other = str(p.with_name(p.stem + ".out" + p.suffix))
+                raise ConfigError(f"{oname} {opath!r} is the same file as {iname} {ipath!r}: writing it would destroy "
+                                  f"the {iname}; write to another file, e.g. {other!r}")
+    items = list(outs.items())
+    for i, (a, pa) in enumerate(items):
+        for b, pb in items[i + 1:]:
+            if same_file(pa, pb):
+                raise ConfigError(f"{a} and {b} are the same file {pa!r}; give each output its own file")
+    for oname, opath in outs.items():
+        check_writable(opath, oname)
 
 
 def _model_args(p) -> None:
@@ -141,6 +207,15 @@ def _check_output(args, kind_in: str) -> str:
                           f"(.csv for tables, .nc for grids)")
     if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
         raise ConfigError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
+    unc = getattr(args, "uncertainty", None)
+    if unc is not None and file_kind(unc, "--uncertainty") != kind_in:
+        raise ConfigError(f"--uncertainty {unc!r} must be a {'.csv' if kind_in == 'csv' else '.nc'} file like the "
+                          "input")
+    if args.save_model and args.model:
+        raise ConfigError("--save-model saves a model trained on INPUT; with --model nothing is trained: drop "
+                          "--save-model")
+    _check_paths({"input": args.input, "--model": args.model, "--config": args.config},
+                 {"output": args.output, "--uncertainty": unc, "--plot": args.plot, "--save-model": args.save_model})
     return kind_out
 
 
@@ -150,6 +225,7 @@ def impute_command(args) -> int:
     from tsdiff.userfiles import file_kind
 
     kind = file_kind(args.input, "input")
+    csv_options = _csv_options(args, kind)
     _check_output(args, kind)
     if args.model:
         imp = Imputer.load(args.model)
@@ -159,7 +235,7 @@ def impute_command(args) -> int:
         imp = Imputer(**_settings(Imputer, args.config, args.settings, {"random_state": args.seed}))
     n = args.n_samples if args.n_samples is not None else imp.n_samples
     if kind == "csv":
-        _impute_csv(imp, args, n)
+        _impute_csv(imp, args, n, csv_options)
     else:
         _impute_grid(imp, args, n)
     if args.save_model and not args.model:
@@ -168,15 +244,20 @@ def impute_command(args) -> int:
     return 0
 
 
-def _impute_csv(imp, args, n: int) -> None:
+def _impute_csv(imp, args, n: int, csv_options: dict) -> None:
     import pandas as pd
 
     from tsdiff.plotting import plot_imputation
-    from tsdiff.userfiles import read_csv_table, write_imputed_csv
+    from tsdiff.userfiles import read_csv_table, write_imputed_csv, write_table_like
 
-    df, rows, eol = read_csv_table(args.input)
+    table = read_csv_table(args.input, **csv_options)
+    df = table.frame
     if args.model:
+        from tsdiff.validation import check_model_range
+
         _check_loaded_columns(imp, df)
+        check_model_range(imp.module_.scaler, df.to_numpy(), args.input, columns=[str(c) for c in df.columns],
+                          rows=[f"line {r.line}" for r in table.rows])
     else:
         imp.fit(df)
     frame = df if hasattr(imp, "feature_names_in_") else df.to_numpy()
@@ -185,16 +266,18 @@ def _impute_csv(imp, args, n: int) -> None:
     missing = np.isnan(arr)
     point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
     filled = np.where(missing, point, arr)
-    write_imputed_csv(args.output, rows, filled, missing, eol)
+    write_imputed_csv(args.output, table, filled, missing)
     print(f"imputed {int(missing.sum())} missing value(s) in {arr.shape[0]} rows x {arr.shape[1]} columns -> "
           f"{args.output}")
     if args.uncertainty:
         t, f = np.nonzero(missing)
-        q = np.quantile(draws[:, t, f], [0.05, 0.5, 0.95], axis=0)
-        table = pd.DataFrame({df.index.name or "index": df.index[t], "column": df.columns[f],
+        q = sample_quantile(draws[:, t, f], [0.05, 0.5, 0.95], axis=0)  # GluonTS' nearest rank
+        labels = np.asarray(table.labels, dtype=object)  # the input's text, not a re-formatted time
+        stats = pd.DataFrame({df.index.name or "index": labels[t], "column": df.columns[f],
                               "mean": draws[:, t, f].mean(axis=0), "std": draws[:, t, f].std(axis=0),
                               "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]})
-        table.to_csv(args.uncertainty, index=False)
+        write_table_like(args.uncertainty, table, stats)
+        print(f"wrote {args.uncertainty}")
     if args.plot:
         plot_imputation(df, draws, args.plot)
         print(f"wrote {args.plot}")
@@ -253,7 +336,7 @@ def _impute_grid(imp, args, n: int) -> None:
                 point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
                 out.write(a, np.where(missing, point, values))
                 if args.uncertainty:
-                    summary = (draws.mean(0), draws.std(0), np.quantile(draws, 0.05, 0), np.quantile(draws, 0.95, 0))
+                    summary = (draws.mean(0), draws.std(0), *sample_quantile(draws, [0.05, 0.95], axis=0))
                     unc.write(a, np.stack([np.where(missing, s, np.nan) for s in summary]))
                 gaps = missing.reshape(len(values), -1).sum(axis=1)
                 t = int(np.argmax(gaps))
@@ -277,11 +360,12 @@ def forecast_command(args) -> int:
     from tsdiff.userfiles import file_kind, open_grid, read_csv_table, write_forecast
 
     kind = file_kind(args.input, "input")
+    csv_options = _csv_options(args, kind)
     _check_output(args, kind)
+    table, relabel = None, None
     if kind == "csv":
-        data, _, _ = read_csv_table(args.input)
-        if not hasattr(data.index, "freq"):
-            raise DataError(f"{args.input}: the first column must hold timestamps to forecast the future")
+        table = read_csv_table(args.input, **csv_options, strict_time=True)
+        data, relabel = _model_time_axis(table, args.input)
     else:
         data = open_grid(args.input)
     extra = {"prediction_length": args.prediction_length, "context_length": args.context_length,
@@ -292,19 +376,63 @@ def forecast_command(args) -> int:
             raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model trained "
                               "on INPUT; drop them with --model")
     else:
-        fc = Forecaster(**{"progress": False, **_settings(Forecaster, args.config, args.settings, extra)})
+        fc = Forecaster(**{"verbose": False, **_settings(Forecaster, args.config, args.settings, extra)})
         fc.fit(data)
-    forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, steps=args.steps, progress=False)
-    write_forecast(forecast, args.output)
+    forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, sampling_steps=args.steps,
+                          verbose=False)
+    index = relabel(forecast.index) if relabel else None
+    write_forecast(forecast, args.output, index=index, like=table)
     print(f"forecast {forecast.prediction_length} steps x {forecast.samples_full.shape[2]} series "
           f"({forecast.n_samples} samples) -> {args.output}")
     if args.plot:
-        forecast.plot(args.plot)
+        _relabelled(forecast, index, table).plot(args.plot)
         print(f"wrote {args.plot}")
     if args.save_model and not args.model:
         fc.save(args.save_model)
         print(f"saved model to {args.save_model}")
     return 0
+
+
+def _model_time_axis(table, where):
+    """The table with the time axis the model needs (tz-naive timestamps) and a function that
+    turns the forecast's timestamps back into the input's kind of label (steps, UTC offsets)."""
+    import pandas as pd
+
+    data, axis = table.frame, table.axis
+    if axis.kind == "labels":
+        raise DataError(f"{where}: the first column must hold timestamps (or step numbers) to forecast the future, "
+                        f"but {axis.reason}; write dates such as 2024-01-31 or 2024-01-31 13:00")
+    if axis.kind == "steps":
+        steps = data.index.to_numpy()
+        diffs = np.diff(steps)
+        bad = np.flatnonzero(diffs != diffs[0]) if len(diffs) else []
+        if len(steps) < 2 or diffs[0] <= 0 or len(bad):
+            i = int(bad[0]) + 1 if len(bad) else 1
+            raise DataError(f"{where}: the first column holds numbers, read as a step counter, but they do not "
+                            f"increase by a constant step (line {table.rows[min(i, len(steps) - 1)].line}); sort the "
+                            "rows and fill skipped steps with empty cells, or pass --time-unit s (ms, ...) if they "
+                            "are epoch times")
+        step, last, name = diffs[0], steps[-1], data.index.name
+        model = data.set_axis(pd.date_range("2000-01-01", periods=len(data), freq="D", name=name))
+        return model, lambda future: pd.Index(last + step * np.arange(1, len(future) + 1), name=name)
+    if axis.tz is not None:
+        model = data.set_axis(data.index.tz_convert("UTC").tz_localize(None))
+        return model, lambda future: future.tz_localize("UTC").tz_convert(axis.tz)
+    return data, None
+
+
+def _relabelled(forecast, index, table):
+    """A copy of ``forecast`` whose future and history carry the input's labels (for plots)."""
+    import copy
+
+    if index is None:
+        return forecast
+    out = copy.copy(forecast)
+    out.index = index
+    if out.history is not None:
+        out.history = copy.copy(out.history)
+        out.history.time_index = table.frame.index[-len(out.history.time_index):]
+    return out
 
 
 # --------------------------------------------------------------------------- predict
@@ -320,6 +448,7 @@ def predict_command(args) -> int:
     kind = file_kind(args.output, "output")
     if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
         raise ConfigError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
+    _check_paths({"model": args.model}, {"output": args.output, "--plot": args.plot})
     path = Path(args.model)
     path = path / MODEL_FILE if path.is_dir() else path
     module, _, cfg, protocol = load_run(path, args.overrides)
@@ -353,7 +482,7 @@ def predict_command(args) -> int:
     else:
         w, l, nn, c = np.nonzero(~cond)
         v = samples[:, w, l, nn, c]
-        q = np.quantile(v, [0.05, 0.5, 0.95], axis=0)
+        q = sample_quantile(v, [0.05, 0.5, 0.95], axis=0)
         pd.DataFrame({"window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
                       "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c],
                       "mean": v.mean(0), "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]}
@@ -390,6 +519,7 @@ def plot_command(args) -> int:
 
     if Path(args.output).suffix.lower() != ".png":
         raise ConfigError(f"plots are written as PNG; give -o ending in .png, not {args.output!r}")
+    _check_paths({}, {"output": args.output})
     records = []
     for item in args.records:
         p = Path(item)

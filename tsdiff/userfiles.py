@@ -1,23 +1,30 @@
 """Users' files for ``tsdiff impute`` / ``tsdiff forecast``: CSV tables and netCDF grids.
 
 Imputed CSV files keep the input's bytes: the header, the index column and every
-observed cell are written with their original text, and only missing cells get a
-value (``repr`` of the float, which reads back to the same float). Imputed netCDF
+observed cell are written with their original text (quotes, spaces), with the input's
+separator, line endings, comment lines, encoding and byte-order mark
+(:mod:`tsdiff.csv_dialect`); only missing cells get a value (``repr`` of the float,
+which reads back to the same float). The first column is read by
+:mod:`tsdiff.time_labels` (timestamps, step numbers or plain labels). Imputed netCDF
 files keep the coordinates, attributes and encoding of the input; observed values are
 copied, never recomputed.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
+import re
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tsdiff.csv_dialect import (InputWarning, Record, cell_spans, decode, quote_cell, record_texts, sniff_delimiter,
+                                split_records)
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.time_labels import TimeAxis, parse_time_labels
 
 TABLE_EXTENSIONS = (".csv",)
 GRID_EXTENSIONS = (".nc", ".nc4", ".netcdf")
@@ -34,68 +41,231 @@ def file_kind(path: str | os.PathLike, role: str = "input") -> str:
                       f"first column time, one column per series) or .nc (a netCDF grid)")
 
 
-def _sniff_lineterminator(text: str) -> str:
-    return "\r\n" if "\r\n" in text[:10000] else "\n"
+#: cell texts read as missing (pandas' default NA strings)
+NA_TEXTS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
-def read_csv_table(path: str | os.PathLike) -> tuple[pd.DataFrame, list[list[str]], str]:
-    """Read a CSV table: first column = index (timestamps if they parse), the rest numeric.
+@dataclass
+class CsvTable:
+    """A CSV table as read by :func:`read_csv_table`.
 
-    Returns:
-        ``(frame, rows, lineterminator)``: the float64 DataFrame (NaN = missing), the raw
-        text rows (header first, blank lines dropped) and the file's line ending.
+    ``frame``: float64 ``[T, F]`` (NaN = missing) on ``axis.index``; ``labels``: the first
+    column's texts; ``rows``: the data records (:class:`~tsdiff.csv_dialect.Record`) of ``text``,
+    which, with ``encoding``, ``bom`` and ``delimiter``, lets :func:`write_imputed_csv` copy the file.
+    """
+
+    path: Path
+    frame: pd.DataFrame
+    axis: TimeAxis
+    labels: list[str]
+    text: str
+    encoding: str
+    bom: bytes
+    delimiter: str
+    records: list[Record]
+    rows: list[Record]
+    ignored: set = field(default_factory=set)
+
+    @property
+    def lineterminator(self) -> str:
+        ends = [self.text[r.end: r.stop] for r in self.records if r.stop > r.end]
+        return max(set(ends), key=ends.count) if ends else "\n"
+
+    def encode(self, text: str) -> bytes:
+        return self.bom + text.encode(self.encoding)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names as pandas makes them: an empty one is ``Unnamed: i``, repeats get ``.1``, ``.2``."""
+    seen: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        name = name or f"Unnamed: {i + 1}"
+        new, k = name, 0
+        while new in seen:
+            k += 1
+            new = f"{name}.{k}"
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+_LABEL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|\d{1,4}([-/.])\d{1,2}\3\d{1,4}([ T].*)?")
+
+
+def _is_number(x: str) -> bool:
+    try:
+        float(x)
+    except ValueError:
+        return False
+    return "_" not in x
+
+
+def _looks_like_data(cells: list[str]) -> bool:
+    """A row whose first cell is a number or a date and whose other cells are numbers (at least
+    one) or missing: a row of values, not a header or a comment."""
+    values = cells[1:]
+    return (bool(_LABEL.fullmatch(cells[0])) and all(x in NA_TEXTS or _is_number(x) for x in values)
+            and any(x not in NA_TEXTS for x in values))
+
+
+def _warn_hidden_data(text: str, records: list[Record], header: Record, names: list[str], delimiter: str,
+                      where: str) -> None:
+    """Warn about rows of values that are read as something else: a header that looks like data
+    (a file without a header line, or whose header starts with '#'), and '#' lines after the
+    header that look like rows (a time label starting with '#'). Both are copied unchanged."""
+    width = len(names)
+    if _looks_like_data(names):
+        before = [r for r in records if r.skipped and r.stop <= header.start and text[r.start: r.end].strip()]
+        commented = before and len(text[before[-1].start: before[-1].end].split(delimiter)) == width
+        hint = (f" (line {before[-1].line} starts with '#' and so is a comment line: if it is the header, remove "
+                "the '#')") if commented else " (the first line must name the columns: add a header line such as " \
+            "'time,a,b')"
+        shown = text[header.start: header.end][:60]
+        warnings.warn(f"{where}: the header, line {header.line}, looks like a row of values ({shown!r}){hint}; it is "
+                      "read as the column names, copied unchanged and not imputed", InputWarning, stacklevel=3)
+    hidden = []
+    for r in records:
+        raw = text[r.start: r.end].strip()
+        if r.skipped and r.start > header.start and raw.startswith("#"):
+            cells = [x.strip() for x in raw[1:].split(delimiter)]
+            if len(cells) == width and _looks_like_data(cells):
+                hidden.append(r.line)
+    if hidden:
+        warnings.warn(f"{where}: line(s) {', '.join(map(str, hidden[:5]))}{', ...' if len(hidden) > 5 else ''} "
+                      "start with '#' and so are comment lines, although they look like rows of values; they are "
+                      "copied unchanged and not imputed. Quote such a time label (\"#5\") to read the row",
+                      InputWarning, stacklevel=3)
+
+
+def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep: str | None = None,
+                   dayfirst: bool = False, date_format: str | None = None, time_unit: str | None = None,
+                   strict_time: bool = False) -> CsvTable:
+    """Read a CSV table: first column = time (or any row label), the rest numeric.
+
+    The encoding, separator, quoting, line endings and ``#`` comment lines are detected
+    (:mod:`tsdiff.csv_dialect`), the first column is read by
+    :func:`~tsdiff.time_labels.parse_time_labels` (``dayfirst``, ``date_format``,
+    ``time_unit``, ``strict_time``). Rows of separators only (``,,,``) are ignored with an
+    :class:`~tsdiff.csv_dialect.InputWarning`; so is a header, or a ``#`` comment line, that
+    looks like a row of values (a file without a header, a commented-out header, a time label
+    starting with ``#``) warned about.
+
     Raises:
-        DataError: no data rows, a non-numeric column (naming it and a bad value), ragged rows.
+        DataError: no data rows, a non-numeric column or an infinite value (naming the column, the
+            value and its line), ragged rows, undecodable text, unreadable dates (with
+            ``strict_time`` or an explicit option).
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"input file {str(path)!r} does not exist")
-    text = path.read_text()
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
-    if len(rows) < 2 or len(rows[0]) < 2:
-        raise DataError(f"{path}: the table is empty; expected a header and at least one row of "
-                        "'time,series1,series2,...'")
-    width = len(rows[0])
-    ragged = [i for i, r in enumerate(rows) if len(r) != width]
-    if ragged:
-        raise DataError(f"{path}: row {ragged[0] + 1} has {len(rows[ragged[0]])} cells but the header has {width}")
-    df = pd.read_csv(io.StringIO(text), index_col=0)
-    if len(df) != len(rows) - 1:
-        raise DataError(f"{path}: could not align the table's rows ({len(df)} parsed, {len(rows) - 1} in the file)")
+        raise DataError(f"input file {str(path)!r} does not exist" if not path.is_dir() else
+                        f"input {str(path)!r} is a directory; give a CSV file")
+    where = str(path)
+    text, enc, bom, note = decode(path.read_bytes(), where, encoding)
+    if note:
+        warnings.warn(note, InputWarning, stacklevel=2)
+    delimiter = sniff_delimiter(text, where, sep)
+    records = split_records(text, delimiter, where)
+    table = [r for r in records if not r.skipped]
+    texts = {id(r): record_texts(text, r, delimiter) for r in table}
+    if len(table) < 2 or len(texts[id(table[0])]) < 2:
+        shown = "tab" if delimiter == "\t" else repr(delimiter)
+        raise DataError(f"{where}: the table is empty; expected a header and at least one row of "
+                        f"'time,series1,series2,...' (separator read: {shown}; pass --sep if it is another)")
+    header, width = table[0], len(texts[id(table[0])])
+    ignored = {id(r) for r in table[1:] if not any(texts[id(r)])}
+    rows = [r for r in table[1:] if id(r) not in ignored]
+    if ignored:
+        lines = [r.line for r in table[1:] if id(r) in ignored]
+        warnings.warn(f"{where}: ignored {len(lines)} row(s) of separators only (line(s) "
+                      f"{', '.join(map(str, lines[:5]))}{', ...' if len(lines) > 5 else ''}); they are left out "
+                      "of the output", InputWarning, stacklevel=2)
+    if not rows:
+        raise DataError(f"{where}: the table is empty; expected a header and at least one row of values")
+    for r in rows:
+        if len(texts[id(r)]) != width:
+            hint = (f" (the header, line {header.line}, is a row of separators only: write the column names there, "
+                    "or delete it)") if not any(texts[id(header)]) else ""
+            raise DataError(f"{where}: line {r.line} has {len(texts[id(r)])} cells but the header has {width}{hint}; "
+                            "every row needs a time label and one cell per column (empty cells are missing)")
+    names = texts[id(header)]
+    _warn_hidden_data(text, records, header, names, delimiter, where)
+    columns = _unique(names[1:])
+    labels = [texts[id(r)][0] for r in rows]
+    by_column = list(zip(*(texts[id(r)][1:] for r in rows)))
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for f, col in enumerate(columns):
+        cells = pd.Series(by_column[f], dtype=object)
+        na = cells.isin(NA_TEXTS).to_numpy()
+        num = pd.to_numeric(cells.where(~na), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(num) & ~na | cells.str.contains("_", regex=False).to_numpy())
+        if len(bad):
+            value = by_column[f][bad[0]]
+            hint = " (a decimal comma? write numbers with a '.')" if re.fullmatch(r"[+-]?\d+,\d+", value) else ""
+            raise DataError(f"{where}: column {col!r} is not numeric (e.g. {value!r} at line {rows[bad[0]].line})"
+                            f"{hint}; leave missing cells empty (or NaN / NA), or drop the column")
+        inf = np.flatnonzero(np.isinf(num))
+        if len(inf):
+            raise DataError(f"{where}: column {col!r} holds {len(inf)} infinite value(s) (e.g. "
+                            f"{by_column[f][inf[0]]!r} at line {rows[inf[0]].line}); tsdiff needs finite numbers: "
+                            "write the value, or leave the cell empty if it is missing")
+        values[:, f] = num
+    axis = parse_time_labels(labels, where, name=names[0] or None, lines=[r.line for r in rows], dayfirst=dayfirst,
+                             date_format=date_format, time_unit=time_unit, strict=strict_time)
+    frame = pd.DataFrame(values, index=axis.index, columns=columns)
     from tsdiff.api import check_frame
 
-    check_frame(df, str(path))
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(df.index, format="mixed"))
-        df.index = index.rename(df.index.name)
-    except (TypeError, ValueError):
-        pass  # a plain row label: rows are still taken as consecutive steps
-    return df.astype(np.float64), rows, _sniff_lineterminator(text)
+    check_frame(frame, where)
+    return CsvTable(path, frame, axis, labels, text, enc, bom, delimiter, records, rows, ignored)
 
 
-def write_imputed_csv(path: str | os.PathLike, rows: list[list[str]], filled: np.ndarray, missing: np.ndarray,
-                      lineterminator: str = "\n") -> Path:
-    """Write the input's text rows with the missing cells replaced by ``repr(value)``.
+def write_imputed_csv(path: str | os.PathLike, table: CsvTable, filled: np.ndarray, missing: np.ndarray) -> Path:
+    """Write the input's text with only the missing cells replaced by ``repr(value)``.
+
+    Everything else (header, labels, observed cells with their quotes and spaces, comment and
+    blank lines, line endings, byte-order mark, encoding) is copied byte for byte; rows of
+    separators only are left out.
 
     Args:
-        rows: raw text rows (header + T data rows of 1 + F cells).
-        filled: float ``[T, F]``; only entries under ``missing`` are used.
-        missing: bool ``[T, F]``.
+        filled: float ``[T, F]``; only entries under ``missing`` (bool ``[T, F]``) are used.
     """
     from tsdiff.io import atomic_write
 
-    out = [list(rows[0])]
-    for t, row in enumerate(rows[1:]):
-        new = list(row)
-        for f in np.flatnonzero(missing[t]):
-            new[f + 1] = repr(float(filled[t, f]))
-        out.append(new)
+    text = table.text
+    new = {id(r): t for t, r in enumerate(table.rows)}
+    parts, pos = [], 0
+    for r in table.records:
+        if r.skipped or id(r) not in new and id(r) not in table.ignored:
+            continue  # kept as is
+        parts.append(text[pos: r.start])
+        pos = r.stop
+        if id(r) in table.ignored:
+            continue
+        t, a = new[id(r)], r.start
+        gaps = np.flatnonzero(missing[t])
+        spans = cell_spans(text, r, table.delimiter) if len(gaps) else []
+        for f in gaps:
+            s, e = spans[f + 1]
+            parts += [text[a:s], repr(float(filled[t, f]))]
+            a = e
+        parts.append(text[a: r.stop])
+    parts.append(text[pos:])
+    data = table.encode("".join(parts))
+    return atomic_write(path, lambda fh: fh.write(data))
 
-    def write(fh):
-        w = csv.writer(fh, lineterminator=lineterminator)
-        w.writerows(out)
 
-    return atomic_write(path, write, mode="w")
+def write_table_like(path: str | os.PathLike, table: CsvTable, frame: pd.DataFrame) -> Path:
+    """Write a new table (e.g. imputation uncertainty) in ``table``'s dialect: its separator,
+    line ending, encoding and byte-order mark."""
+    from tsdiff.io import atomic_write
+
+    eol, d = table.lineterminator, table.delimiter
+    lines = [d.join(quote_cell(str(c), d) for c in frame.columns)]
+    for row in frame.itertuples(index=False):
+        lines.append(d.join(quote_cell(v if isinstance(v, str) else repr(float(v)), d) for v in row))
+    data = table.encode(eol.join(lines) + eol)
+    return atomic_write(path, lambda fh: fh.write(data))
 
 
 def open_grid(path: str | os.PathLike, lazy: bool = False):
@@ -225,16 +395,28 @@ class GridWriter:
             atomic.__exit__(exc_type, exc, tb)  # renames into place, or removes on an error
 
 
-def write_forecast(forecast, path: str | os.PathLike, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95)) -> Path:
-    """A :class:`~tsdiff.api.Forecast` as CSV (mean + quantile columns ``series:stat``) or netCDF (samples)."""
+def write_forecast(forecast, path: str | os.PathLike, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95), *, index=None,
+                   like: CsvTable | None = None) -> Path:
+    """A :class:`~tsdiff.api.Forecast` as CSV (mean + quantile columns ``series:stat``) or netCDF (samples).
+
+    Args:
+        index: labels of the future rows instead of ``forecast.index`` (e.g. step numbers).
+        like: the input table; a CSV is written in its dialect (separator, line ending, encoding).
+    """
     from tsdiff.io import atomic_write
 
     kind = file_kind(path, "output")
     if kind == "csv":
         df = forecast.to_pandas(quantiles)
         df.columns = [":".join(str(p) for p in c) for c in df.columns]
+        if index is not None:
+            df.index = pd.Index(index, name=df.index.name)
+        if like is not None:
+            return write_table_like(path, like, df.reset_index().astype({df.index.name or "index": str}))
         text = df.to_csv(float_format=None)
         return atomic_write(path, lambda fh: fh.write(text), mode="w")
     obj = forecast.to_xarray()
+    if index is not None:
+        obj = obj.assign_coords({forecast.time_name: list(index)})
     data = obj.to_netcdf()
     return atomic_write(path, lambda fh: fh.write(bytes(data)))

@@ -81,17 +81,24 @@ def mice(frame: pd.DataFrame, seed: int) -> np.ndarray:
     return IterativeImputer(max_iter=10, random_state=seed).fit_transform(frame.to_numpy())
 
 
+def parse_settings(texts: list[str]) -> dict:
+    """Estimator arguments from ``key=value`` texts (YAML values; ``a.b=v`` sets one option of ``a``)."""
+    from tsdiff.config import parse_override
+
+    settings: dict = {}
+    for text in texts:
+        keys, value = parse_override(text)
+        settings[keys[0]] = value if len(keys) == 1 else {**settings.get(keys[0], {}), keys[1]: value}
+    return settings
+
+
 def run(args) -> list[dict]:
     import torch
 
     import tsdiff
     from tsdiff.bench.records import make_record, write_record
-    from tsdiff.config import parse_override
 
-    settings = {}
-    for text in args.set:
-        keys, value = parse_override(text)
-        settings[keys[0]] = value if len(keys) == 1 else {**settings.get(keys[0], {}), keys[1]: value}
+    settings = parse_settings(args.set)
     torch.set_num_threads(args.threads)
     records = []
     for name in args.tables:

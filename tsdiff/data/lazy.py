@@ -190,8 +190,11 @@ def scale_window(v: np.ndarray, scaler: StandardScaler) -> tuple[np.ndarray, np.
     """
     observed = ~np.isnan(v)
     scaler._check(v)
-    np.subtract(v, scaler.mean, out=v)
-    np.divide(v, scaler.std, out=v)
+    if np.abs(scaler.mean).max(initial=0.0) > 2.0**1000 or scaler.std.max(initial=0.0) > 2.0**1000:
+        v[...] = scaler.transform(v)  # values near the float64 limit: the overflow-safe path
+    else:
+        np.subtract(v, scaler.mean, out=v)
+        np.divide(v, scaler.std, out=v)
     v[~observed] = 0.0
     return v.astype(np.float32), observed
 
@@ -245,30 +248,50 @@ def fit_scaler_streaming(source, starts, window: int, block: int = 256, return_c
     T, N, C = source.shape
     if block < 1:
         raise DataError(f"block must be >= 1, got {block}")
-    count = np.zeros((N, C))
-    mean = np.zeros((N, C))
-    m2 = np.zeros((N, C))
-    for a, b in _covered_runs(starts, window, T):
-        for s in range(a, b, block):
-            v = read_window(source, s, min(block, b - s))
-            obs = ~np.isnan(v)
-            n_b = obs.sum(axis=0)
-            if not n_b.any():
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean_b = np.where(n_b > 0, np.nansum(v, axis=0) / np.maximum(n_b, 1), 0.0)
-                m2_b = np.nansum((v - mean_b) ** 2, axis=0)
-            total = count + n_b
-            delta = mean_b - mean
-            safe = np.maximum(total, 1)
-            mean = mean + delta * n_b / safe
-            m2 = m2 + m2_b + delta ** 2 * count * n_b / safe
-            count = total
+    runs = _covered_runs(starts, window, T)
+
+    def one_pass(factor):
+        count = np.zeros((N, C))
+        mean = np.zeros((N, C))
+        m2 = np.zeros((N, C))
+        for a, b in runs:
+            for s in range(a, b, block):
+                v = read_window(source, s, min(block, b - s))
+                if factor is not None:
+                    v = v * factor
+                obs = ~np.isnan(v)
+                n_b = obs.sum(axis=0)
+                if not n_b.any():
+                    continue
+                with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                    mean_b = np.where(n_b > 0, np.nansum(v, axis=0) / np.maximum(n_b, 1), 0.0)
+                    m2_b = np.nansum((v - mean_b) ** 2, axis=0)
+                    total = count + n_b
+                    delta = mean_b - mean
+                    safe = np.maximum(total, 1)
+                    mean = mean + delta * n_b / safe
+                    m2 = m2 + m2_b + delta ** 2 * count * n_b / safe
+                count = total
+        return count, mean, m2
+
+    count, mean, m2 = one_pass(None)
+    factor = None
+    overflow = ~(np.isfinite(mean) & np.isfinite(m2))
+    if overflow.any():  # values beyond ~1e154: a second pass on values scaled down by 2**-600 there
+        factor = np.where(overflow, 2.0**-600, 1.0)
+        count, mean, m2 = one_pass(factor)
     scaler = StandardScaler()
     var = np.where(count > 1, m2 / np.maximum(count - 1, 1), 1.0)
     std = np.sqrt(var)
+    if factor is not None:
+        with np.errstate(over="ignore"):
+            mean = mean / factor
+            std = np.where(std > 0, np.minimum(std / factor, np.finfo(np.float64).max / 8), 0.0)
     scaler.mean = np.where(count > 0, mean, 0.0)
     scaler.std = np.where(std > 0, std, 1.0)
+    if not (np.isfinite(scaler.mean).all() and np.isfinite(scaler.std).all()):
+        raise DataError("the scaler's statistics overflow on this data (values near the float64 limit); rescale "
+                        "the data (e.g. divide by a power of ten) first")
     return (scaler, count.astype(np.int64)) if return_counts else scaler
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.errors import DataError
+from tsdiff.validation import as_float64
 
 
 @dataclass
@@ -21,7 +22,8 @@ class Series:
     """A (multivariate / spatial) time series in canonical layout.
 
     Attributes:
-        values: float array ``[T, N, C]``; NaN marks a missing value.
+        values: float array ``[T, N, C]``; NaN marks a missing value (so do the masked entries
+            of a numpy masked array). float128 values must be exactly float64 numbers.
         time_index: ``pd.DatetimeIndex`` of length T (sorted, unique).
         node_names: N names of the spatial axis (series, sensors, cells).
         channel_names: C names of the channels.
@@ -37,6 +39,8 @@ class Series:
     attrs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.values, np.ma.MaskedArray):  # masked entries are missing values
+            self.values = as_float64(self.values, "Series.values")
         v = np.asarray(self.values)
         if v.ndim != 3:
             raise DataError(
@@ -45,6 +49,8 @@ class Series:
             )
         if not np.issubdtype(v.dtype, np.floating):
             raise DataError(f"Series.values must be a float array, got dtype {v.dtype}")
+        if v.dtype.itemsize > 8:  # float128: kept only if every value is a float64 number
+            v = as_float64(v, "Series.values").astype(np.float64)
         n_inf = int(np.isinf(v).sum())
         if n_inf:
             raise DataError(

@@ -42,7 +42,9 @@ class CrossSeriesPrior(torch.nn.Module):
             chosen by the absolute correlation of their observed values in training windows.
         ridge: the ridge penalty, in pseudo-observations pulling each model to interpolation.
         fit_windows: training windows (each with its own simulated holes; repeated with other
-            holes where the data has fewer) the fit sums over.
+            holes where the data has fewer, each at most 4 times) the fit sums over.
+        passes: chained passes; pass ``p > 1`` reads the related series from pass ``p - 1``'s
+            estimate instead of their interpolation where they are missing too (as MICE iterates).
 
     Its state (``neighbours``, ``weights``, ``fitted``) are buffers, saved in model files.
     Before :meth:`fit` it is plain interpolation.

@@ -30,7 +30,8 @@ name               estimate of an entry without a conditioning value
 
 Configs name a prior in the top-level section ``prior: {name: interpolation}``;
 ``seasonal`` takes ``season`` (steps, >= 1); ``cross_series`` takes ``neighbours`` (related
-series per series, default 16) and ``ridge`` (default 10). ``scale`` is not an option of the prior: the
+series per series, default 16), ``ridge`` (default 10), ``passes`` (chained passes, default 2)
+and ``fit_windows`` (training windows the fit sums over, default 8192). ``scale`` is not an option of the prior: the
 module estimates it from training windows (the standard deviation of the residual on
 training targets) unless ``prior.scale`` gives a number.
 """

@@ -3,7 +3,8 @@
 Two methods are supported; both index the samples sorted along the sample axis,
 ``x_(0) <= ... <= x_(S-1)``, at the virtual position ``v = (S - 1) * q``:
 
-- ``"nearest"`` (default): ``x_(round(v))`` with round-half-to-even. This is exactly
+- ``"nearest"`` (default): ``x_(round(v))`` with round-half-to-even, tsdiff's one quantile
+  definition (:mod:`tsdiff.quantiles`, also used by ``Forecast`` and ``Imputer``). This is exactly
   GluonTS' ``SampleForecast.quantile`` (``sorted[int(np.round((S - 1) * q))]``), and
   equals ``np.quantile(..., method="nearest")`` and
   ``torch.quantile(..., interpolation="nearest")``. It makes :func:`quantile_crps`
@@ -22,6 +23,7 @@ import torch
 
 from tsdiff.errors import ConfigError
 from tsdiff.metrics._common import ArrayLike, check_samples, like_input, pick_device, to_float64
+from tsdiff.quantiles import nearest_rank_index
 
 #: The 19 quantile levels 0.05, 0.10, ..., 0.95 of the normalised quantile CRPS.
 DEFAULT_QUANTILES: tuple[float, ...] = tuple(float(q) for q in np.arange(1, 20) / 20)
@@ -53,8 +55,8 @@ def quantiles_from_sorted(
     n = sorted_samples.shape[0]
     device = sorted_samples.device
     if method == "nearest":
-        # Same arithmetic as GluonTS: Python float product, round-half-to-even.
-        idx = [int(np.round((n - 1) * q)) for q in quantiles]
+        # tsdiff's one quantile definition (= GluonTS): round((n - 1) * q), half to even.
+        idx = [nearest_rank_index(n, q) for q in quantiles]
         return sorted_samples.index_select(0, torch.tensor(idx, device=device))
     virtual = [(n - 1) * q for q in quantiles]
     lo = [int(np.floor(v)) for v in virtual]

@@ -3,10 +3,17 @@
 Model files are written atomically and read with ``torch.load(weights_only=True)``,
 which only reconstructs tensors and plain containers, so a tampered file cannot run
 code when loaded.
+
+Each file stores ``checksum``: the SHA-256 of its weights (every tensor's name, dtype,
+shape and bytes) and of its settings (hparams, ``extra``, ``eps_sq_norm``), verified on
+load, so a corrupted file (a flipped bit) is refused instead of giving wrong output.
+Files written before checksums existed (no ``checksum`` entry) still load, unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -30,6 +37,28 @@ def _plain(obj):
     return obj
 
 
+def _weights_digest(state_dict: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"state_dict entry {name!r} is not a tensor")
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _settings_digest(payload: dict) -> str:
+    meta = {k: payload.get(k) for k in ("hparams", "extra", "eps_sq_norm")}
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _checksum(payload: dict) -> dict:
+    return {"algorithm": "sha256", "weights": _weights_digest(payload["state_dict"]),
+            "settings": _settings_digest(payload)}
+
+
 def save_model(module: DiffusionModule, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Save a trained module (weights + everything needed to rebuild it)."""
     payload = {
@@ -41,6 +70,7 @@ def save_model(module: DiffusionModule, path: str | os.PathLike, extra: dict | N
     }
     if module.eps_sq_norm is not None:  # the analytic sampler variance's statistic (calibrate-variance)
         payload["eps_sq_norm"] = [float(v) for v in module.eps_sq_norm]
+    payload["checksum"] = _checksum(payload)
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
@@ -50,9 +80,14 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     Returns:
         ``(module, extra)`` with the module in eval mode.
     Raises:
-        TsdiffError: the file does not exist, is not a tsdiff model file, or is unsafe.
+        TsdiffError: the file does not exist (or is a directory), is not a tsdiff model file,
+            is unsafe, is corrupted (its checksum does not match) or is incomplete (no weights,
+            or weights of the wrong names / shapes for its settings).
     """
     path = Path(path)
+    if path.is_dir():
+        raise TsdiffError(f"model path {str(path)!r} is a directory, not a model file; pass the file itself "
+                          "(e.g. the model.pt inside the run directory)")
     if not path.is_file():
         raise TsdiffError(f"model file {str(path)!r} does not exist; train one with `tsdiff fit CONFIG`")
     try:
@@ -61,11 +96,55 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise TsdiffError(f"{path} is not a loadable tsdiff model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TsdiffError(f"{path} is not a tsdiff model file (expected format {FORMAT!r})")
-    module = DiffusionModule(**payload["hparams"])
-    module.load_state_dict(payload["state_dict"])
+    module = _rebuild(path, payload)
     module.eps_sq_norm = payload.get("eps_sq_norm")
     module.eval()
     return module, payload.get("extra", {})
+
+
+def _rebuild(path: Path, payload: dict) -> DiffusionModule:
+    """The module of a loaded payload, after checking that it is complete and uncorrupted."""
+    missing = [k for k in ("hparams", "state_dict") if not isinstance(payload.get(k), dict)]
+    if missing:
+        raise TsdiffError(f"{path} is an incomplete tsdiff model file: it has no {' and no '.join(missing)} "
+                          "(a dict); the file is damaged or was not written by tsdiff, train or save the model again")
+    stored = payload.get("checksum")
+    if stored is not None:  # files from before checksums existed load unverified
+        try:
+            actual = _checksum(payload)
+        except (TypeError, RuntimeError) as exc:
+            raise TsdiffError(f"{path} is a damaged tsdiff model file ({exc}); save the model again") from None
+        if not isinstance(stored, dict) or any(stored.get(k) != actual[k] for k in ("weights", "settings")):
+            bad = [k for k in ("weights", "settings") if not isinstance(stored, dict) or stored.get(k) != actual[k]]
+            raise TsdiffError(f"{path} is corrupted: the checksum of its {' and '.join(bad)} does not match the one "
+                              "stored when it was saved (the file changed since, e.g. a damaged copy or disk); use "
+                              "an intact copy or save the model again")
+    try:
+        module = DiffusionModule(**payload["hparams"])
+    except TsdiffError:
+        raise
+    except Exception as exc:
+        raise TsdiffError(f"{path}: the model's settings (hparams) cannot rebuild a model "
+                          f"({type(exc).__name__}: {exc}); the file is damaged or from an incompatible tsdiff "
+                          "version") from None
+    expected = module.state_dict()
+    state = payload["state_dict"]
+    absent = sorted(set(expected) - set(state))
+    unknown = sorted(set(state) - set(expected))
+    wrong = []
+    for k, v in expected.items():
+        t = state.get(k)
+        if k in state and not isinstance(t, torch.Tensor):
+            wrong.append(f"weight {k!r} is a {type(t).__name__}, not a tensor")
+        elif k in state and tuple(t.shape) != tuple(v.shape):
+            wrong.append(f"weight {k!r} has shape {list(t.shape)} where the model needs {list(v.shape)}")
+    if absent or unknown or wrong:
+        parts = ([f"{len(absent)} missing weight(s) (e.g. {absent[0]!r})"] if absent else []) + \
+                ([f"{len(unknown)} unexpected weight(s) (e.g. {unknown[0]!r})"] if unknown else []) + wrong[:1]
+        raise TsdiffError(f"{path}: the weights do not fit the model described by its settings: {'; '.join(parts)}; "
+                          "the file is damaged or was edited, save the model again")
+    module.load_state_dict(state)
+    return module
 
 
 def store_eps_sq_norm(path: str | os.PathLike, values, out: str | os.PathLike | None = None) -> Path:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from tsdiff.data.series import Series
 from tsdiff.errors import DataError
+from tsdiff.validation import as_float64, check_columns, frame_to_float
 
 
 def check_time_index(index, freq: str | None = None, where: str = "data") -> tuple[pd.DatetimeIndex, str]:
@@ -67,6 +68,21 @@ def check_time_index(index, freq: str | None = None, where: str = "data") -> tup
     return pd.DatetimeIndex(idx, freq=freq), freq
 
 
+def _non_numeric(df: pd.DataFrame, cols) -> list:
+    """Columns of ``cols`` that do not hold numbers (object columns of numbers, None and pd.NA pass)."""
+    bad = []
+    for c in cols:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s):
+            continue
+        if s.dtype == object:
+            known = s[s.notna()]
+            if pd.to_numeric(known, errors="coerce").notna().all():
+                continue
+        bad.append(c)
+    return bad
+
+
 def from_wide_dataframe(df: pd.DataFrame, freq: str | None = None, channel: str = "value", **attrs) -> Series:
     """Wide DataFrame (DatetimeIndex x columns) -> Series ``[T, N, 1]``.
 
@@ -82,11 +98,12 @@ def from_wide_dataframe(df: pd.DataFrame, freq: str | None = None, channel: str 
         raise DataError(f"DataFrame has duplicate column {dup!r}; every series needs its own column")
     if df.shape[1] == 0:
         raise DataError("DataFrame has no columns; pass one numeric column per series")
+    check_columns(df, "DataFrame")
     index, freq = check_time_index(df.index, freq, "DataFrame")
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    bad = _non_numeric(df, df.columns)
     if bad:
         raise DataError(f"DataFrame column(s) {bad[:5]} are not numeric; convert or drop them")
-    values = df.to_numpy(dtype=np.float64)[:, :, None]
+    values = frame_to_float(df, "DataFrame").to_numpy(dtype=np.float64)[:, :, None]
     return Series(
         values, index, [str(c) for c in df.columns], [channel],
         attrs={"freq": freq, "columns": list(df.columns), "columns_name": df.columns.name,
@@ -139,9 +156,10 @@ def from_long_dataframe(
     value_cols = list(value_cols or [c for c in df.columns if c not in (item_col, time_col)])
     if not value_cols:
         raise DataError("long DataFrame has no value columns")
-    bad = [c for c in value_cols if not pd.api.types.is_numeric_dtype(df[c])]
+    bad = _non_numeric(df, value_cols)
     if bad:
         raise DataError(f"long DataFrame: value column(s) {bad[:5]} are not numeric; convert or drop them")
+    df = frame_to_float(df, "long DataFrame", value_cols)
     try:
         times = pd.to_datetime(df[time_col], format="mixed")
     except (TypeError, ValueError) as exc:
@@ -188,7 +206,7 @@ def to_long_dataframe(series: Series, item_col: str = "item_id", time_col: str =
 
 def from_numpy(values, start="2000-01-01", freq: str = "h", node_names=None, channel_names=None) -> Series:
     """``[T]``, ``[T, N]`` or ``[T, N, C]`` array (NaN = missing) -> Series with a regular index."""
-    raw = np.asarray(values)
+    raw = as_float64(values, "the array")  # masked entries -> NaN; refuses values float64 cannot hold exactly
     try:
         if raw.dtype.kind not in "biufO":  # strings, complex, datetimes are not values
             raise TypeError(raw.dtype)

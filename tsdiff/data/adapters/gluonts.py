@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tsdiff.data.periods import to_period
 from tsdiff.data.series import Series
 from tsdiff.errors import DataError
+from tsdiff.validation import as_float64
 
 
 def _period(start, freq: str | None) -> pd.Period:
@@ -32,7 +34,8 @@ def from_gluonts(dataset, freq: str | None = None) -> Series:
     entries = list(dataset)
     if not entries:
         raise DataError("the GluonTS dataset is empty")
-    targets = [np.asarray(e["target"], dtype=np.float64) for e in entries]
+    targets = [np.asarray(as_float64(e["target"], f"entry {i} 'target'"), dtype=np.float64)
+               for i, e in enumerate(entries)]
     starts = [_period(e["start"], freq) for e in entries]
     freqs = {s.freqstr for s in starts}
     if len(freqs) > 1:
@@ -72,8 +75,8 @@ def to_gluonts_list(series: Series, channel: int = 0):
     """Series -> ``ListDataset`` of N univariate entries (NaN stays NaN)."""
     from gluonts.dataset.common import ListDataset
 
-    freq = series.attrs.get("freq") or pd.infer_freq(series.time_index)
-    start = pd.Period(series.time_index[0], freq=freq)
+    start = to_period(series.time_index[0], series.attrs.get("freq") or pd.infer_freq(series.time_index))
+    freq = start.freqstr  # the period frequency: MS -> M, QS -> Q-DEC (tsdiff.data.periods)
     ids = series.attrs.get("item_ids") or series.node_names
     return ListDataset(
         [{"start": start, "target": series.values[:, n, channel], "item_id": ids[n]} for n in range(series.shape[1])],
@@ -99,7 +102,7 @@ def to_sample_forecasts(samples, start, freq: str, item_ids=None, multivariate: 
         s = s[..., 0]
     if s.ndim != 3:
         raise DataError(f"samples must be [S, H, N] or [S, H, N, 1], got shape {s.shape}")
-    period = pd.Period(start, freq=freq)
+    period = to_period(start, freq)  # any pandas frequency: MS, QS, BMS... -> their period frequency
     if multivariate:
         return [SampleForecast(samples=s, start_date=period, item_id=None)]
     ids = list(item_ids) if item_ids is not None else list(range(s.shape[2]))

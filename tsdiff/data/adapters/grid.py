@@ -24,6 +24,7 @@ from tsdiff.data.lazy import check_window, read_series
 from tsdiff.data.series import Series
 from tsdiff.data.spatial import GridSpatial
 from tsdiff.errors import DataError
+from tsdiff.validation import as_float64
 
 LAT_UNITS = {"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"}
 LON_UNITS = {"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"}
@@ -134,7 +135,8 @@ class GridSource:
         for c, f in enumerate(self.fields):  # one variable at a time: peak = output + one variable's slice
             # dask's synchronous scheduler: no thread pool, so reads also work in forked
             # DataLoader workers (a pool inherited through fork deadlocks)
-            out[:, :, c] = np.asarray(f.isel(sl).compute(scheduler="synchronous").values).reshape(length, -1)
+            v = np.asarray(f.isel(sl).compute(scheduler="synchronous").values)
+            out[:, :, c] = as_float64(v, f"grid variable {self.variables[c]!r}").reshape(length, -1)
         return out
 
     def to_series(self) -> Series:
