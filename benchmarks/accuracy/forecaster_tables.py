@@ -12,8 +12,8 @@ origins spaced one horizon apart in the evaluation span after it:
 Each origin's history is everything before it (the model reads its last ``context_length``
 steps). The score is the CRPS of the samples (``tsdiff.metrics.ensemble_crps``, data units)
 averaged over origins, series and steps; a point forecast's CRPS is its MAE, so the baselines'
-figures are their MAE. Seasonal naive repeats the last season (24 steps for hourly data,
-7 for daily: ``tsdiff.data.forecasting.season_of``).
+figures are their MAE. Seasonal naive repeats the last season (GluonTS's seasonality of the
+frequency: 24 steps for hourly data, 5 for business days).
 
     python benchmarks/accuracy/forecaster_tables.py --part tune --set prior=last_value
 """
@@ -38,13 +38,12 @@ SPANS = {"tune": (0.48, 0.60), "report": (0.80, 1.00)}
 
 
 def season_of(index) -> int:
-    """Steps per season of a DatetimeIndex: a day of hourly data, a week of daily data."""
+    """Steps per season of a DatetimeIndex: GluonTS's seasonality of its frequency (24 for hourly
+    data, 5 for business days), the season the Forecaster's default prior takes."""
     import pandas as pd
+    from gluonts.time_feature import get_seasonality
 
-    step = pd.Series(index[1:] - index[:-1]).median()
-    if step <= pd.Timedelta(hours=1):
-        return int(pd.Timedelta(days=1) / step)
-    return 7 if step <= pd.Timedelta(days=1) else 1
+    return int(get_seasonality(pd.infer_freq(index)))
 
 
 def run(args) -> list[dict]:
