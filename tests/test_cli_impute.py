@@ -132,6 +132,10 @@ def test_forecast_csv_and_bad_inputs(data_dir, tmp_path, capsys, record_calls):
     assert "empty" in capsys.readouterr().err
     assert main(["impute", str(src), "maxsteps=3", "-o", str(tmp_path / "o.csv")]) == 2
     assert "unknown Imputer setting(s) ['maxsteps']" in capsys.readouterr().err
+    assert main(["impute", str(src), "max_time=soon", "-o", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "max_time is a time budget" in err and "Traceback" not in err
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_plot_records_and_help(tmp_path, capsys):

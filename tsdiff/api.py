@@ -37,6 +37,7 @@ import torch
 from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff import validation as checks
+from tsdiff.training.recipe import parse_duration
 from tsdiff.forecast import Forecast  # noqa: F401  (defined in tsdiff.forecast, re-exported)
 from tsdiff.quantiles import sample_quantile
 
@@ -54,6 +55,10 @@ LINEAR_ATTENTION_FROM = 256
 #: Default forward process: 50-step DDPM with a linear schedule to 0.2. CSDI's paper schedule
 #: (quadratic to 0.5) amplifies the errors of a briefly trained network a thousandfold at
 #: the noisy end; this gentler one keeps short CPU trainings stable. Pass ``process=`` for others.
+#: Optimiser and recipe of Forecaster / Imputer training (options: :mod:`tsdiff.training.recipe`);
+#: ``lr`` comes from the estimator's ``lr``
+API_OPTIM = {"weight_decay": 1.0e-6, "milestones": [0.75, 0.9], "gamma": 0.1, "schedule": "multistep",
+             "warmup": 0.0, "ema": None}
 DEFAULT_PROCESS = {"name": "ddpm", "num_steps": 50, "schedule": "linear", "beta_start": 1.0e-4, "beta_end": 0.2}
 API_FORMAT = "tsdiff-api-v1"
 # --------------------------------------------------------------------------- data in
@@ -302,8 +307,7 @@ def _build_module(model_cfg: dict, process_cfg: dict, signature: dict, scaler, *
                   config: dict, spatial=None, prior=None):
     from tsdiff.training.module import DiffusionModule
 
-    kwargs = dict(model=model_cfg, process=process_cfg,
-                  optim={"lr": float(lr), "weight_decay": 1.0e-6, "milestones": [0.75, 0.9], "gamma": 0.1},
+    kwargs = dict(model=model_cfg, process=process_cfg, optim={**API_OPTIM, "lr": float(lr)},
                   train_mask=train_mask, signature=signature, scaler=scaler.state_dict(), config=config,
                   prior=_prior_config(prior))
     if spatial is not None:
@@ -327,13 +331,15 @@ def _place(module, device_setting) -> torch.device:
 
 
 def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progress: bool,
-           device: torch.device) -> None:
-    """Train ``module`` for ``max_steps`` optimiser steps with Lightning (seeded, no files written)
-    on ``device``, and leave it there (Lightning hands it back on the CPU)."""
+           device: torch.device, max_time=None) -> None:
+    """Train ``module`` for ``max_steps`` optimiser steps, or until ``max_time`` (a duration, see
+    :func:`tsdiff.training.recipe.parse_duration`) if that comes first, with Lightning (seeded,
+    no files written) on ``device``, and leave it there (Lightning hands it back on the CPU)."""
     import lightning as L
     from torch.utils.data import DataLoader
 
     from tsdiff.training.devices import lightning_placement
+    from tsdiff.training.recipe import ema_callback, parse_duration
 
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -342,10 +348,14 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         torch.manual_seed(seed)
-        trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+        callbacks = [checks.divergence_callback(module.hparams["optim"]["lr"])]
+        if module.optim.get("ema") is not None:
+            callbacks.append(ema_callback(module.optim["ema"]))
+        trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, max_time=parse_duration(max_time),
+                            logger=False, enable_checkpointing=False,
                             enable_model_summary=False, enable_progress_bar=progress,
                             limit_val_batches=0, num_sanity_val_steps=0, **lightning_placement(device),
-                            callbacks=[checks.divergence_callback(module.hparams["optim"]["lr"])])
+                            callbacks=callbacks)
         trainer.fit(module, train_dataloaders=loader)
     checks.check_trained(module)  # a diverged training is an error, never NaN output
     module._trainer = None  # keep the fitted module picklable and free of the trainer
@@ -471,6 +481,9 @@ class Forecaster(BaseEstimator):
         process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
             schedule to 0.2).
         max_steps: optimiser steps of training.
+        max_time: a time budget for training, e.g. ``"5min"``, ``"90s"``, ``"00:00:05:00"``, seconds
+            or a ``timedelta``: training stops after ``max_steps`` or ``max_time``, whichever comes
+            first (the learning-rate schedule is laid out over ``max_steps``). None: no budget.
         batch_size, lr: training settings; ``train_stride`` spaces the training windows.
         n_samples, sampler, sampling_steps: defaults of :meth:`predict`.
         sampler_options: the sampler's further options, e.g. ``{"spacing": "log_snr"}`` for a
@@ -504,6 +517,7 @@ class Forecaster(BaseEstimator):
 
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
                  model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
+                 max_time=None,
                  batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
@@ -514,6 +528,7 @@ class Forecaster(BaseEstimator):
         self.model_options = model_options
         self.process = process
         self.max_steps = max_steps
+        self.max_time = max_time
         self.batch_size = batch_size
         self.lr = lr
         self.train_stride = train_stride
@@ -558,6 +573,7 @@ class Forecaster(BaseEstimator):
         _check_int("context_length", self.context_length, allow_none=True)
         for name in ("max_steps", "batch_size", "train_stride", "n_samples"):
             _check_int(name, getattr(self, name))
+        parse_duration(self.max_time)
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
         checks.check_lr(self.lr)
@@ -617,7 +633,8 @@ class Forecaster(BaseEstimator):
                                    _process_config(self.process),
                                    signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
                                    spatial=series.spatial, prior=_forecast_prior(self.prior, freq, ctx))
-        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,
+        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
+               max_time=self.max_time, seed=seed,
                progress=self._verbose(), device=device)
         self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
         return self
@@ -767,6 +784,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
             schedule to 0.2).
         max_steps: optimiser steps; ``batch_size``, ``lr``: training settings.
+        max_time: a time budget for training (``"3min"``, ``"90s"``, ``"00:00:03:00"``, seconds or a
+            ``timedelta``): training stops after ``max_steps`` or ``max_time``, whichever comes first.
+            None: no budget.
         train_mask: training mask strategy (``"random"``, ``"historical"``, ``"mix"``).
         n_samples: imputations drawn per window by ``transform``.
         sampler, sampling_steps: sampler name and its steps (default DDIM, 10 steps).
@@ -817,7 +837,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "csdi", window: int = 24, *, model_options: dict | None = None,
-                 process: dict | None = None, max_steps: int = 300, batch_size: int = 16, lr: float = 1.0e-3,
+                 process: dict | None = None, max_steps: int = 300, max_time=None, batch_size: int = 16,
+                 lr: float = 1.0e-3,
                  train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
                  sampling_steps: int | None = 10, sampler_options: dict | None = None,
                  chunk_size: int | None = None, point: str = "median", prior="cross_series", random_state=0,
@@ -827,6 +848,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.model_options = model_options
         self.process = process
         self.max_steps = max_steps
+        self.max_time = max_time
         self.batch_size = batch_size
         self.lr = lr
         self.train_mask = train_mask
@@ -881,6 +903,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _check_int("window", self.window)
         for name in ("max_steps", "batch_size", "n_samples"):
             _check_int(name, getattr(self, name))
+        parse_duration(self.max_time)
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
         if self.point not in ("median", "mean"):
@@ -954,7 +977,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                    _process_config(self.process),
                                    sig, protocol.scaler, lr=self.lr, train_mask=self.train_mask, config=config,
                                    spatial=series.spatial, prior=self.prior)
-        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps, seed=seed,
+        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
+               max_time=self.max_time, seed=seed,
                progress=bool(self.verbose), device=device)
         self.module_ = module
         self.window_ = w

@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 1.0e-6,
         "milestones": [0.75, 0.9],
         "gamma": 0.1,
+        "schedule": "multistep",  # or "cosine" (tsdiff.training.recipe)
+        "warmup": 0.0,  # fraction of training with a linearly rising learning rate
+        "ema": None,  # decay of an average of the weights kept after training, e.g. 0.995
     },
     "trainer": {
         "max_epochs": 200,
@@ -265,6 +268,10 @@ def validate_config(cfg: Mapping) -> None:
     prior_scale_option(cfg["prior"])
     need(all(isinstance(m, (int, float)) and 0 < m <= 1 for m in optim["milestones"]),
          f"optim.milestones are fractions of training in (0, 1], got {optim['milestones']!r}")
+    from tsdiff.training.recipe import check_optim, parse_duration
+
+    check_optim(optim)
+    parse_duration(trainer["max_time"], "trainer.max_time")
 
 
 def resolve_output_dir(cfg: Mapping) -> Path:

@@ -21,6 +21,7 @@ from tsdiff.training.data import WindowDataModule
 from tsdiff.training.devices import resolve_device
 from tsdiff.training.evaluate import evaluate
 from tsdiff.training.module import DiffusionModule, needs_stored_eps_sq_norm, sampler_config
+from tsdiff.training.recipe import ema_callback, parse_duration
 from tsdiff.training.spatial_state import check_same_spatial, spatial_state
 
 MODEL_FILE = "model.pt"
@@ -103,9 +104,13 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     t.pop("resume", None)
     t.pop("compile", None)  # applied to the network by fit(), not a Trainer argument
     kwargs = {k: v for k, v in t.items() if v is not None}
+    if kwargs.get("max_time") is not None:  # "5min", "00:00:05:00", seconds
+        kwargs["max_time"] = parse_duration(kwargs["max_time"], "trainer.max_time")
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min",
                            save_last=True, save_top_k=1)
     callbacks = [ckpt, ResumeStateCallback()]
+    if cfg["optim"].get("ema") is not None:  # checkpoints then hold the averaged weights
+        callbacks.append(ema_callback(cfg["optim"]["ema"]))
     if every:  # a rolling mid-epoch checkpoint to resume from after a crash
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename=Path(STEP_CKPT).stem, monitor=None,
                                          every_n_train_steps=every, save_top_k=1, enable_version_counter=False))

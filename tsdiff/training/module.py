@@ -14,6 +14,7 @@ from tsdiff.diffusion.components import build_conditioning, build_sampler
 from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
+from tsdiff.training.recipe import check_optim, lr_factor
 from tsdiff.training.spatial_state import spatial_from_state
 
 
@@ -67,7 +68,8 @@ class DiffusionModule(L.LightningModule):
         model: model config section (``name`` + hyper-parameters).
         process: process config section (``name`` + options).
         optim: ``lr``, ``weight_decay``, ``milestones`` (fractions of training at
-            which the learning rate is multiplied by ``gamma``, CSDI: 0.75, 0.9).
+            which the learning rate is multiplied by ``gamma``, CSDI: 0.75, 0.9), and the
+            recipe options of :mod:`tsdiff.training.recipe` (``schedule``, ``warmup``, ``ema``).
         train_mask: name of the training mask strategy (``random``, ``historical``, ``mix``).
         signature: the data signature (num_nodes, num_channels, window, names, protocol).
         scaler: state dict of the fitted scaler (kept with the weights).
@@ -106,6 +108,7 @@ class DiffusionModule(L.LightningModule):
         self.mask_fn = TRAIN_MASKS.get(train_mask)
         self.scaler = StandardScaler.from_state_dict(scaler)
         self.optim = dict(optim)
+        check_optim(self.optim)
         #: sampling settings used by ``predict_step`` (``Trainer.predict``)
         self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None,
                                  "sampler_options": None, "chunk_size": None,
@@ -238,14 +241,7 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        milestones = [int(m * total) for m in self.optim["milestones"]]
-        gamma = self.optim["gamma"]
-
-        def factor(step: int) -> float:
-            return gamma ** sum(step >= m for m in milestones)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(self.optim, self.trainer.estimated_stepping_batches))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- sampling -------------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""Training-recipe pieces shared by every way of training: the learning-rate schedule, the EMA of
+the weights and the time budget.
+
+optim options (config ``optim:`` section, and what the API builds):
+
+==============  ==================================================================================
+``schedule``    ``"multistep"`` (CSDI: the rate times ``gamma`` at each of ``milestones``, fractions
+                of training) or ``"cosine"`` (from ``lr`` down to 0 along half a cosine)
+``warmup``      fraction of training over which the rate rises linearly from 0 (default 0)
+``ema``         decay of an exponential moving average of the weights, or None (no average); the
+                averaged weights are the ones kept after training. The decay used at update ``n``
+                is ``min(ema, (1 + n) / (10 + n))``, so a short training is not dominated by the
+                initial weights.
+==============  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+
+import torch
+
+from tsdiff.errors import ConfigError
+
+SCHEDULES = ("multistep", "cosine")
+
+
+def check_optim(optim: dict) -> None:
+    """Refuse optim options the schedule or the EMA cannot use, naming the fix."""
+    schedule = optim.get("schedule", "multistep")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    warmup = optim.get("warmup", 0.0)
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+        raise ConfigError(f"optim.warmup is a fraction of training in [0, 1), got {warmup!r}")
+    ema = optim.get("ema")
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
+        raise ConfigError(f"optim.ema is an averaging decay in (0, 1) such as 0.99, or null for none; got {ema!r}")
+
+
+def lr_factor(optim: dict, total_steps: int):
+    """``step -> factor`` of the base learning rate for ``total_steps`` optimiser steps."""
+    check_optim(optim)
+    total = max(int(total_steps), 1)
+    warm = int(round(float(optim.get("warmup", 0.0)) * total))
+    schedule = optim.get("schedule", "multistep")
+    milestones = [int(m * total) for m in optim.get("milestones", [])]
+    gamma = float(optim.get("gamma", 1.0))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "cosine":
+            done = (step - warm) / max(total - warm, 1)
+            return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+        return gamma ** sum(step >= m for m in milestones)
+
+    return factor
+
+
+def ema_callback(decay: float):
+    """Lightning's weight averaging with an exponential moving average of the parameters.
+
+    Buffers are not averaged (they hold fitted statistics such as a prior's weights, set when
+    training starts); they are copied from the trained module at every update, so the module
+    Lightning hands back after training has the averaged parameters and its own buffers.
+    """
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    decay = float(decay)
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
+        return d * averaged + (1.0 - d) * current
+
+    class ParameterEMA(WeightAveraging):
+        def __init__(self) -> None:
+            super().__init__(use_buffers=False, avg_fn=average)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            model = self._average_model
+            if model is not None:
+                for mine, theirs in zip(model.module.buffers(), pl_module.buffers()):
+                    mine.data.copy_(theirs.data)
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    return ParameterEMA()
+
+
+_UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,
+          "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400,
+          "day": 86400, "days": 86400}
+
+
+def parse_duration(value, name: str = "max_time") -> _dt.timedelta | None:
+    """A training time budget as a ``timedelta``: None (no budget), a number of seconds, a
+    ``timedelta``, ``"5min"`` / ``"90s"`` / ``"1.5h"`` / ``"1h30min"``, or Lightning's
+    ``"DD:HH:MM:SS"``.
+
+    Raises:
+        ConfigError: anything else, or a budget that is not positive.
+    """
+    if value is None:
+        return None
+    fix = (f"{name} is a time budget: e.g. \"5min\", \"90s\", \"1h30min\", \"00:00:05:00\" (DD:HH:MM:SS), "
+           f"a number of seconds or a datetime.timedelta; got {value!r}")
+    if isinstance(value, bool):
+        raise ConfigError(fix)
+    if isinstance(value, _dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", text):
+            d, h, m, s = (int(p) for p in text.split(":"))
+            seconds = ((d * 24 + h) * 60 + m) * 60 + s
+        else:
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
+            if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([a-z]+)", "", text).strip() or \
+                    any(u not in _UNITS for _, u in parts):
+                raise ConfigError(fix)
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ConfigError(fix)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(fix.replace("; got", ", and positive; got"))
+    return _dt.timedelta(seconds=seconds)
