@@ -37,7 +37,8 @@ import torch
 from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff import validation as checks
-from tsdiff.training.recipe import parse_duration
+from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
+from tsdiff.training.recipe import ema_callback, parse_duration
 from tsdiff.forecast import Forecast  # noqa: F401  (defined in tsdiff.forecast, re-exported)
 from tsdiff.quantiles import sample_quantile
 
@@ -55,11 +56,10 @@ LINEAR_ATTENTION_FROM = 256
 #: Default forward process: 50-step DDPM with a linear schedule to 0.2. CSDI's paper schedule
 #: (quadratic to 0.5) amplifies the errors of a briefly trained network a thousandfold at
 #: the noisy end; this gentler one keeps short CPU trainings stable. Pass ``process=`` for others.
-#: Optimiser and recipe of Forecaster / Imputer training (options: :mod:`tsdiff.training.recipe`);
-#: ``lr`` comes from the estimator's ``lr``
-API_OPTIM = {"weight_decay": 1.0e-6, "milestones": [0.75, 0.9], "gamma": 0.1, "schedule": "multistep",
-             "warmup": 0.0, "ema": None}
 DEFAULT_PROCESS = {"name": "ddpm", "num_steps": 50, "schedule": "linear", "beta_start": 1.0e-4, "beta_end": 0.2}
+#: Optimiser and recipe of Forecaster / Imputer training: the config's ``optim`` defaults (options:
+#: :mod:`tsdiff.training.recipe`); ``lr`` comes from the estimator's ``lr``
+API_OPTIM = {k: copy.deepcopy(v) for k, v in CONFIG_DEFAULTS["optim"].items() if k != "lr"}
 API_FORMAT = "tsdiff-api-v1"
 # --------------------------------------------------------------------------- data in
 def _is_xarray(obj) -> bool:
@@ -339,7 +339,6 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
     from torch.utils.data import DataLoader
 
     from tsdiff.training.devices import lightning_placement
-    from tsdiff.training.recipe import ema_callback, parse_duration
 
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -517,8 +516,7 @@ class Forecaster(BaseEstimator):
 
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
                  model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
-                 max_time=None,
-                 batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
+                 max_time=None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
                  verbose: bool = True, device: str = "auto", progress: bool | None = None) -> None:
@@ -842,8 +840,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, model: str = "csdi", window: int = 48, *, model_options: dict | None = None,
                  process: dict | None = None, max_steps: int = 300, max_time=None, batch_size: int = 16,
-                 lr: float = 1.0e-3,
-                 train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
+                 lr: float = 1.0e-3, train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
                  sampling_steps: int | None = 10, sampler_options: dict | None = None,
                  chunk_size: int | None = None, point: str = "median", prior="cross_series", random_state=0,
                  verbose: bool = False, device: str = "auto") -> None:

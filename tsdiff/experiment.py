@@ -104,7 +104,7 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     t.pop("resume", None)
     t.pop("compile", None)  # applied to the network by fit(), not a Trainer argument
     kwargs = {k: v for k, v in t.items() if v is not None}
-    if kwargs.get("max_time") is not None:  # "5min", "00:00:05:00", seconds
+    if "max_time" in kwargs:  # "5min", "00:00:05:00", seconds
         kwargs["max_time"] = parse_duration(kwargs["max_time"], "trainer.max_time")
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", mode="min",
                            save_last=True, save_top_k=1)

@@ -92,6 +92,7 @@ def ema_callback(decay: float):
 _UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,
           "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400,
           "day": 86400, "days": 86400}
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")  # "1.5h", "30 min"
 
 
 def parse_duration(value, name: str = "max_time") -> _dt.timedelta | None:
@@ -118,9 +119,8 @@ def parse_duration(value, name: str = "max_time") -> _dt.timedelta | None:
             d, h, m, s = (int(p) for p in text.split(":"))
             seconds = ((d * 24 + h) * 60 + m) * 60 + s
         else:
-            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
-            if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([a-z]+)", "", text).strip() or \
-                    any(u not in _UNITS for _, u in parts):
+            parts = _AMOUNT.findall(text)
+            if not parts or _AMOUNT.sub("", text).strip() or any(u not in _UNITS for _, u in parts):
                 raise ConfigError(fix)
             seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
