@@ -46,7 +46,9 @@ def test_forecaster_get_params_set_params_and_clone_round_trip():
     assert params == f.get_params(deep=False)  # no nested estimators
     assert params["sampler_options"] == {"eta": 0.5} and params["verbose"] is False and params["progress"] is None
     assert set(params) == {"model", "prediction_length", "context_length", "model_options", "process", "max_steps",
-                           "max_time", "batch_size", "lr", "train_stride", "n_samples", "sampler", "sampling_steps",
+                           "max_time", "validation", "early_stopping", "trainer_kwargs", "batch_size", "lr", "train_stride",
+                           "n_samples",
+                           "sampler", "sampling_steps",
                            "sampler_options", "chunk_size", "freq", "prior", "random_state", "verbose", "device",
                            "progress"}
     twin = clone(f)

@@ -142,7 +142,7 @@ def test_process_registry_and_build():
     assert "ddpm" in PROCESSES
     p = build_process("ddpm", num_steps=10, schedule="linear", beta_start=1e-3, beta_end=0.2)
     assert isinstance(p, DiscreteDDPM) and p.num_steps == 10
-    with pytest.raises(UnknownNameError, match="unknown process 'vpsde'; valid process names are: ddpm, subvp, ve, vp"):
+    with pytest.raises(UnknownNameError, match="unknown process 'vpsde'; valid process names are: ddpm, flow, subvp, ve, vp"):
         build_process("vpsde")
 
 

@@ -18,6 +18,7 @@ from tsdiff.diffusion import (
     PREDICTIONS,
     PROCESSES,
     DiscreteDDPM,
+    FlowMatching,
     SubVPSDE,
     VESDE,
     VPSDE,
@@ -40,8 +41,9 @@ from tsdiff.errors import ConfigError, DataError, UnknownNameError
 
 F64 = torch.float64
 SDES = [VPSDE(), SubVPSDE(), VESDE()]
-ALL = [DiscreteDDPM(), *SDES]
 IDS = ["vp", "subvp", "ve"]
+ALL = [DiscreteDDPM(), *SDES, FlowMatching()]
+ALL_IDS = ["ddpm", *IDS, "flow"]
 
 
 def closed_form(name, t):
@@ -62,8 +64,8 @@ def closed_form(name, t):
 
 
 def test_registry_names():
-    assert PROCESSES.names() == ["ddpm", "subvp", "ve", "vp"]
-    assert available()["process"] == ["ddpm", "subvp", "ve", "vp"]
+    assert PROCESSES.names() == ["ddpm", "flow", "subvp", "ve", "vp"]
+    assert available()["process"] == ["ddpm", "flow", "subvp", "ve", "vp"]
 
 
 @pytest.mark.parametrize("process", SDES, ids=IDS)
@@ -99,7 +101,7 @@ def test_ddpm_sde_reading_matches_its_chain():
     torch.testing.assert_close(torch.exp(-torch.cumsum(g2, 0)), p.alpha_bars, rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("process", ALL, ids=["ddpm", *IDS])
+@pytest.mark.parametrize("process", ALL, ids=ALL_IDS)
 def test_reverse_and_probability_flow_drift(process):
     x = torch.randn(3, 4, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     score = torch.randn(3, 4, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
@@ -238,7 +240,7 @@ def test_sde_constructor_validates(call, match):
 
 
 @pytest.mark.parametrize("shape", [(6, 5, 3), (6, 5, 3, 2)], ids=["BLN", "BLNC"])
-@pytest.mark.parametrize("process", ALL, ids=["ddpm", *IDS])
+@pytest.mark.parametrize("process", ALL, ids=ALL_IDS)
 def test_prediction_conversions_are_exact(process, shape):
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(shape, generator=g, dtype=F64)
@@ -247,7 +249,7 @@ def test_prediction_conversions_are_exact(process, shape):
     a, s = process.marginal_coefficients(t)
     x_t = process.sample_noisy(x0, t, eps)
     ab, sb = a.reshape(-1, *[1] * (len(shape) - 1)), s.reshape(-1, *[1] * (len(shape) - 1))
-    truth = {"eps": eps, "x0": x0, "v": ab * eps - sb * x0, "score": -eps / sb}
+    truth = {"eps": eps, "x0": x0, "v": ab * eps - sb * x0, "velocity": eps - x0, "score": -eps / sb}
     for source in PREDICTIONS:
         for target in PREDICTIONS:
             got = convert_prediction(truth[source], source, target, x_t, a, s)
@@ -257,10 +259,10 @@ def test_prediction_conversions_are_exact(process, shape):
 
 def test_unknown_prediction_lists_valid_names():
     x = torch.zeros(2, 3)
-    with pytest.raises(UnknownNameError, match="unknown prediction 'noise'; valid prediction names are: eps, score, v, x0"):
+    with pytest.raises(UnknownNameError, match="unknown prediction 'noise'; valid prediction names are: eps, score, v, velocity, x0"):
         convert_prediction(x, "noise", "eps", x, torch.ones(2), torch.ones(2))
     with pytest.raises(UnknownNameError, match="valid prediction names"):
-        to_eps(lambda x, t: x, VPSDE(), "velocity")
+        to_eps(lambda x, t: x, VPSDE(), "flux")
 
 
 def _gaussian_eps(process):
@@ -325,7 +327,11 @@ def test_denoising_loss_weightings_values():
         assert denoising_loss(pred, noise, x_t, a, s, mask, weighting=name).item() == pytest.approx(want, rel=1e-12)
     assert denoising_loss(pred, noise, x_t, a, s, mask, weighting="min_snr", gamma=0.5).item() == pytest.approx(
         (0.5 / 16 * 5 + 0.5 * 9) / 3, rel=1e-12)
-    assert LOSS_WEIGHTINGS.names() == ["eps", "max_snr", "min_snr", "x0"]
+    assert LOSS_WEIGHTINGS.names() == ["eps", "max_snr", "min_snr", "v", "velocity", "x0"]
+    # v: ((a^2 + s^2) / a)^2 = (0.68 / 0.8)^2 | 4; velocity: ((a + s) / a)^2 = 1.5625 | 4
+    for name, w in {"v": ((0.68 / 0.8) ** 2, 4), "velocity": (1.5625, 4)}.items():
+        want = (w[0] * sq[0] + w[1] * sq[1]) / 3
+        assert denoising_loss(pred, noise, x_t, a, s, mask, weighting=name).item() == pytest.approx(want, rel=1e-12)
 
 
 def test_x0_loss_in_any_parametrisation():
@@ -351,11 +357,11 @@ def test_x0_loss_in_any_parametrisation():
 
 def test_builders():
     assert available() == {
-        "process": ["ddpm", "subvp", "ve", "vp"],
+        "process": ["ddpm", "flow", "subvp", "ve", "vp"],
         "sampler": ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc", "sde_dpm_solver_pp"],
         "conditioning": ["conditional", "guidance", "inpainting"],
-        "parametrization": ["eps", "score", "v", "x0"],
-        "loss_weighting": ["eps", "max_snr", "min_snr", "x0"],
+        "parametrization": ["eps", "score", "v", "velocity", "x0"],
+        "loss_weighting": ["eps", "max_snr", "min_snr", "v", "velocity", "x0"],
         "schedule": ["cosine", "linear", "quadratic"],
         "spacing": ["karras", "log_snr", "quadratic", "uniform"],
     }
@@ -378,19 +384,19 @@ def test_builders():
      "valid conditioning names are: conditional, guidance, inpainting"),
     (lambda: build_conditioning("inpainting", scale=1.0), ConfigError, r"unknown option\(s\) \['scale'\]"),
     (lambda: build_loss(weighting="snr"), UnknownNameError,
-     "unknown loss weighting 'snr'; valid loss weighting names are: eps, max_snr, min_snr, x0"),
+     "unknown loss weighting 'snr'; valid loss weighting names are: eps, max_snr, min_snr, v, velocity, x0"),
     (lambda: build_loss(gamma=0), ConfigError, "gamma must be a positive number"),
     (lambda: build_from_config("sampler", {"steps": 3}), ConfigError, "sampler config needs a 'name' key; valid names are: ddim"),
     (lambda: build_from_config("model", {"name": "x"}), ConfigError, "unknown component kind 'model'"),
     (lambda: build_from_config("loss", {"weight": "x0"}), ConfigError, r"unknown option\(s\) \['weight'\] for loss"),
-    (lambda: build_from_config("process", {"name": "vpsde"}), UnknownNameError, "valid process names are: ddpm, subvp, ve, vp"),
+    (lambda: build_from_config("process", {"name": "vpsde"}), UnknownNameError, "valid process names are: ddpm, flow, subvp, ve, vp"),
 ])
 def test_builder_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
 
 
-@pytest.mark.parametrize("name", ["ddpm", "vp", "subvp", "ve"])
+@pytest.mark.parametrize("name", ["ddpm", "vp", "subvp", "ve", "flow"])
 def test_training_step_pieces_compose(name):
     # The path of training/module.py: train times -> noisy data -> network time -> loss.
     process = build_process(name)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import math
+import re
 
 import lightning as L
 import numpy as np
@@ -11,8 +12,9 @@ import torch
 import tsdiff
 import tsdiff.api as api
 from tsdiff.config import load_config
-from tsdiff.errors import ConfigError
-from tsdiff.training.recipe import check_optim, ema_callback, lr_factor, parse_duration
+from tsdiff.errors import ConfigError, DataError
+from tsdiff.training.recipe import (best_weights_callback, check_optim, ema_callback, lr_factor, parse_duration,
+                                    validation_interval, validation_split)
 
 CSDI_OPTIM = {"milestones": [0.75, 0.9], "gamma": 0.1}
 
@@ -121,3 +123,133 @@ def test_config_takes_recipe_options_and_durations():
         load_config(None, ["trainer.max_time=soon"])
     with pytest.raises(ConfigError, match="optim.schedule"):
         load_config(None, ["optim.schedule=step"])
+
+
+# --------------------------------------------------------------------------- held-out validation
+def test_best_weights_callback_keeps_the_lowest_validation_loss():
+    from types import SimpleNamespace
+
+    net = torch.nn.Linear(2, 1)
+    net.register_buffer("stat", torch.tensor(0.0))
+    cb = best_weights_callback()
+    seen = {}
+    for step, loss in enumerate([0.9, 0.5, 0.7, float("nan"), 0.6]):
+        with torch.no_grad():
+            net.weight.fill_(float(step))
+            net.stat.fill_(10.0 + step)
+        cb.on_validation_epoch_end(SimpleNamespace(callback_metrics={"val_loss": torch.tensor(loss)},
+                                                   global_step=10 * step), net)
+        seen[step] = net.weight.clone()
+    assert (cb.best, cb.step) == (0.5, 10)
+    cb.restore(net)
+    assert torch.equal(net.weight, seen[1]) and float(net.stat) == 11.0  # parameters and buffers
+    empty = best_weights_callback()
+    empty.restore(net)  # nothing seen: nothing changes
+    assert torch.equal(net.weight, seen[1])
+
+
+def test_validation_split_and_interval():
+    assert validation_split(100, 0.1, 8) == 90
+    assert validation_split(100, 0.05, 8) == 92  # at least one window held out
+    with pytest.raises(DataError, match="validation=0.5 needs at least 48 time steps .* the data have 60"):
+        validation_split(60, 0.5, 48)
+    assert [validation_interval(n) for n in (5, 300, 500, 10**6)] == [1, 15, 25, 50]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"validation": 0.0}, "in (0, 0.5]"), ({"validation": 0.7}, "in (0, 0.5]"), ({"validation": True}, "in (0, 0.5]"),
+    ({"validation": "0.1"}, "in (0, 0.5]"), ({"early_stopping": 3}, "set validation too"),
+    ({"validation": 0.1, "early_stopping": 0}, "an integer >= 1"),
+    ({"validation": 0.1, "early_stopping": 2.5}, "an integer >= 1"),
+])
+def test_bad_validation_settings_are_refused_before_training(kwargs, words):
+    X = np.arange(60.0).reshape(30, 2)
+    for cls in (tsdiff.Imputer, tsdiff.Forecaster):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            cls(**kwargs).fit(X)
+
+
+def test_imputer_and_forecaster_keep_the_best_held_out_weights(data_dir):
+    import pandas as pd
+
+    X = pd.read_csv(data_dir / "aqi36" / "pm25_missing.txt", index_col=0, parse_dates=True).iloc[:600, :6]
+    tiny = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim=16, time_embedding_dim=8,
+                feature_embedding_dim=4)
+    imp = tsdiff.Imputer(window=24, max_steps=40, validation=0.2, n_samples=2, sampling_steps=2,
+                         model_options=tiny, device="cpu").fit(X)
+    assert imp.training_["n_steps"] == 40 and imp.training_["best_step"] in range(2, 41, 2)
+    assert math.isfinite(imp.training_["best_val_loss"])
+    out = imp.transform(X)
+    observed = X.notna().to_numpy()
+    assert np.array_equal(out[observed], X.to_numpy()[observed]) and np.isfinite(out).all()
+    # a learning rate too small to move float32 weights: the loss never improves after the first
+    # check, so a patience of 1 stops training at the second check (every 10 steps)
+    stalled = tsdiff.Imputer(window=24, max_steps=200, lr=1e-12, validation=0.2, early_stopping=1, n_samples=2,
+                             sampling_steps=2, model_options=tiny, device="cpu").fit(X)
+    assert stalled.training_["n_steps"] == 20 and stalled.training_["best_step"] == 10
+    assert tsdiff.Imputer(max_steps=2, model_options=tiny, device="cpu").fit(X).training_ == {
+        "n_steps": 2, "best_step": None, "best_val_loss": None}
+    f = tsdiff.Forecaster(prediction_length=12, max_steps=20, validation=0.2, n_samples=2, sampling_steps=2,
+                          model_options=tiny, device="cpu", verbose=False).fit(X)
+    assert f.training_["best_step"] is not None
+    assert np.isfinite(f.predict(X).samples_full).all()
+    with pytest.raises(DataError, match="validation=0.5 leaves no whole training window"):
+        tsdiff.Forecaster(prediction_length=200, max_steps=2, validation=0.5, model_options=tiny,
+                          device="cpu").fit(X)
+
+
+# --------------------------------------------------------------------------- trainer_kwargs
+def test_trainer_kwargs_reach_lightning_and_stay_out_of_model_files(data_dir, tmp_path):
+    import pandas as pd
+    from lightning.pytorch.callbacks import Callback, EarlyStopping
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from sklearn.base import clone
+
+    class Count(Callback):
+        def __init__(self):
+            self.batches = 0
+
+        def on_train_batch_end(self, *args):
+            self.batches += 1
+
+    X = pd.read_csv(data_dir / "aqi36" / "pm25_missing.txt", index_col=0, parse_dates=True).iloc[:600, :6]
+    tiny = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim=16, time_embedding_dim=8,
+                feature_embedding_dim=4)
+    count = Count()
+    imp = tsdiff.Imputer(window=24, max_steps=6, n_samples=2, sampling_steps=2, model_options=tiny, device="cpu",
+                         trainer_kwargs={"callbacks": [count], "accumulate_grad_batches": 2,
+                                         "logger": CSVLogger(tmp_path, name="imp"), "log_every_n_steps": 1})
+    imp.fit(X)
+    assert imp.training_["n_steps"] == 6 and count.batches == 12  # two batches per optimiser step
+    metrics = pd.read_csv(next((tmp_path / "imp").rglob("metrics.csv")))
+    assert "train_loss_step" in metrics.columns and metrics["train_loss_step"].notna().sum() >= 6
+    imp.save(tmp_path / "imp.pt")  # the callbacks and the logger are not written into the file
+    assert tsdiff.Imputer.load(tmp_path / "imp.pt").trainer_kwargs is None
+    assert clone(imp).trainer_kwargs["accumulate_grad_batches"] == 2
+    # a user's EarlyStopping on the held-out loss, and TensorBoard logging
+    stop = EarlyStopping(monitor="val_loss", patience=1)
+    f = tsdiff.Forecaster(prediction_length=12, max_steps=200, lr=1e-12, validation=0.2, n_samples=2,
+                          sampling_steps=2, model_options=tiny, device="cpu", verbose=False,
+                          trainer_kwargs={"callbacks": [stop], "logger": TensorBoardLogger(tmp_path, name="tb")})
+    f.fit(X)
+    assert f.training_["n_steps"] == 20 and stop.stopped_epoch is not None
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
+    f.save(tmp_path / "f.pt")
+    assert tsdiff.Forecaster.load(tmp_path / "f.pt").trainer_kwargs is None
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"trainer_kwargs": {"callback": []}}, "trainer_kwargs['callback'] is not a lightning.Trainer argument "
+                                           "(did you mean 'callbacks'?)"),
+    ({"trainer_kwargs": {"devices": 2}}, "trainer_kwargs['devices']: set the estimator's device= instead"),
+    ({"trainer_kwargs": {"max_epochs": 2}}, "set the estimator's max_steps= instead"),
+    ({"trainer_kwargs": {"callbacks": ["stop"]}}, "must hold lightning Callback objects; got 'stop'"),
+    ({"trainer_kwargs": [("logger", False)]}, "trainer_kwargs must be a dict of lightning.Trainer arguments"),
+    ({"trainer_kwargs": {"callbacks": [L.pytorch.callbacks.EarlyStopping("val_loss")]}},
+     "EarlyStopping watches val_loss, which exists only with held-out data: set validation=0.1"),
+])
+def test_bad_trainer_kwargs_are_refused_before_training(kwargs, words):
+    X = np.arange(60.0).reshape(30, 2)
+    for cls in (tsdiff.Imputer, tsdiff.Forecaster):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            cls(**kwargs).fit(X)

@@ -38,7 +38,8 @@ from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff import validation as checks
 from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
-from tsdiff.training.recipe import ema_callback, parse_duration
+from tsdiff.training.recipe import (best_weights_callback, check_trainer_kwargs, check_validation, ema_callback,
+                                    parse_duration, trainer_arguments, validation_interval, validation_split)
 from tsdiff.forecast import Forecast  # noqa: F401  (defined in tsdiff.forecast, re-exported)
 from tsdiff.quantiles import sample_quantile
 
@@ -247,6 +248,17 @@ def _check_sampling(sampler: str, steps, sampler_options, chunk_size) -> None:
     build_sampler(sampler, **sampler_config(steps, options=sampler_options))
 
 
+#: At most this many held-out windows are scored at each validation check (evenly spread).
+MAX_VAL_WINDOWS = 64
+
+
+def _spread(starts: np.ndarray, limit: int = MAX_VAL_WINDOWS) -> np.ndarray:
+    """At most ``limit`` of ``starts``, evenly spread over them (all when there are fewer)."""
+    if len(starts) <= limit:
+        return starts
+    return starts[np.unique(np.linspace(0, len(starts) - 1, limit).round().astype(np.int64))]
+
+
 def _seed(random_state) -> int:
     return checks.seed_from(random_state)  # ConfigError on a bad random_state
 
@@ -331,11 +343,24 @@ def _place(module, device_setting) -> torch.device:
 
 
 def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progress: bool,
-           device: torch.device, max_time=None) -> None:
+           device: torch.device, max_time=None, val_dataset=None, early_stopping: int | None = None,
+           trainer_kwargs: dict | None = None) -> dict:
     """Train ``module`` for ``max_steps`` optimiser steps, or until ``max_time`` (a duration, see
     :func:`tsdiff.training.recipe.parse_duration`) if that comes first, with Lightning (seeded,
-    no files written) on ``device``, and leave it there (Lightning hands it back on the CPU)."""
+    no files written) on ``device``, and leave it there (Lightning hands it back on the CPU).
+
+    With ``val_dataset`` the validation loss is computed every
+    :func:`~tsdiff.training.recipe.validation_interval` steps and the weights with the lowest one
+    are kept; ``early_stopping`` (a patience in checks) also stops training when it stalls.
+    ``trainer_kwargs`` (checked by :func:`~tsdiff.training.recipe.check_trainer_kwargs`) are further
+    ``lightning.Trainer`` arguments; their callbacks run after the estimator's own.
+
+    Returns:
+        ``{"n_steps": optimiser steps run, "best_step": step of the kept weights, "best_val_loss": their
+        validation loss}`` (the last two None without ``val_dataset``, or when no check ran).
+    """
     import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
     from torch.utils.data import DataLoader
 
     from tsdiff.training.devices import lightning_placement
@@ -348,18 +373,32 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         torch.manual_seed(seed)
         callbacks = [checks.divergence_callback(module.hparams["optim"]["lr"])]
+        best = None
+        validation = {"limit_val_batches": 0}
+        val_loader = None
+        if val_dataset is not None:
+            best = best_weights_callback()
+            callbacks.append(best)  # before the EMA: it sees the averaged weights during validation
+            if early_stopping is not None:
+                callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=early_stopping))
+            val_loader = DataLoader(val_dataset, batch_size=min(batch_size, len(val_dataset)), shuffle=False)
+            validation = {"val_check_interval": validation_interval(max_steps), "check_val_every_n_epoch": None}
         if module.optim.get("ema") is not None:
             callbacks.append(ema_callback(module.optim["ema"]))
-        trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, max_time=parse_duration(max_time),
-                            logger=False, enable_checkpointing=False,
-                            enable_model_summary=False, enable_progress_bar=progress,
-                            limit_val_batches=0, num_sanity_val_steps=0, **lightning_placement(device),
-                            callbacks=callbacks)
-        trainer.fit(module, train_dataloaders=loader)
+        base = dict(max_steps=max_steps, max_epochs=-1, max_time=parse_duration(max_time), logger=False,
+                    enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+                    num_sanity_val_steps=0, **validation, **lightning_placement(device))
+        trainer = L.Trainer(**trainer_arguments(base, callbacks, trainer_kwargs))
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)
+    summary = {"n_steps": int(trainer.global_step), "best_step": None, "best_val_loss": None}
+    if best is not None and best.state is not None:
+        best.restore(module)
+        summary.update(best_step=best.step, best_val_loss=best.best)
     checks.check_trained(module)  # a diverged training is an error, never NaN output
     module._trainer = None  # keep the fitted module picklable and free of the trainer
     module.to(device)  # sampling runs where the module is
     module.eval()
+    return summary
 
 
 def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples: int, sampler: str = "ddpm",
@@ -415,7 +454,13 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
 
 
 def _api_params(obj) -> dict:
-    return {k: copy.deepcopy(getattr(obj, k)) for k in inspect.signature(type(obj).__init__).parameters if k != "self"}
+    """The constructor arguments as model files keep them: ``trainer_kwargs`` (callbacks, loggers:
+    objects, not data) is a training-time setting and is stored as None."""
+    params = {k: copy.deepcopy(getattr(obj, k)) for k in inspect.signature(type(obj).__init__).parameters
+              if k not in ("self", "trainer_kwargs")}
+    if "trainer_kwargs" in inspect.signature(type(obj).__init__).parameters:
+        params["trainer_kwargs"] = None
+    return params
 
 
 def _plain_label(x):
@@ -483,6 +528,17 @@ class Forecaster(BaseEstimator):
         max_time: a time budget for training, e.g. ``"5min"``, ``"90s"``, ``"00:00:05:00"``, seconds
             or a ``timedelta``: training stops after ``max_steps`` or ``max_time``, whichever comes
             first (the learning-rate schedule is laid out over ``max_steps``). None: no budget.
+        validation: fraction of the data held out at its end (the last windows in time, at least
+            one) to pick the weights: the validation loss is computed 20 times over ``max_steps``
+            (at most every 50 steps) and the weights with the lowest one are kept. None: train on
+            everything and keep the last weights.
+        early_stopping: with ``validation``, stop when the validation loss has not improved for
+            this many checks (None: run to ``max_steps`` / ``max_time``).
+        trainer_kwargs: further ``lightning.Trainer`` arguments, e.g. ``{"callbacks":
+            [EarlyStopping("val_loss", patience=3)], "logger": CSVLogger("logs"),
+            "accumulate_grad_batches": 2}``; callbacks run after tsdiff's own. ``max_steps``,
+            ``max_time`` and the device are the estimator's parameters. Used by ``fit`` only: model
+            files do not keep them (loggers and callbacks are not data).
         batch_size, lr: training settings; ``train_stride`` spaces the training windows.
         n_samples, sampler, sampling_steps: defaults of :meth:`predict`.
         sampler_options: the sampler's further options, e.g. ``{"spacing": "log_snr"}`` for a
@@ -516,7 +572,8 @@ class Forecaster(BaseEstimator):
 
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
                  model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
-                 max_time=None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
+                 max_time=None, validation: float | None = None, early_stopping: int | None = None,
+                 trainer_kwargs: dict | None = None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
                  verbose: bool = True, device: str = "auto", progress: bool | None = None) -> None:
@@ -527,6 +584,9 @@ class Forecaster(BaseEstimator):
         self.process = process
         self.max_steps = max_steps
         self.max_time = max_time
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.trainer_kwargs = trainer_kwargs
         self.batch_size = batch_size
         self.lr = lr
         self.train_stride = train_stride
@@ -572,6 +632,8 @@ class Forecaster(BaseEstimator):
         for name in ("max_steps", "batch_size", "train_stride", "n_samples"):
             _check_int(name, getattr(self, name))
         parse_duration(self.max_time)
+        check_validation(self.validation, self.early_stopping)
+        check_trainer_kwargs(self.trainer_kwargs, self.validation)
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
         checks.check_lr(self.lr)
@@ -617,7 +679,16 @@ class Forecaster(BaseEstimator):
                                 "way")
         starts = forecast_starts(T, ctx, H, stride=self.train_stride)
         last = np.asarray([T - ctx - H], dtype=np.int64)
-        protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, last, last)
+        held = last
+        if self.validation is not None:  # forecasts of the held-out tail, from context before or in it
+            cut = validation_split(T, self.validation, H)
+            held = _spread(starts[starts + ctx >= cut])
+            starts = starts[starts + ctx + H <= cut]
+            if not len(starts) or not len(held):
+                raise DataError(f"validation={self.validation} leaves no whole training window of context_length + "
+                                f"prediction_length = {ctx + H} steps before the held-out last {T - cut} of {T} "
+                                "steps; use validation=None or more data")
+        protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, held, last)
         freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
         seed = _seed(self.random_state)
         signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
@@ -631,9 +702,11 @@ class Forecaster(BaseEstimator):
                                    _process_config(self.process),
                                    signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
                                    spatial=series.spatial, prior=_forecast_prior(self.prior, freq, ctx))
-        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
-               max_time=self.max_time, seed=seed,
-               progress=self._verbose(), device=device)
+        self.training_ = _train(module, protocol.dataset("train"), batch_size=self.batch_size,
+                                max_steps=self.max_steps, max_time=self.max_time, seed=seed,
+                                progress=self._verbose(), device=device,
+                                val_dataset=protocol.dataset("val") if self.validation is not None else None,
+                                early_stopping=self.early_stopping, trainer_kwargs=self.trainer_kwargs)
         self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
         return self
 
@@ -789,6 +862,11 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         max_time: a time budget for training (``"3min"``, ``"90s"``, ``"00:00:03:00"``, seconds or a
             ``timedelta``): training stops after ``max_steps`` or ``max_time``, whichever comes first.
             None: no budget.
+        validation: fraction of the rows held out at the end of the table (at least one window) to
+            pick the weights: the loss of imputing holes drawn as in training is computed there 20
+            times over ``max_steps`` (at most every 50 steps) and the weights with the lowest one are
+            kept. None: train on every row and keep the last weights.
+        early_stopping, trainer_kwargs: as :class:`Forecaster`'s.
         train_mask: training mask strategy (``"random"``, ``"historical"``, ``"mix"``).
         n_samples: imputations drawn per window by ``transform``.
         sampler, sampling_steps: sampler name and its steps (default DDIM, 10 steps).
@@ -839,7 +917,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "csdi", window: int = 48, *, model_options: dict | None = None,
-                 process: dict | None = None, max_steps: int = 300, max_time=None, batch_size: int = 16,
+                 process: dict | None = None, max_steps: int = 300, max_time=None,
+                 validation: float | None = None, early_stopping: int | None = None,
+                 trainer_kwargs: dict | None = None, batch_size: int = 16,
                  lr: float = 1.0e-3, train_mask: str = "random", n_samples: int = 16, sampler: str = "ddim",
                  sampling_steps: int | None = 10, sampler_options: dict | None = None,
                  chunk_size: int | None = None, point: str = "median", prior="cross_series", random_state=0,
@@ -850,6 +930,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.process = process
         self.max_steps = max_steps
         self.max_time = max_time
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.trainer_kwargs = trainer_kwargs
         self.batch_size = batch_size
         self.lr = lr
         self.train_mask = train_mask
@@ -905,6 +988,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         for name in ("max_steps", "batch_size", "n_samples"):
             _check_int(name, getattr(self, name))
         parse_duration(self.max_time)
+        check_validation(self.validation, self.early_stopping)
+        check_trainer_kwargs(self.trainer_kwargs, self.validation)
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
         if self.point not in ("median", "mean"):
@@ -946,7 +1031,11 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)  # before anything slow
         T = series.shape[0]
         w = min(int(self.window), T)
-        starts = sliding_starts(T, w, 1)
+        starts, held = sliding_starts(T, w, 1), np.zeros(0, dtype=np.int64)
+        if self.validation is not None:  # whole windows in the held-out tail, none overlapping training's
+            cut = validation_split(T, self.validation, w)
+            held = _spread(cut + sliding_starts(T - cut, w, 1))
+            starts = sliding_starts(cut, w, 1)
         if isinstance(series, Series):
             observed = ~np.isnan(series.values).all(axis=0)
             eval_mask = np.zeros(series.shape, dtype=bool)
@@ -964,23 +1053,26 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             scaler = fit_scaler_on_windows(series, starts, w)
         none = np.zeros(0, dtype=np.int64)
         protocol = Protocol(id="api-imputer", series=series, eval_mask=eval_mask, window=w,
-                            splits={"train": SplitWindows(starts), "val": SplitWindows(none, none),
+                            # held-out windows draw holes as training does (no score_from)
+                            splits={"train": SplitWindows(starts), "val": SplitWindows(held),
                                     "test": SplitWindows(none, none)},
                             scaler=scaler)
         seed = _seed(self.random_state)
         sig = protocol.signature
         sig.update({"spatial": getattr(series.spatial, "kind", None),
                     "grid_shape": list(grid_shape) if grid_shape is not None else None})
-        config = {"seed": seed, "api": {"kind": "Imputer", "params": self.get_params(deep=False)}}
+        config = {"seed": seed, "api": {"kind": "Imputer", "params": _api_params(self)}}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
                                    _process_config(self.process),
                                    sig, protocol.scaler, lr=self.lr, train_mask=self.train_mask, config=config,
                                    spatial=series.spatial, prior=self.prior)
-        _train(module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
-               max_time=self.max_time, seed=seed,
-               progress=bool(self.verbose), device=device)
+        self.training_ = _train(module, protocol.dataset("train"), batch_size=self.batch_size,
+                                max_steps=self.max_steps, max_time=self.max_time, seed=seed,
+                                progress=bool(self.verbose), device=device,
+                                val_dataset=protocol.dataset("val") if self.validation is not None else None,
+                                early_stopping=self.early_stopping, trainer_kwargs=self.trainer_kwargs)
         self.module_ = module
         self.window_ = w
         self.signature_ = sig
@@ -1166,7 +1258,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  "feature_names_in_": [_plain_label(c) for c in getattr(self, "feature_names_in_", [])] or None,
                  "freq_": self.freq_ if hasattr(self, "freq_") else None, "window_": int(self.window_),
                  "seed_": int(self.seed_)}
-        api = {"format": API_FORMAT, "kind": "Imputer", "params": self.get_params(deep=False),
+        api = {"format": API_FORMAT, "kind": "Imputer", "params": _api_params(self),
                "signature": self.signature_, "state": state}
         return save_model(self.module_, path, extra={"api": api})
 

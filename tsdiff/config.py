@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
         "beta_start": 1.0e-4,
         "beta_end": 0.5,
     },
+    # training loss (tsdiff.diffusion.losses): weighting of the squared error per noise level;
+    # null: the plain MSE of what the model predicts (model.prediction: eps | x0 | v | velocity)
+    "loss": {"weighting": None, "gamma": 5.0},
     "optim": {
         "lr": 1.0e-3,
         "weight_decay": 1.0e-6,
@@ -272,6 +275,9 @@ def validate_config(cfg: Mapping) -> None:
 
     check_optim(optim)
     parse_duration(trainer["max_time"], "trainer.max_time")
+    from tsdiff.diffusion.components import build_loss
+
+    build_loss(cfg["model"].get("prediction") or "eps", **cfg["loss"])  # names listed on a typo
 
 
 def resolve_output_dir(cfg: Mapping) -> Path:

@@ -166,7 +166,7 @@ def build_module(cfg: dict, protocol) -> DiffusionModule:
     return DiffusionModule(
         model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=cfg["data"]["train_mask"],
         signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
-        spatial=spatial_state(protocol.series.spatial), prior=cfg["prior"],
+        spatial=spatial_state(protocol.series.spatial), prior=cfg["prior"], loss=cfg["loss"],
     )
 
 

@@ -27,6 +27,7 @@ from tsdiff.diffusion.process import (
     process_from_config,
 )
 from tsdiff.diffusion.sde import ContinuousSDE, SubVPSDE, VESDE, VPSDE
+from tsdiff.diffusion.flow import FlowMatching
 from tsdiff.diffusion.samplers import (
     SAMPLERS,
     SamplerOutput,
@@ -58,6 +59,7 @@ __all__ = [
     "SPACINGS",
     "Conditioned",
     "ContinuousSDE",
+    "FlowMatching",
     "DiscreteDDPM",
     "ForwardProcess",
     "SamplerOutput",

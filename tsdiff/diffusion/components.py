@@ -3,12 +3,12 @@
 =====================  ===============================================  =============================
 kind                   names                                            builder
 =====================  ===============================================  =============================
-process                ddpm, vp, subvp, ve                              :func:`build_process`
+process                ddpm, vp, subvp, ve, flow                        :func:`build_process`
 sampler                ddpm, ddim, euler_maruyama, pc, heun,            :func:`build_sampler`
                        dpm_solver_pp, sde_dpm_solver_pp
 conditioning           conditional, inpainting, guidance                :func:`build_conditioning`
-parametrization        eps, x0, v, score                                :func:`build_loss` / ``to_eps``
-loss weighting         eps, x0, min_snr, max_snr                        :func:`build_loss`
+parametrization        eps, x0, v, velocity, score                      :func:`build_loss` / ``to_eps``
+loss weighting         eps, x0, v, velocity, min_snr, max_snr           :func:`build_loss`
 beta schedule          linear, quadratic, cosine                        ``DiscreteDDPM(schedule=...)``
 time spacing           uniform, quadratic, log_snr, karras              sampler option ``spacing``
 =====================  ===============================================  =============================
@@ -76,10 +76,12 @@ def build_conditioning(name: str, **options: Any) -> Callable:
     return functools.partial(fn, **options)
 
 
-def build_loss(parametrization: str = "eps", weighting: str = "eps", gamma: float = 5.0) -> Callable:
-    """:func:`~tsdiff.diffusion.losses.denoising_loss` with its options bound (names checked now)."""
+def build_loss(parametrization: str = "eps", weighting: str | None = "eps", gamma: float = 5.0) -> Callable:
+    """:func:`~tsdiff.diffusion.losses.denoising_loss` with its options bound (names checked now);
+    ``weighting=None``: the parametrisation's own MSE."""
     _check_prediction(parametrization)
-    LOSS_WEIGHTINGS.get(weighting)
+    if weighting is not None:
+        LOSS_WEIGHTINGS.get(weighting)
     if not (isinstance(gamma, (int, float)) and gamma > 0):
         raise ConfigError(f"loss gamma must be a positive number; got {gamma!r}")
     return functools.partial(

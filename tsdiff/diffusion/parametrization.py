@@ -3,8 +3,8 @@
 With ``x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps`` (Ho et al. 2020), the
 noise ``eps`` and the clean data ``x_0`` determine each other given ``x_t``.
 :func:`convert_prediction` does the same for any process ``x_t = a x_0 + s eps``
-and the four parametrisations eps / x0 / v / score; :func:`to_eps` adapts a
-network of any parametrisation to the samplers' eps contract.
+and the five parametrisations eps / x0 / v / velocity / score; :func:`to_eps`
+adapts a network of any parametrisation to the samplers' eps contract.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def x0_to_eps(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> t
 # Any process x_t = scale x_0 + std eps: eps / x0 / v / score
 # --------------------------------------------------------------------------
 
-#: Network output parametrisations, as named in configs (``prediction``).
-PREDICTIONS = ("eps", "x0", "v", "score")
+#: Network output parametrisations, as named in configs (``model: {prediction: ...}``).
+PREDICTIONS = ("eps", "x0", "v", "velocity", "score")
 
 
 def _check_prediction(kind: str) -> None:
@@ -80,14 +80,17 @@ def convert_prediction(
     scale: torch.Tensor,
     std: torch.Tensor,
 ) -> torch.Tensor:
-    """Convert a prediction between the eps, x0, v and score parametrisations.
+    """Convert a prediction between the eps, x0, v, velocity and score parametrisations.
 
     With ``x_t = a x_0 + s eps`` (``a = scale``, ``s = std``):
 
     * ``x0 = (x_t - s eps) / a``, ``eps = (x_t - a x0) / s`` (Ho et al. 2020);
     * ``score = -eps / s`` (Vincent 2011; Song et al. 2021);
     * ``v = a eps - s x0`` (Salimans & Ho 2022, "Progressive Distillation"),
-      inverted for any ``(a, s)`` as ``eps = (a v + s x_t) / (a^2 + s^2)``.
+      inverted for any ``(a, s)`` as ``eps = (a v + s x_t) / (a^2 + s^2)``;
+    * ``velocity = eps - x0``, the flow-matching target of the straight path
+      ``x_t = (1 - t) x_0 + t eps`` (Lipman et al. 2023; Liu et al. 2023), where it is
+      ``dx_t / dt``; inverted for any ``(a, s)`` as ``eps = (x_t + a u) / (a + s)``.
 
     ``eps`` is the hub: every conversion goes through it, and is exact up to
     rounding. Conversions out of ``eps`` need ``s > 0``; into ``x0``, ``a > 0``.
@@ -115,6 +118,8 @@ def convert_prediction(
         eps = (x_t - a * value) / s
     elif source == "v":
         eps = (a * value + s * x_t) / (a**2 + s**2)
+    elif source == "velocity":
+        eps = (x_t + a * value) / (a + s)
     else:  # score
         eps = -s * value
     if target == "eps":
@@ -123,6 +128,8 @@ def convert_prediction(
         return (x_t - s * eps) / a
     if target == "v":
         return a * eps - s * (x_t - s * eps) / a
+    if target == "velocity":
+        return eps - (x_t - s * eps) / a
     return -eps / s
 
 

@@ -54,7 +54,11 @@ class ContinuousSDE(ForwardProcess):
         self.num_steps = int(num_steps)
 
     def time_range(self) -> tuple[float, float, bool]:
-        return 1.0, self.eps, False
+        return self._top(), self.eps, False
+
+    def _top(self) -> float:
+        """The noisiest time samplers visit (1; below it where the signal vanishes at 1)."""
+        return 1.0
 
     # subclasses define these two in closed form
     def _coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +96,8 @@ class ContinuousSDE(ForwardProcess):
         return self._time_from_sigma(sigma).clamp(0.0, 1.0)
 
     def sampling_times(self, steps: Optional[int] = None, spacing: str = "uniform") -> torch.Tensor:
-        """Times from ``1`` down to ``eps`` (float64) placed by ``spacing``; ``steps = 1`` is ``[1.0]``.
+        """Times from the top (``1``) down to ``eps`` (float64) placed by ``spacing``; ``steps = 1``
+        is the top alone.
 
         ``uniform`` is ``linspace(1, eps, steps)``; for VE this is a geometric
         sequence of sigmas from ``sigma_max`` to ``sigma(eps)``, since ``log sigma``
@@ -107,7 +112,7 @@ class ContinuousSDE(ForwardProcess):
             steps = self.num_steps
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ConfigError(f"steps must be an integer >= 1; got {steps!r}")
-        ends = torch.tensor([1.0], dtype=F64), torch.tensor([self.eps], dtype=F64)
+        ends = torch.tensor([self._top()], dtype=F64), torch.tensor([self.eps], dtype=F64)
         times = spaced_positions(self, int(steps), spacing, *ends)
         if steps > 1 and not bool((times[:-1] > times[1:]).all()):
             raise AssertionError(f"sampling times not strictly decreasing: {times.tolist()}")
@@ -120,9 +125,9 @@ class ContinuousSDE(ForwardProcess):
         generator: Optional[torch.Generator] = None,
         device: Optional[torch.device | str] = None,
     ) -> torch.Tensor:
-        """Uniform times in ``[eps, 1]`` (float64 ``[batch_size]``)."""
+        """Uniform times in ``[eps, top]`` (float64 ``[batch_size]``)."""
         u = torch.rand(batch_size, generator=generator, device=device, dtype=F64)
-        return self.eps + (1.0 - self.eps) * u
+        return self.eps + (self._top() - self.eps) * u
 
     def network_time(self, t: torch.Tensor) -> torch.Tensor:
         """``999 * t`` as float32 (see the module docstring)."""

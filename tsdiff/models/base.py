@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tsdiff.errors import DataError
+from tsdiff.diffusion.parametrization import _check_prediction
+from tsdiff.errors import ConfigError, DataError
 from tsdiff.registry import Registry, check_options
 
 
@@ -114,9 +115,23 @@ MODELS: Registry[type[Denoiser]] = Registry("model")
 
 
 def build_model(config: dict, num_nodes: int, num_channels: int) -> Denoiser:
-    """Build a registered network from its config section (``name`` + hyper-parameters)."""
+    """Build a registered network from its config section (``name`` + hyper-parameters).
+
+    ``prediction`` (any network that denoises whole windows): what its output stands for,
+    one of :data:`~tsdiff.diffusion.parametrization.PREDICTIONS` (default ``eps``); training
+    and sampling convert through it.
+    """
     config = dict(config)
     name = config.pop("name", None)
+    prediction = config.pop("prediction", None)
     cls = MODELS.get(name)
     check_options(cls, config, f"model {name!r}", fixed=("num_nodes", "num_channels"))
-    return cls(num_nodes=num_nodes, num_channels=num_channels, **config)
+    if prediction is not None:
+        _check_prediction(prediction)
+        if cls.autoregressive and prediction != cls.prediction:
+            raise ConfigError(f"model {name!r} generates one time step after another and predicts "
+                              f"{cls.prediction!r} only; got prediction {prediction!r}")
+    net = cls(num_nodes=num_nodes, num_channels=num_channels, **config)
+    if prediction is not None:
+        net.prediction = prediction
+    return net

@@ -184,7 +184,7 @@ def estimate_eps_sq_norm(
             for x0, target, cond in batches:
                 t = torch.full((x0.shape[0],), step, dtype=torch.long, device=device)
                 noise = torch.randn(x0.shape, generator=gen, device=device, dtype=x0.dtype)
-                eps = module.net(process.sample_noisy(x0, t, noise), process.network_time(t), cond)
+                eps = module.eps_fn(cond)(process.sample_noisy(x0, t, noise), t)
                 total += float((eps.double() ** 2)[target].sum())
         floor = max(0.0, 1.0 - float(abar[step] / (1.0 - abar[step])) * second_moment)
         out.append(min(max(total / (count * repeats), floor), 1.0))

@@ -9,8 +9,8 @@ import torch
 
 from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
-from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss
-from tsdiff.diffusion.components import build_conditioning, build_sampler
+from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
+from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
@@ -82,11 +82,14 @@ class DiffusionModule(L.LightningModule):
             a prior the process diffuses the residual ``(x - prior) / scale`` on the targets,
             ``scale`` being ``prior["scale"]`` or, by default, the standard deviation of the
             residual on training targets, estimated when training starts (buffer ``prior_scale``).
+        loss: the loss section (``weighting``, ``gamma``: :func:`~tsdiff.diffusion.build_loss`), for
+            the network's ``prediction`` (model option, default ``eps``); None: the plain MSE of
+            that prediction.
     """
 
     def __init__(self, model: dict, process: dict, optim: dict, train_mask: str, signature: dict,
                  scaler: dict, config: dict | None = None, spatial: dict | None = None,
-                 prior: dict | None = None) -> None:
+                 prior: dict | None = None, loss: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.prior_fn = build_prior(prior, num_series=signature["num_nodes"] * signature["num_channels"])
@@ -105,6 +108,10 @@ class DiffusionModule(L.LightningModule):
         self.net.check_spatial(self.spatial)
         proc = dict(process)
         self.process = build_process(proc.pop("name"), **proc)
+        loss = {"weighting": None, "gamma": 5.0, **(loss or {})}
+        #: the training loss of the network's prediction; None: the masked eps MSE (exactly)
+        self.loss_fn = (None if self.net.prediction == "eps" and loss["weighting"] in (None, "eps")
+                        else build_loss(self.net.prediction, **loss))
         self.mask_fn = TRAIN_MASKS.get(train_mask)
         self.scaler = StandardScaler.from_state_dict(scaler)
         self.optim = dict(optim)
@@ -212,8 +219,17 @@ class DiffusionModule(L.LightningModule):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"))
         x_t = self.process.sample_noisy(self.to_process_space(x, cond), t, noise)
-        eps = self.net(x_t, self.process.network_time(t), cond)
-        return masked_eps_loss(eps, noise, target)
+        out = self.net(x_t, self.process.network_time(t), cond)
+        if self.loss_fn is None:
+            return masked_eps_loss(out, noise, target)
+        scale, std = self.process.marginal_coefficients(t)
+        return self.loss_fn(out, noise, x_t, scale, std, target)
+
+    def eps_fn(self, cond: Condition):
+        """``(x_t, t) -> eps`` of the network on ``cond`` at process times ``t``, whatever it
+        predicts (:func:`~tsdiff.diffusion.to_eps`): the samplers' contract."""
+        return to_eps(lambda x_t, t: self.net(x_t, self.process.network_time(t), cond), self.process,
+                      self.net.prediction)
 
     def setup(self, stage: str) -> None:
         # Under DDP every process starts from the same RNG state (same seed, or the state
@@ -346,11 +362,8 @@ class DiffusionModule(L.LightningModule):
                 continue
             x_T = self.process.prior_sample(sub.values.shape, generator=generator, device=x.device, dtype=x.dtype)
 
-            def denoise(x_t: torch.Tensor, t: torch.Tensor, sub: Condition = sub) -> torch.Tensor:
-                return self.net(x_t, self.process.network_time(t), sub)
-
             # the strategy sees the observations in the process's space (with a prior: residual 0)
-            setup = strategy(denoise, self.process, self.to_process_space(sub.values, sub), sub.cond_mask,
+            setup = strategy(self.eps_fn(sub), self.process, self.to_process_space(sub.values, sub), sub.cond_mask,
                              generator=generator)
             res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
             outs.append(impose_observed(self.from_process_space(res.x0, sub), sub.values, sub.cond_mask))

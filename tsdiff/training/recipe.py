@@ -12,6 +12,10 @@ optim options (config ``optim:`` section, and what the API builds):
                 is ``min(ema, (1 + n) / (10 + n))``, so a short training is not dominated by the
                 initial weights.
 ==============  ==================================================================================
+
+Held-out validation in the API's training (``Imputer(validation=0.1, early_stopping=5)``):
+:func:`validation_split` carves the held-out tail, :func:`validation_interval` spaces the checks,
+and :func:`best_weights_callback` keeps the weights with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -87,6 +91,124 @@ def ema_callback(decay: float):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     return ParameterEMA()
+
+
+def check_validation(validation, early_stopping) -> None:
+    """Refuse a validation fraction outside (0, 0.5] and a patience that is not an integer >= 1
+    (or one without validation)."""
+    if validation is not None and (isinstance(validation, bool) or not isinstance(validation, (int, float))
+                                   or not 0 < validation <= 0.5):
+        raise ConfigError(f"validation is the fraction of the data held out at its end to pick the best "
+                          f"weights, in (0, 0.5] (e.g. 0.1), or None; got {validation!r}")
+    if early_stopping is not None:
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, int) or early_stopping < 1:
+            raise ConfigError(f"early_stopping is a patience: the number of validation checks without "
+                              f"improvement before training stops, an integer >= 1, or None; got {early_stopping!r}")
+        if validation is None:
+            raise ConfigError("early_stopping needs held-out data to watch: set validation too, e.g. "
+                              "validation=0.1")
+
+
+#: Trainer arguments the estimators set from their own parameters (``max_steps``, ``max_time``,
+#: ``device``), which ``trainer_kwargs`` may not give a second time.
+OWNED_TRAINER_ARGS = {"max_steps": "max_steps", "max_time": "max_time", "max_epochs": "max_steps",
+                      "accelerator": "device", "devices": "device"}
+
+
+def check_trainer_kwargs(trainer_kwargs, validation) -> None:
+    """Refuse ``trainer_kwargs`` that ``lightning.Trainer`` would not take, that repeat an estimator
+    parameter, or whose callbacks watch ``val_loss`` while no data are held out.
+
+    Raises:
+        ConfigError: naming the argument and the fix.
+    """
+    import inspect
+
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    if trainer_kwargs is None:
+        return
+    if not isinstance(trainer_kwargs, dict) or not all(isinstance(k, str) for k in trainer_kwargs):
+        raise ConfigError(f"trainer_kwargs must be a dict of lightning.Trainer arguments, e.g. "
+                          f"{{'callbacks': [...], 'logger': CSVLogger('logs')}}; got {trainer_kwargs!r}")
+    valid = [k for k in inspect.signature(L.Trainer.__init__).parameters if k != "self"]
+    for key in trainer_kwargs:
+        if key in OWNED_TRAINER_ARGS:
+            raise ConfigError(f"trainer_kwargs[{key!r}]: set the estimator's {OWNED_TRAINER_ARGS[key]}= instead")
+        if key not in valid:
+            import difflib
+
+            close = difflib.get_close_matches(key, valid, n=1)
+            raise ConfigError(f"trainer_kwargs[{key!r}] is not a lightning.Trainer argument"
+                              + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; valid arguments are: {', '.join(sorted(valid))}")
+    callbacks = trainer_kwargs.get("callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ConfigError(f"trainer_kwargs['callbacks'] must hold lightning Callback objects; got {cb!r}")
+        if validation is None and getattr(cb, "monitor", None) == "val_loss":
+            raise ConfigError(f"{type(cb).__name__} watches val_loss, which exists only with held-out data: "
+                              "set validation=0.1 (for example) as well")
+
+
+def trainer_arguments(base: dict, callbacks: list, trainer_kwargs: dict | None) -> dict:
+    """``lightning.Trainer`` arguments: ``base`` updated by ``trainer_kwargs``, whose callbacks
+    come after ``callbacks`` (the estimator's own)."""
+    extra = dict(trainer_kwargs or {})
+    theirs = extra.pop("callbacks", None) or []
+    theirs = list(theirs) if isinstance(theirs, (list, tuple)) else [theirs]
+    return {**base, **extra, "callbacks": list(callbacks) + theirs}
+
+
+def validation_split(length: int, fraction: float, need: int) -> int:
+    """The first time step of the held-out tail: the last ``ceil(fraction * length)`` steps, at
+    least ``need`` of them (one window), and at least ``need`` steps left before them.
+
+    Raises:
+        DataError: the data are too short for both.
+    """
+    from tsdiff.errors import DataError
+
+    held = max(int(math.ceil(fraction * length)), need)
+    if length - held < need:
+        raise DataError(f"validation={fraction} needs at least {need} time steps (one window) held out and "
+                        f"{need} left for training, but the data have {length}; use validation=None or "
+                        "a shorter window")
+    return length - held
+
+
+def validation_interval(max_steps: int) -> int:
+    """Optimiser steps between validation checks: 20 checks over ``max_steps``, at most every 50."""
+    return max(1, min(50, max_steps // 20))
+
+
+def best_weights_callback():
+    """A Lightning callback keeping, in memory, the weights (parameters and buffers) at the lowest
+    ``val_loss`` seen, and putting them back when training ends. Listed before the EMA callback,
+    it sees the averaged weights that the EMA swaps in for validation."""
+    import copy
+
+    from lightning.pytorch.callbacks import Callback
+
+    class BestWeights(Callback):
+        def __init__(self) -> None:
+            self.best = math.inf
+            self.state: dict | None = None
+            self.step = -1
+
+        def on_validation_epoch_end(self, trainer, pl_module) -> None:
+            loss = trainer.callback_metrics.get("val_loss")
+            if loss is not None and math.isfinite(float(loss)) and float(loss) < self.best:
+                self.best, self.step = float(loss), trainer.global_step
+                self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
+
+        def restore(self, module) -> None:
+            if self.state is not None:
+                module.load_state_dict(self.state)
+
+    return BestWeights()
 
 
 _UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60,

@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 
 from tsdiff.diffusion.process import ForwardProcess, Spacing
+from tsdiff.errors import ConfigError
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,
@@ -41,29 +42,48 @@ def sample_heun(
     generator: Optional[torch.Generator] = None,
     callback: Optional[Callback] = None,
     step_hook: Optional[StepHook] = None,
+    variable: str = "sigma",
 ) -> SamplerOutput:
     """Heun's 2nd-order method on the probability-flow ODE (Karras et al. 2022, Alg. 1).
 
-    Between visited times ``t_i > t_{i+1}``, in ``y = x / a`` and
+    ``variable="sigma"``: between visited times ``t_i > t_{i+1}``, in ``y = x / a`` and
     ``sigma = s / a`` (``d = eps(x, t)``):
 
         y'      = y_i + (sigma_{i+1} - sigma_i) d_i                (Euler)
         y_{i+1} = y_i + (sigma_{i+1} - sigma_i) (d_i + d'(y', t_{i+1})) / 2
 
-    and ``x_{i+1} = a_{i+1} y_{i+1}``. The last step (to ``sigma = 0``, clean data)
-    is a plain Euler step, which is the denoising ``x0 = (x - s eps) / a``.
+    and ``x_{i+1} = a_{i+1} y_{i+1}``. ``variable="time"``: the same two stages on
+    ``dx / dt = f(t) x + g(t)^2 eps / (2 s)`` in the process's own (continuous) time,
+    the ODE of Song et al. 2021, eq. 13. For the ``flow`` process this is
+    ``dx / dt = eps - x0``, the straight-path velocity, on which few steps suffice
+    (Liu et al. 2023), where ``sigma`` runs from ``(1 - eps) / eps`` and few steps
+    do not. The last step (to clean data) is a plain Euler step, which is the
+    denoising ``x0 = (x - s eps) / a``.
 
     Args:
         denoise_fn, x_T, process, steps, spacing, callback, step_hook: as
             :func:`~tsdiff.diffusion.samplers.sde.sample_euler_maruyama`.
         generator: unused (deterministic sampler); accepted for a uniform signature.
+        variable: ``sigma`` or ``time`` (continuous-time processes only).
 
     Returns:
         :class:`SamplerOutput` with ``nfe = 2 * steps - 1``.
+
+    Raises:
+        ConfigError: an unknown ``variable``, or ``time`` on a discrete-step process.
     """
     del generator
+    if variable not in ("sigma", "time"):
+        raise ConfigError(f"heun's variable must be 'sigma' or 'time'; got {variable!r}")
+    if variable == "time" and process.time_range()[2]:
+        raise ConfigError(f"heun with variable='time' needs a continuous-time process (vp, subvp, ve, flow); "
+                          f"{process.name!r} has discrete steps: use variable='sigma'")
     times, tdtype, scales, stds, x = start_sampling(process, steps, x_T, step_hook, spacing)
     sigmas = [s / a for a, s in zip(scales, stds)]
+
+    def slope(x_now: torch.Tensor, t_now: torch.Tensor, eps: torch.Tensor, std: float) -> torch.Tensor:
+        return process.reverse_drift(x_now, t_now, -eps / std, probability_flow=True)
+
     nfe = 0
     for i, time in enumerate(times):
         t = batch_time(time, x, tdtype)
@@ -71,6 +91,14 @@ def sample_heun(
         nfe += 1
         if i + 1 == len(times):
             x, t_next = x0_pred, None
+        elif variable == "time":
+            t_next = batch_time(times[i + 1], x, tdtype)
+            dt = times[i + 1] - time
+            d = slope(x, t, eps, stds[i])
+            x_euler = x + dt * d
+            d_next = slope(x_euler, t_next, denoise_fn(x_euler, t_next), stds[i + 1])
+            nfe += 1
+            x = x + (0.5 * dt) * (d + d_next)
         else:
             t_next = batch_time(times[i + 1], x, tdtype)
             y = x / scales[i]
