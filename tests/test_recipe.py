@@ -253,3 +253,51 @@ def test_bad_trainer_kwargs_are_refused_before_training(kwargs, words):
     for cls in (tsdiff.Imputer, tsdiff.Forecaster):
         with pytest.raises(ConfigError, match=re.escape(words)):
             cls(**kwargs).fit(X)
+
+
+def test_config_callbacks_logger_and_gradient_accumulation(tmp_path, data_dir):
+    import json
+    import os
+
+    from tests.test_training import CLI_TINY
+    from tsdiff.cli import main
+
+    cfg = os.path.join(os.path.dirname(__file__), "..", "configs/imputation/csdi_aqi36.yaml")
+    (tmp_path / "extra.yaml").write_text(f"""
+trainer:
+  accumulate_grad_batches: 2
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.EarlyStopping
+      init_args: {{monitor: val_loss, patience: 5}}
+    - class_path: lightning.pytorch.callbacks.LearningRateMonitor
+  logger:
+    class_path: lightning.pytorch.loggers.TensorBoardLogger
+    init_args: {{save_dir: {tmp_path}/tb}}
+""")
+    loaded = load_config(tmp_path / "extra.yaml")
+    assert loaded["trainer"]["accumulate_grad_batches"] == 2 and len(loaded["trainer"]["callbacks"]) == 2
+    out = [f"output.dir={tmp_path}/run", f"data.data_dir={data_dir}", "trainer.max_steps=2",
+           "trainer.limit_train_batches=4"]
+    extra = [f"trainer.{k}={json.dumps(v)}" for k, v in loaded["trainer"].items()
+             if k in ("accumulate_grad_batches", "callbacks", "logger")]
+    assert main(["fit", cfg, *CLI_TINY, *out, *extra]) == 0
+    fit_info = json.loads((tmp_path / "run" / "fit.json").read_text())
+    assert fit_info["global_steps"] == 2  # 4 batches, one optimiser step per two
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
+
+
+@pytest.mark.parametrize("override, words", [
+    ("trainer.callbacks=[{class_path: lightning.pytorch.callbacks.EarlyStop}]",
+     "trainer.callbacks[0]: class path 'lightning.pytorch.callbacks.EarlyStop' cannot be imported"),
+    ("trainer.callbacks=[{class_path: collections.OrderedDict}]",
+     "'collections.OrderedDict' is not a lightning.pytorch.callbacks.callback.Callback"),
+    ("trainer.callbacks=[{class_path: lightning.pytorch.callbacks.EarlyStopping, init_args: {watch: x}}]",
+     "init_args {'watch': 'x'} do not fit lightning.pytorch.callbacks.EarlyStopping"),
+    ("trainer.callbacks={class_path: x.Y}", "trainer.callbacks must be a list"),
+    ("trainer.callbacks=[EarlyStopping]", "trainer.callbacks[0] must be a mapping with class_path"),
+    ("trainer.logger={class_path: lightning.pytorch.callbacks.EarlyStopping}", "is not a lightning.pytorch.loggers"),
+    ("trainer.accumulate_grad_batches=0", "accumulate_grad_batches must be an integer >= 1"),
+])
+def test_bad_trainer_entries_in_configs_are_clear_errors(override, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(None, [override])

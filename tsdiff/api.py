@@ -38,8 +38,9 @@ from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff import validation as checks
 from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
-from tsdiff.training.recipe import (best_weights_callback, check_trainer_kwargs, check_validation, ema_callback,
-                                    parse_duration, trainer_arguments, validation_interval, validation_split)
+from tsdiff.training.recipe import (best_weights_callback, check_validation, ema_callback, parse_duration,
+                                    validation_interval, validation_split)
+from tsdiff.training.trainer_options import check_trainer_kwargs, trainer_arguments
 from tsdiff.forecast import Forecast  # noqa: F401  (defined in tsdiff.forecast, re-exported)
 from tsdiff.quantiles import sample_quantile
 

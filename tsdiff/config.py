@@ -75,6 +75,11 @@ DEFAULTS: dict[str, Any] = {
         "enable_progress_bar": True,
         "log_every_n_steps": 10,
         "deterministic": False,
+        "accumulate_grad_batches": 1,  # optimiser step every n batches
+        # further callbacks: [{class_path: lightning.pytorch.callbacks.EarlyStopping, init_args: {...}}, ...]
+        "callbacks": [],
+        # null: a CSV log in output.dir/logs; false: none; or {class_path: ..., init_args: {...}}
+        "logger": None,
     },
     "eval": {
         "split": "test",
@@ -275,7 +280,14 @@ def validate_config(cfg: Mapping) -> None:
 
     check_optim(optim)
     parse_duration(trainer["max_time"], "trainer.max_time")
+    acc = trainer["accumulate_grad_batches"]
+    need(isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1,
+         f"trainer.accumulate_grad_batches must be an integer >= 1, got {acc!r}")
     from tsdiff.diffusion.components import build_loss
+    from tsdiff.training.trainer_options import config_callbacks, config_logger
+
+    config_callbacks(trainer["callbacks"])  # class paths import, init_args fit: before any data is read
+    config_logger(trainer["logger"], lambda: None)
 
     build_loss(cfg["model"].get("prediction") or "eps", **cfg["loss"])  # names listed on a typo
 

@@ -99,10 +99,14 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    from tsdiff.training.trainer_options import config_callbacks, config_logger
+
     t = dict(cfg["trainer"])
     every = t.pop("checkpoint_every_n_steps", None)
     t.pop("resume", None)
     t.pop("compile", None)  # applied to the network by fit(), not a Trainer argument
+    user_callbacks = config_callbacks(t.pop("callbacks", None))
+    logger = config_logger(t.pop("logger", None), lambda: CSVLogger(out, name="logs"))
     kwargs = {k: v for k, v in t.items() if v is not None}
     if "max_time" in kwargs:  # "5min", "00:00:05:00", seconds
         kwargs["max_time"] = parse_duration(kwargs["max_time"], "trainer.max_time")
@@ -114,7 +118,7 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     if every:  # a rolling mid-epoch checkpoint to resume from after a crash
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename=Path(STEP_CKPT).stem, monitor=None,
                                          every_n_train_steps=every, save_top_k=1, enable_version_counter=False))
-    return L.Trainer(default_root_dir=out, logger=CSVLogger(out, name="logs"), callbacks=callbacks,
+    return L.Trainer(default_root_dir=out, logger=logger, callbacks=callbacks + user_callbacks,
                      enable_model_summary=False, **kwargs)
 
 

@@ -109,59 +109,6 @@ def check_validation(validation, early_stopping) -> None:
                               "validation=0.1")
 
 
-#: Trainer arguments the estimators set from their own parameters (``max_steps``, ``max_time``,
-#: ``device``), which ``trainer_kwargs`` may not give a second time.
-OWNED_TRAINER_ARGS = {"max_steps": "max_steps", "max_time": "max_time", "max_epochs": "max_steps",
-                      "accelerator": "device", "devices": "device"}
-
-
-def check_trainer_kwargs(trainer_kwargs, validation) -> None:
-    """Refuse ``trainer_kwargs`` that ``lightning.Trainer`` would not take, that repeat an estimator
-    parameter, or whose callbacks watch ``val_loss`` while no data are held out.
-
-    Raises:
-        ConfigError: naming the argument and the fix.
-    """
-    import inspect
-
-    import lightning as L
-    from lightning.pytorch.callbacks import Callback
-
-    if trainer_kwargs is None:
-        return
-    if not isinstance(trainer_kwargs, dict) or not all(isinstance(k, str) for k in trainer_kwargs):
-        raise ConfigError(f"trainer_kwargs must be a dict of lightning.Trainer arguments, e.g. "
-                          f"{{'callbacks': [...], 'logger': CSVLogger('logs')}}; got {trainer_kwargs!r}")
-    valid = [k for k in inspect.signature(L.Trainer.__init__).parameters if k != "self"]
-    for key in trainer_kwargs:
-        if key in OWNED_TRAINER_ARGS:
-            raise ConfigError(f"trainer_kwargs[{key!r}]: set the estimator's {OWNED_TRAINER_ARGS[key]}= instead")
-        if key not in valid:
-            import difflib
-
-            close = difflib.get_close_matches(key, valid, n=1)
-            raise ConfigError(f"trainer_kwargs[{key!r}] is not a lightning.Trainer argument"
-                              + (f" (did you mean {close[0]!r}?)" if close else "")
-                              + f"; valid arguments are: {', '.join(sorted(valid))}")
-    callbacks = trainer_kwargs.get("callbacks") or []
-    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise ConfigError(f"trainer_kwargs['callbacks'] must hold lightning Callback objects; got {cb!r}")
-        if validation is None and getattr(cb, "monitor", None) == "val_loss":
-            raise ConfigError(f"{type(cb).__name__} watches val_loss, which exists only with held-out data: "
-                              "set validation=0.1 (for example) as well")
-
-
-def trainer_arguments(base: dict, callbacks: list, trainer_kwargs: dict | None) -> dict:
-    """``lightning.Trainer`` arguments: ``base`` updated by ``trainer_kwargs``, whose callbacks
-    come after ``callbacks`` (the estimator's own)."""
-    extra = dict(trainer_kwargs or {})
-    theirs = extra.pop("callbacks", None) or []
-    theirs = list(theirs) if isinstance(theirs, (list, tuple)) else [theirs]
-    return {**base, **extra, "callbacks": list(callbacks) + theirs}
-
-
 def validation_split(length: int, fraction: float, need: int) -> int:
     """The first time step of the held-out tail: the last ``ceil(fraction * length)`` steps, at
     least ``need`` of them (one window), and at least ``need`` steps left before them.

@@ -1,0 +1,124 @@
+"""The user's own ``lightning.Trainer`` arguments: ``trainer_kwargs=`` of the estimators, and the
+``trainer.callbacks`` / ``trainer.logger`` entries of configs written as ``class_path`` /
+``init_args`` (the convention of LightningCLI and jsonargparse)::
+
+    trainer:
+      accumulate_grad_batches: 2
+      callbacks:
+        - class_path: lightning.pytorch.callbacks.EarlyStopping
+          init_args: {monitor: val_loss, patience: 3}
+      logger:
+        class_path: lightning.pytorch.loggers.TensorBoardLogger
+        init_args: {save_dir: runs/tb}
+
+Everything is checked before any data is read or any training starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+
+from tsdiff.errors import ConfigError
+
+#: Trainer arguments the estimators set from their own parameters (``max_steps``, ``max_time``,
+#: ``device``), which ``trainer_kwargs`` may not give a second time.
+OWNED_TRAINER_ARGS = {"max_steps": "max_steps", "max_time": "max_time", "max_epochs": "max_steps",
+                      "accelerator": "device", "devices": "device"}
+
+
+def check_trainer_kwargs(trainer_kwargs, validation) -> None:
+    """Refuse ``trainer_kwargs`` that ``lightning.Trainer`` would not take, that repeat an estimator
+    parameter, or whose callbacks watch ``val_loss`` while no data are held out.
+
+    Raises:
+        ConfigError: naming the argument and the fix.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    if trainer_kwargs is None:
+        return
+    if not isinstance(trainer_kwargs, dict) or not all(isinstance(k, str) for k in trainer_kwargs):
+        raise ConfigError(f"trainer_kwargs must be a dict of lightning.Trainer arguments, e.g. "
+                          f"{{'callbacks': [...], 'logger': CSVLogger('logs')}}; got {trainer_kwargs!r}")
+    valid = [k for k in inspect.signature(L.Trainer.__init__).parameters if k != "self"]
+    for key in trainer_kwargs:
+        if key in OWNED_TRAINER_ARGS:
+            raise ConfigError(f"trainer_kwargs[{key!r}]: set the estimator's {OWNED_TRAINER_ARGS[key]}= instead")
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            raise ConfigError(f"trainer_kwargs[{key!r}] is not a lightning.Trainer argument"
+                              + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; valid arguments are: {', '.join(sorted(valid))}")
+    callbacks = trainer_kwargs.get("callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ConfigError(f"trainer_kwargs['callbacks'] must hold lightning Callback objects; got {cb!r}")
+        if validation is None and getattr(cb, "monitor", None) == "val_loss":
+            raise ConfigError(f"{type(cb).__name__} watches val_loss, which exists only with held-out data: "
+                              "set validation=0.1 (for example) as well")
+
+
+def trainer_arguments(base: dict, callbacks: list, trainer_kwargs: dict | None) -> dict:
+    """``lightning.Trainer`` arguments: ``base`` updated by ``trainer_kwargs``, whose callbacks
+    come after ``callbacks`` (the estimator's own)."""
+    extra = dict(trainer_kwargs or {})
+    theirs = extra.pop("callbacks", None) or []
+    theirs = list(theirs) if isinstance(theirs, (list, tuple)) else [theirs]
+    return {**base, **extra, "callbacks": list(callbacks) + theirs}
+
+
+def instantiate(entry, base: type, where: str):
+    """The object a ``{class_path, init_args}`` entry describes, which must be a ``base``.
+
+    Raises:
+        ConfigError: a malformed entry, a class path that does not import, a class that is not a
+            ``base``, or init_args the class does not take.
+    """
+    if not isinstance(entry, dict) or "class_path" not in entry or set(entry) - {"class_path", "init_args"}:
+        raise ConfigError(f"{where} must be a mapping with class_path (e.g. lightning.pytorch.callbacks."
+                          f"EarlyStopping) and optional init_args; got {entry!r}")
+    path, args = entry["class_path"], entry.get("init_args") or {}
+    if not isinstance(path, str) or "." not in path:
+        raise ConfigError(f"{where}.class_path must be a dotted path such as "
+                          f"lightning.pytorch.callbacks.EarlyStopping; got {path!r}")
+    if not isinstance(args, dict):
+        raise ConfigError(f"{where}.init_args must be a mapping of constructor arguments; got {args!r}")
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where}: class path {path!r} cannot be imported ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{where}: {path!r} is not a {base.__module__}.{base.__name__}")
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: init_args {args!r} do not fit {path} ({exc})") from None
+    return cls(**args)
+
+
+def config_callbacks(entries, where: str = "trainer.callbacks") -> list:
+    """The callbacks of a config's ``trainer.callbacks`` list (ConfigError naming a bad entry)."""
+    from lightning.pytorch.callbacks import Callback
+
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where} must be a list of {{class_path, init_args}} entries; got {entries!r}")
+    return [instantiate(e, Callback, f"{where}[{i}]") for i, e in enumerate(entries)]
+
+
+def config_logger(entry, default):
+    """The logger of a config's ``trainer.logger``: None or true gives ``default()``, false none,
+    a ``{class_path, init_args}`` entry that logger."""
+    from lightning.pytorch.loggers import Logger
+
+    if entry is None or entry is True:
+        return default()
+    if entry is False:
+        return False
+    return instantiate(entry, Logger, "trainer.logger")
