@@ -325,3 +325,24 @@ def test_fetch_missing_downloads_only_verified_files(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="missing file"):
         fetch_missing(DatasetSpec(name="d2", folder="d2", files=(DataFile("c.csv", sha_a),), source="s",
                                   licence="l"), data_root, {})
+
+
+def test_unreadable_model_files_get_a_one_line_reason(tmp_path):
+    import datetime
+
+    from tsdiff.training.checkpoint import load_model
+
+    text = tmp_path / "notes.pt"
+    text.write_text("garbage\n")
+    with pytest.raises(TsdiffError) as info:
+        load_model(text)
+    assert str(info.value) == f"{text} is not a loadable tsdiff model file: the file is not a torch checkpoint, " \
+                              "or is damaged (UnpicklingError)"
+
+    obj = tmp_path / "object.pt"
+    torch.save({"format": "tsdiff-model-v1", "hparams": datetime.date(2020, 1, 1)}, obj)
+    with pytest.raises(TsdiffError) as info:
+        load_model(obj)
+    assert str(info.value) == (f"{obj} is not a loadable tsdiff model file: it holds Python objects other than "
+                               "tensors and plain data, which tsdiff never writes and does not run (safe loading); "
+                               "only load model files written by tsdiff")

@@ -111,6 +111,8 @@ def _csv_args(p, forecast: bool) -> None:
         "text encoding of INPUT.csv (default: from its byte-order mark, else UTF-8; a file that is not UTF-8 is "
         "read as Windows-1252 / Latin-1 with a warning). The output keeps it"))
     g.add_argument("--sep", default=None, help="separator of INPUT.csv: ',', ';', tab or '|' (default: detected)")
+    g.add_argument("--decimal", default=None, choices=[".", ","], help=(
+        "decimal mark of the numbers: ',' reads 1,5 as 1.5 (the separator is then ';' or tab); the output keeps it"))
     g.add_argument("--dayfirst", action="store_true", help="read dates such as 01/02/2024 as dd/mm/yyyy "
                    "(default mm/dd/yyyy; ambiguous dates are an error that asks for this option)")
     g.add_argument("--date-format", default=None,
@@ -125,7 +127,7 @@ def _csv_options(args, kind: str) -> dict:
     """The CSV reading options of ``args`` (refused for a netCDF input)."""
     sep = {"tab": "\t", "\\t": "\t"}.get(args.sep, args.sep)
     opts = {"encoding": args.encoding, "sep": sep, "dayfirst": args.dayfirst, "date_format": args.date_format,
-            "time_unit": getattr(args, "time_unit", None)}
+            "time_unit": getattr(args, "time_unit", None), "decimal": args.decimal}
     given = [k for k, v in opts.items() if v]
     if kind != "csv" and given:
         raise ConfigError(f"--{given[0].replace('_', '-')} applies to a CSV input; {args.input!r} is a netCDF "

@@ -66,6 +66,13 @@ class CsvTable:
     records: list[Record]
     rows: list[Record]
     ignored: set = field(default_factory=set)
+    #: the decimal mark of the numbers: "." or "," (European CSVs, ``--decimal ,``)
+    decimal: str = "."
+
+    def number(self, value: float) -> str:
+        """``value`` as this table writes numbers (shortest round-trip text, its decimal mark)."""
+        text = repr(float(value))
+        return text.replace(".", ",") if self.decimal == "," else text
 
     @property
     def lineterminator(self) -> str:
@@ -141,7 +148,7 @@ def _warn_hidden_data(text: str, records: list[Record], header: Record, names: l
 
 def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep: str | None = None,
                    dayfirst: bool = False, date_format: str | None = None, time_unit: str | None = None,
-                   strict_time: bool = False) -> CsvTable:
+                   strict_time: bool = False, decimal: str | None = None) -> CsvTable:
     """Read a CSV table: first column = time (or any row label), the rest numeric.
 
     The encoding, separator, quoting, line endings and ``#`` comment lines are detected
@@ -150,7 +157,8 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     ``time_unit``, ``strict_time``). Rows of separators only (``,,,``) are ignored with an
     :class:`~tsdiff.csv_dialect.InputWarning`; so is a header, or a ``#`` comment line, that
     looks like a row of values (a file without a header, a commented-out header, a time label
-    starting with ``#``) warned about.
+    starting with ``#``) warned about. ``decimal=","`` reads numbers written with a decimal
+    comma (``1,5``; the separator must then be another character), and the outputs keep it.
 
     Raises:
         DataError: no data rows, a non-numeric column or an infinite value (naming the column, the
@@ -165,7 +173,13 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     text, enc, bom, note = decode(path.read_bytes(), where, encoding)
     if note:
         warnings.warn(note, InputWarning, stacklevel=2)
+    if decimal not in (None, ".", ","):
+        raise ConfigError(f"decimal must be '.' or ',', got {decimal!r}")
+    decimal = decimal or "."
     delimiter = sniff_delimiter(text, where, sep)
+    if decimal == "," and delimiter == ",":
+        raise DataError(f"{where}: with decimal commas the separator cannot be ',' too (separator read: ','); "
+                        "pass --sep ';' (or tab) if the file uses another one")
     records = split_records(text, delimiter, where)
     table = [r for r in records if not r.skipped]
     texts = {id(r): record_texts(text, r, delimiter) for r in table}
@@ -198,11 +212,14 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     for f, col in enumerate(columns):
         cells = pd.Series(by_column[f], dtype=object)
         na = cells.isin(NA_TEXTS).to_numpy()
+        if decimal == ",":
+            cells = cells.str.replace(",", ".", regex=False)
         num = pd.to_numeric(cells.where(~na), errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(np.isnan(num) & ~na | cells.str.contains("_", regex=False).to_numpy())
         if len(bad):
             value = by_column[f][bad[0]]
-            hint = " (a decimal comma? write numbers with a '.')" if re.fullmatch(r"[+-]?\d+,\d+", value) else ""
+            hint = (" (a decimal comma? pass --decimal ',')" if decimal == "." and re.fullmatch(r"[+-]?\d+,\d+", value)
+                    else "")
             raise DataError(f"{where}: column {col!r} is not numeric (e.g. {value!r} at line {rows[bad[0]].line})"
                             f"{hint}; leave missing cells empty (or NaN / NA), or drop the column")
         inf = np.flatnonzero(np.isinf(num))
@@ -217,7 +234,7 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     from tsdiff.api import check_frame
 
     check_frame(frame, where)
-    return CsvTable(path, frame, axis, labels, text, enc, bom, delimiter, records, rows, ignored)
+    return CsvTable(path, frame, axis, labels, text, enc, bom, delimiter, records, rows, ignored, decimal)
 
 
 def write_imputed_csv(path: str | os.PathLike, table: CsvTable, filled: np.ndarray, missing: np.ndarray) -> Path:
@@ -247,7 +264,7 @@ def write_imputed_csv(path: str | os.PathLike, table: CsvTable, filled: np.ndarr
         spans = cell_spans(text, r, table.delimiter) if len(gaps) else []
         for f in gaps:
             s, e = spans[f + 1]
-            parts += [text[a:s], repr(float(filled[t, f]))]
+            parts += [text[a:s], table.number(filled[t, f])]
             a = e
         parts.append(text[a: r.stop])
     parts.append(text[pos:])
@@ -263,7 +280,7 @@ def write_table_like(path: str | os.PathLike, table: CsvTable, frame: pd.DataFra
     eol, d = table.lineterminator, table.delimiter
     lines = [d.join(quote_cell(str(c), d) for c in frame.columns)]
     for row in frame.itertuples(index=False):
-        lines.append(d.join(quote_cell(v if isinstance(v, str) else repr(float(v)), d) for v in row))
+        lines.append(d.join(quote_cell(v if isinstance(v, str) else table.number(v), d) for v in row))
     data = table.encode(eol.join(lines) + eol)
     return atomic_write(path, lambda fh: fh.write(data))
 

@@ -74,6 +74,20 @@ def save_model(module: DiffusionModule, path: str | os.PathLike, extra: dict | N
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` failed (torch's own text spans a page)."""
+    import pickle
+    import zipfile
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in text:
+        return ("it holds Python objects other than tensors and plain data, which tsdiff never writes "
+                "and does not run (safe loading); only load model files written by tsdiff")
+    if isinstance(exc, (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError)):
+        return f"the file is not a torch checkpoint, or is damaged ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text.strip().splitlines()[0][:200] if text.strip() else ''}"
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DiffusionModule, dict]:
     """Load a model file written by :func:`save_model`.
 
@@ -93,7 +107,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling of anything but tensors/containers is refused
-        raise TsdiffError(f"{path} is not a loadable tsdiff model file ({type(exc).__name__}: {exc})") from None
+        raise TsdiffError(f"{path} is not a loadable tsdiff model file: {_load_failure(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TsdiffError(f"{path} is not a tsdiff model file (expected format {FORMAT!r})")
     module = _rebuild(path, payload)
