@@ -353,8 +353,8 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
     With ``val_dataset`` the validation loss is computed every
     :func:`~tsdiff.training.recipe.validation_interval` steps and the weights with the lowest one
     are kept; ``early_stopping`` (a patience in checks) also stops training when it stalls.
-    ``trainer_kwargs`` (checked by :func:`~tsdiff.training.recipe.check_trainer_kwargs`) are further
-    ``lightning.Trainer`` arguments; their callbacks run after the estimator's own.
+    ``trainer_kwargs`` (checked by :func:`~tsdiff.training.trainer_options.check_trainer_kwargs`) are
+    further ``lightning.Trainer`` arguments; their callbacks run after the estimator's own.
 
     Returns:
         ``{"n_steps": optimiser steps run, "best_step": step of the kept weights, "best_val_loss": their
@@ -457,11 +457,8 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
 def _api_params(obj) -> dict:
     """The constructor arguments as model files keep them: ``trainer_kwargs`` (callbacks, loggers:
     objects, not data) is a training-time setting and is stored as None."""
-    params = {k: copy.deepcopy(getattr(obj, k)) for k in inspect.signature(type(obj).__init__).parameters
-              if k not in ("self", "trainer_kwargs")}
-    if "trainer_kwargs" in inspect.signature(type(obj).__init__).parameters:
-        params["trainer_kwargs"] = None
-    return params
+    return {k: None if k == "trainer_kwargs" else copy.deepcopy(getattr(obj, k))
+            for k in inspect.signature(type(obj).__init__).parameters if k != "self"}
 
 
 def _plain_label(x):
@@ -574,7 +571,8 @@ class Forecaster(BaseEstimator):
     def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
                  model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
                  max_time=None, validation: float | None = None, early_stopping: int | None = None,
-                 trainer_kwargs: dict | None = None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1, n_samples: int = 100,
+                 trainer_kwargs: dict | None = None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1,
+                 n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
                  verbose: bool = True, device: str = "auto", progress: bool | None = None) -> None:

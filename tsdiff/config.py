@@ -284,10 +284,9 @@ def validate_config(cfg: Mapping) -> None:
     need(isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1,
          f"trainer.accumulate_grad_batches must be an integer >= 1, got {acc!r}")
     from tsdiff.diffusion.components import build_loss
-    from tsdiff.training.trainer_options import config_callbacks, config_logger
+    from tsdiff.training.trainer_options import check_config_entries
 
-    config_callbacks(trainer["callbacks"])  # class paths import, init_args fit: before any data is read
-    config_logger(trainer["logger"], lambda: None)
+    check_config_entries(trainer)  # class paths import, init_args fit: before any data is read
 
     build_loss(cfg["model"].get("prediction") or "eps", **cfg["loss"])  # names listed on a typo
 

@@ -7,6 +7,7 @@ import math
 import lightning as L
 import torch
 
+from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
 from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
@@ -108,7 +109,7 @@ class DiffusionModule(L.LightningModule):
         self.net.check_spatial(self.spatial)
         proc = dict(process)
         self.process = build_process(proc.pop("name"), **proc)
-        loss = {"weighting": None, "gamma": 5.0, **(loss or {})}
+        loss = {**CONFIG_DEFAULTS["loss"], **(loss or {})}
         #: the training loss of the network's prediction; None: the masked eps MSE (exactly)
         self.loss_fn = (None if self.net.prediction == "eps" and loss["weighting"] in (None, "eps")
                         else build_loss(self.net.prediction, **loss))

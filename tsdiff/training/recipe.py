@@ -26,7 +26,7 @@ import re
 
 import torch
 
-from tsdiff.errors import ConfigError
+from tsdiff.errors import ConfigError, DataError
 
 SCHEDULES = ("multistep", "cosine")
 
@@ -116,8 +116,6 @@ def validation_split(length: int, fraction: float, need: int) -> int:
     Raises:
         DataError: the data are too short for both.
     """
-    from tsdiff.errors import DataError
-
     held = max(int(math.ceil(fraction * length)), need)
     if length - held < need:
         raise DataError(f"validation={fraction} needs at least {need} time steps (one window) held out and "
@@ -135,8 +133,6 @@ def best_weights_callback():
     """A Lightning callback keeping, in memory, the weights (parameters and buffers) at the lowest
     ``val_loss`` seen, and putting them back when training ends. Listed before the EMA callback,
     it sees the averaged weights that the EMA swaps in for validation."""
-    import copy
-
     from lightning.pytorch.callbacks import Callback
 
     class BestWeights(Callback):
@@ -149,7 +145,7 @@ def best_weights_callback():
             loss = trainer.callback_metrics.get("val_loss")
             if loss is not None and math.isfinite(float(loss)) and float(loss) < self.best:
                 self.best, self.step = float(loss), trainer.global_step
-                self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
+                self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
 
         def restore(self, module) -> None:
             if self.state is not None:

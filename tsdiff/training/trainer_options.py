@@ -52,9 +52,7 @@ def check_trainer_kwargs(trainer_kwargs, validation) -> None:
             raise ConfigError(f"trainer_kwargs[{key!r}] is not a lightning.Trainer argument"
                               + (f" (did you mean {close[0]!r}?)" if close else "")
                               + f"; valid arguments are: {', '.join(sorted(valid))}")
-    callbacks = trainer_kwargs.get("callbacks") or []
-    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    for cb in callbacks:
+    for cb in _their_callbacks(trainer_kwargs):
         if not isinstance(cb, Callback):
             raise ConfigError(f"trainer_kwargs['callbacks'] must hold lightning Callback objects; got {cb!r}")
         if validation is None and getattr(cb, "monitor", None) == "val_loss":
@@ -62,17 +60,22 @@ def check_trainer_kwargs(trainer_kwargs, validation) -> None:
                               "set validation=0.1 (for example) as well")
 
 
+def _their_callbacks(trainer_kwargs: dict | None) -> list:
+    """The callbacks of ``trainer_kwargs`` as a list (one callback alone is accepted too)."""
+    theirs = (trainer_kwargs or {}).get("callbacks") or []
+    return list(theirs) if isinstance(theirs, (list, tuple)) else [theirs]
+
+
 def trainer_arguments(base: dict, callbacks: list, trainer_kwargs: dict | None) -> dict:
     """``lightning.Trainer`` arguments: ``base`` updated by ``trainer_kwargs``, whose callbacks
     come after ``callbacks`` (the estimator's own)."""
-    extra = dict(trainer_kwargs or {})
-    theirs = extra.pop("callbacks", None) or []
-    theirs = list(theirs) if isinstance(theirs, (list, tuple)) else [theirs]
-    return {**base, **extra, "callbacks": list(callbacks) + theirs}
+    extra = {k: v for k, v in (trainer_kwargs or {}).items() if k != "callbacks"}
+    return {**base, **extra, "callbacks": list(callbacks) + _their_callbacks(trainer_kwargs)}
 
 
-def instantiate(entry, base: type, where: str):
-    """The object a ``{class_path, init_args}`` entry describes, which must be a ``base``.
+def _resolve(entry, base: type, where: str) -> tuple[type, dict]:
+    """The class and constructor arguments a ``{class_path, init_args}`` entry describes; the class
+    must be a ``base`` and take those arguments.
 
     Raises:
         ConfigError: a malformed entry, a class path that does not import, a class that is not a
@@ -98,18 +101,38 @@ def instantiate(entry, base: type, where: str):
         inspect.signature(cls).bind(**args)
     except TypeError as exc:
         raise ConfigError(f"{where}: init_args {args!r} do not fit {path} ({exc})") from None
-    return cls(**args)
+    return cls, args
+
+
+def _entries(entries, where: str) -> list:
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where} must be a list of {{class_path, init_args}} entries; got {entries!r}")
+    return entries
+
+
+def check_config_entries(trainer: dict) -> None:
+    """Check a config's ``trainer.callbacks`` and ``trainer.logger`` without building them (class
+    paths import, the classes are callbacks / loggers, ``init_args`` fit their constructors)."""
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import Logger
+
+    for i, entry in enumerate(_entries(trainer.get("callbacks"), "trainer.callbacks")):
+        _resolve(entry, Callback, f"trainer.callbacks[{i}]")
+    if trainer.get("logger") not in (None, True, False):
+        _resolve(trainer["logger"], Logger, "trainer.logger")
 
 
 def config_callbacks(entries, where: str = "trainer.callbacks") -> list:
     """The callbacks of a config's ``trainer.callbacks`` list (ConfigError naming a bad entry)."""
     from lightning.pytorch.callbacks import Callback
 
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise ConfigError(f"{where} must be a list of {{class_path, init_args}} entries; got {entries!r}")
-    return [instantiate(e, Callback, f"{where}[{i}]") for i, e in enumerate(entries)]
+    built = []
+    for i, entry in enumerate(_entries(entries, where)):
+        cls, args = _resolve(entry, Callback, f"{where}[{i}]")
+        built.append(cls(**args))
+    return built
 
 
 def config_logger(entry, default):
@@ -121,4 +144,5 @@ def config_logger(entry, default):
         return default()
     if entry is False:
         return False
-    return instantiate(entry, Logger, "trainer.logger")
+    cls, args = _resolve(entry, Logger, "trainer.logger")
+    return cls(**args)
