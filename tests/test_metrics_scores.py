@@ -153,6 +153,35 @@ def test_coverage_is_calibrated_for_matching_distribution():
     assert qice(samples * 0.2, target) > 0.08  # overconfident: mass in the outer bins
 
 
+@pytest.mark.parametrize("n_samples", [1, 2, 8, 12, 16, 33])
+def test_calibrated_coverage_is_the_coverage_of_a_calibrated_ensemble(n_samples):
+    from tsdiff.metrics import calibrated_coverage
+
+    # many independent problems whose samples and target share one distribution: the
+    # empirical nearest-rank coverage converges to the closed form (binomial sd < 0.0016)
+    rng = np.random.default_rng(n_samples)
+    target = rng.standard_exponential(size=(100_000,))
+    samples = rng.standard_exponential(size=(n_samples, 100_000))
+    expected = calibrated_coverage(n_samples, 0.9)
+    assert interval_coverage(samples, target, levels=(0.9,))[0.9] == pytest.approx(expected, abs=0.006)
+    if n_samples > 1:
+        assert expected < 0.9  # a finite ensemble's nearest-rank interval under-covers
+
+
+def test_calibrated_coverage_values_and_errors():
+    from tsdiff.metrics import calibrated_coverage
+
+    assert calibrated_coverage(8) == pytest.approx(7 / 9)
+    assert calibrated_coverage(16) == pytest.approx(13 / 17)
+    assert calibrated_coverage(100) == pytest.approx(89 / 101)
+    assert calibrated_coverage(1) == 0.0
+    for bad in (0, -3, 2.0, True):
+        with pytest.raises(ConfigError, match="n_samples"):
+            calibrated_coverage(bad)
+    with pytest.raises(ConfigError, match="levels"):
+        calibrated_coverage(8, 1.5)
+
+
 # ---------------------------------------------------------------- torch, masks, accumulator
 
 def test_numpy_and_torch_agree_and_mask_matters():

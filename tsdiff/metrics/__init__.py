@@ -24,6 +24,7 @@ from tsdiff.metrics.point import mae, point_forecast, rmse
 from tsdiff.metrics.quantiles import DEFAULT_QUANTILES, empirical_quantiles
 from tsdiff.metrics.scores import (
     DEFAULT_COVERAGE_LEVELS,
+    calibrated_coverage,
     energy_score,
     interval_coverage,
     mre,
@@ -35,6 +36,7 @@ from tsdiff.metrics.scores import (
 __all__ = [
     "DEFAULT_COVERAGE_LEVELS",
     "DEFAULT_QUANTILES",
+    "calibrated_coverage",
     "energy_score",
     "interval_coverage",
     "mre",
