@@ -288,3 +288,21 @@ def test_killed_bench_run_resumes_without_redoing_or_partial_records(tmp_path, d
     assert sorted(out.rglob("*.json")) == sorted(runs)
     assert all(p.read_bytes() == b for p, b in before.items())  # finished runs not redone
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_report_shows_the_coverage_a_calibrated_ensemble_of_each_entry_reaches(tmp_path):
+    def rec(entry, n_samples, coverage, crps):
+        return {"task": "a", "protocol": "p", "model": entry, "sampler": "ddpm", "nfe": 10, "n_samples": n_samples,
+                "seed": 0, "metrics": {"crps": crps, "coverage_90": coverage}, "train_seconds": 1.0,
+                "sample_seconds": 0.5, "bench": {"suite": "s", "task": "a", "entry": entry, "kind": "model",
+                                                 "dataset": "aqi36", "run_id": f"s/a/{entry}/seed0"}}
+    d = tmp_path / "r"
+    d.mkdir()
+    for e, n, c, crps in [("eight", 8, 0.7, 1.0), ("hundred", 100, 0.85, 0.5), ("point", 1, 0.0, 2.0)]:
+        (d / f"{e}.json").write_text(json.dumps(rec(e, n, c, crps)))
+    text = render_leaderboard(d, tmp_path / "L.md", plots=False, log=lambda _: None).read_text()
+    assert "| coverage_90 if calibrated |" in text
+    # 8 samples: nearest-rank 5% / 95% are the 1st and 8th order statistics: 7 / 9 of draws fall between
+    assert "| eight | model | 0 | 1 | 0.7 | 0.7778 | ddpm / 10 | 8 |" in text
+    assert "| hundred | model | 0 | **0.5** | **0.85** | 0.8812 | ddpm / 10 | 100 |" in text
+    assert "| point | model | 0 | 2 | 0 | - | ddpm / 10 | 1 |" in text
