@@ -301,3 +301,33 @@ trainer:
 def test_bad_trainer_entries_in_configs_are_clear_errors(override, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         load_config(None, [override])
+
+
+def test_schedule_under_a_time_budget_follows_whichever_of_steps_or_time_is_further():
+    spent = [0.0]
+    f = lr_factor(CSDI_OPTIM, 100, lambda: spent[0])
+    assert f(10) == 1.0
+    spent[0] = 0.8                       # 80% of max_time gone at step 10: past the 0.75 milestone
+    assert f(10) == pytest.approx(0.1)
+    spent[0] = 0.95
+    assert f(10) == pytest.approx(0.01)
+    spent[0] = 0.0                       # steps alone still count
+    assert f(90) == pytest.approx(0.01)
+    cos = lr_factor({**CSDI_OPTIM, "schedule": "cosine", "warmup": 0.1}, 100, lambda: spent[0])
+    spent[0] = 0.55
+    assert cos(20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    spent[0] = 2.0                       # clipped: the time budget is never more than all spent
+    assert cos(20) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_time_budget_spent_reads_the_trainers_timer():
+    import lightning
+
+    from tsdiff.training.recipe import time_budget_spent
+
+    assert time_budget_spent(lightning.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                                               enable_progress_bar=False)) is None
+    trainer = lightning.Trainer(max_time="00:00:01:40", logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False)
+    spent = time_budget_spent(trainer)
+    assert spent is not None and spent() == 0.0  # training has not started

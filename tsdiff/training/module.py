@@ -15,7 +15,7 @@ from tsdiff.diffusion.components import build_conditioning, build_loss, build_sa
 from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
-from tsdiff.training.recipe import check_optim, lr_factor
+from tsdiff.training.recipe import check_optim, lr_factor, time_budget_spent
 from tsdiff.training.spatial_state import spatial_from_state
 
 
@@ -258,7 +258,8 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(self.optim, self.trainer.estimated_stepping_batches))
+        factor = lr_factor(self.optim, self.trainer.estimated_stepping_batches, time_budget_spent(self.trainer))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- sampling -------------------------------------------------------------------

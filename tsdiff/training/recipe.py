@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+from typing import Callable
 
 import torch
 
@@ -44,8 +45,15 @@ def check_optim(optim: dict) -> None:
         raise ConfigError(f"optim.ema is an averaging decay in (0, 1) such as 0.99, or null for none; got {ema!r}")
 
 
-def lr_factor(optim: dict, total_steps: int):
-    """``step -> factor`` of the base learning rate for ``total_steps`` optimiser steps."""
+def lr_factor(optim: dict, total_steps: int, time_spent: Callable[[], float] | None = None):
+    """``step -> factor`` of the base learning rate for ``total_steps`` optimiser steps.
+
+    ``time_spent`` (optional) returns the fraction of a training-time budget used so far. The
+    schedule then follows whichever is further along, steps or time: under ``max_time`` a
+    milestone (or the cosine) is reached when that fraction of the time is spent even if the
+    steps would come later, so a training cut by its time budget still gets its decay. The
+    schedule then depends on the machine's speed, as the stopping point already does.
+    """
     check_optim(optim)
     total = max(int(total_steps), 1)
     warm = int(round(float(optim.get("warmup", 0.0)) * total))
@@ -53,13 +61,17 @@ def lr_factor(optim: dict, total_steps: int):
     milestones = [int(m * total) for m in optim.get("milestones", [])]
     gamma = float(optim.get("gamma", 1.0))
 
+    fractions = [float(m) for m in optim.get("milestones", [])]
+    warm_fraction = warm / total
+
     def factor(step: int) -> float:
-        if step < warm:
+        spent = min(max(float(time_spent()), 0.0), 1.0) if time_spent is not None else 0.0
+        if step < warm and spent < warm_fraction:
             return (step + 1) / warm
         if schedule == "cosine":
-            done = (step - warm) / max(total - warm, 1)
+            done = max((step - warm) / max(total - warm, 1), (spent - warm_fraction) / max(1.0 - warm_fraction, 1e-12))
             return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
-        return gamma ** sum(step >= m for m in milestones)
+        return gamma ** sum(step >= m or spent >= f for m, f in zip(milestones, fractions))
 
     return factor
 
@@ -158,6 +170,22 @@ _UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min"
           "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400,
           "day": 86400, "days": 86400}
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")  # "1.5h", "30 min"
+
+
+def time_budget_spent(trainer) -> Callable[[], float] | None:
+    """The fraction of ``trainer``'s ``max_time`` spent in training so far, as a callable (None
+    when the trainer has no time budget): read from Lightning's ``Timer`` callback."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, Timer)), None)
+    if timer is None or timer.time_remaining() is None:
+        return None
+
+    def spent() -> float:
+        elapsed, remaining = timer.time_elapsed("train"), timer.time_remaining("train")
+        return elapsed / max(elapsed + remaining, 1e-9)
+
+    return spent
 
 
 def parse_duration(value, name: str = "max_time") -> _dt.timedelta | None:
