@@ -20,7 +20,7 @@ from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _seed
 from tsdiff.data.series import Series
 from tsdiff.errors import ConfigError, DataError, TsdiffError
-from tsdiff.quantiles import sample_quantile
+from tsdiff.quantiles import POINT_SUMMARIES, point_summary, sample_quantile
 from tsdiff.training.recipe import check_validation, parse_duration, validation_split
 from tsdiff.training.trainer_options import check_trainer_kwargs
 
@@ -190,7 +190,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_trainer_kwargs(self.trainer_kwargs, self.validation)
         _check_int("sampling_steps", self.sampling_steps, allow_none=True)
         _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
-        if self.point not in ("median", "mean"):
+        if self.point not in POINT_SUMMARIES:
             raise ConfigError(f"point must be 'median' or 'mean', got {self.point!r}")
         checks.check_lr(self.lr)
         checks.check_random_state(self.random_state)
@@ -413,7 +413,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             out = arr.copy()
         else:
             draws = self._sample_series(arr[:, :, None], self.n_samples)[..., 0]
-            point = checks.finite_reduce(np.median if self.point == "median" else np.mean, draws, axis=0)
+            point = point_summary(draws, self.point)
             out = np.where(missing, point, arr)
         checks.check_finite_gaps(out[missing], "the imputed values")
         # a numpy masked array in, a masked array out (nothing masked: every entry has a value)
