@@ -45,7 +45,7 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
     """
     from tqdm.auto import tqdm
 
-    from tsdiff.training.evaluate import to_data_units
+    from tsdiff.data.scalers import to_data_units
 
     raw = np.asarray(raw, dtype=np.float64)
     cond_mask = np.asarray(cond_mask, dtype=bool) & ~np.isnan(raw)
