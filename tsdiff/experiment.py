@@ -13,7 +13,7 @@ from tsdiff.bench.records import eval_label, git_commit, make_record, write_reco
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
 from tsdiff.diffusion.components import build_conditioning, build_sampler
-from tsdiff.diffusion.process import DiscreteDDPM
+from tsdiff.diffusion.ddpm import DiscreteDDPM
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_json
 from tsdiff.training import engine

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from tsdiff.data.protocol import Protocol
 from tsdiff.data.scalers import to_data_units
-from tsdiff.diffusion.process import DiscreteDDPM
+from tsdiff.diffusion.ddpm import DiscreteDDPM
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.metrics import MetricAccumulator
 from tsdiff.training.module import DiffusionModule
