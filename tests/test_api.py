@@ -171,7 +171,7 @@ def test_sampler_options_and_chunk_size_reach_the_sampler(rates, fitted, monkeyp
         fitted.predict(sampler_options="log_snr", sampler="ddpm")
     with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1"):
         tiny_forecaster(chunk_size=0).fit(rates)
-    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
+    monkeypatch.setattr("tsdiff.api.fitting._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddpm'"):
         tiny_forecaster(sampler="ddpm", sampler_options={"bogus": 1}).fit(rates)
 
@@ -192,14 +192,14 @@ def test_many_features_default_to_linear_attention(data_dir, monkeypatch):
     1617 cells); any model option about the attention or the spatial mixing is kept as given."""
     import xarray as xr
 
-    from tsdiff.api import LINEAR_ATTENTION_FROM, _model_config
+    from tsdiff.api.building import LINEAR_ATTENTION_FROM, _model_config
 
     assert "attention" not in _model_config("csdi", None, LINEAR_ATTENTION_FROM - 1)
     assert _model_config("csdi", None, LINEAR_ATTENTION_FROM)["attention"] == "linear"
     for given in ({"attention": "softmax"}, {"spatial": "grid", "feature_attention": False}, {"feature_attention": True}):
         cfg = _model_config("csdi", given, 5000)
         assert cfg.get("attention", "softmax") == "softmax" and {k: cfg[k] for k in given} == given
-    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: None)  # the built network is what matters
+    monkeypatch.setattr("tsdiff.api.fitting._train", lambda *a, **k: None)  # the built network is what matters
     with xr.open_dataset(f"{data_dir}/era5/era5_t2m_uk_2019-03.nc", chunks={}) as ds:
         fc = tsdiff.Forecaster(prediction_length=6, verbose=False).fit(ds)
     assert fc.module_.hparams["model"]["attention"] == "linear"

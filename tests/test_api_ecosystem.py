@@ -268,7 +268,7 @@ def test_trained_forecaster_on_month_start_data_converts_to_gluonts(monthly_fitt
 # --------------------------------------------------------------------------- 5. naming
 def test_forecaster_progress_is_a_deprecated_alias_of_verbose(monkeypatch):
     seen = []
-    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: seen.append(k["progress"]))
+    monkeypatch.setattr("tsdiff.api.fitting._train", lambda *a, **k: seen.append(k["progress"]))
     old = Forecaster(prediction_length=3, context_length=6, model_options=TINY, progress=False)  # no warning yet
     assert old.progress is False and old.verbose is True  # stored unchanged (scikit-learn)
     assert clone(old).get_params() == old.get_params()
@@ -284,10 +284,10 @@ def test_forecaster_progress_is_a_deprecated_alias_of_verbose(monkeypatch):
 def test_predict_steps_and_progress_are_deprecated_aliases(monthly_fitted, record_calls, monkeypatch):
     calls = record_calls(monthly_fitted.module_, "sample")
     bars = []
-    import tsdiff.api as api
+    from tsdiff.api import sampling
 
-    real = api.sample_windows
-    monkeypatch.setattr(api, "sample_windows", lambda *a, **k: bars.append(k["progress"]) or real(*a, **k))
+    real = sampling.sample_windows
+    monkeypatch.setattr(sampling, "sample_windows", lambda *a, **k: bars.append(k["progress"]) or real(*a, **k))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         new = monthly_fitted.predict(sampling_steps=3, verbose=True)
@@ -304,16 +304,16 @@ def test_predict_steps_and_progress_are_deprecated_aliases(monthly_fitted, recor
 
 
 def test_a_file_saved_with_progress_loads_as_verbose(tmp_path, monthly_fitted, monkeypatch):
-    import tsdiff.api as api
+    from tsdiff.api import persistence
 
-    real = api._api_params
+    real = persistence._api_params
 
     def old_params(obj):  # what files saved before the rename hold
         p = real(obj)
         p["progress"] = p.pop("verbose")
         return p
 
-    monkeypatch.setattr(api, "_api_params", old_params)
+    monkeypatch.setattr(persistence, "_api_params", old_params)
     path = monthly_fitted.save(tmp_path / "old.pt")
     monkeypatch.undo()
     with warnings.catch_warnings():

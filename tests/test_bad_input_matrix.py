@@ -511,7 +511,7 @@ def _cases() -> list[Case]:
         Case("sample/mask-dtype", _sample("csdi", "mask_dtype"), DataError, "cond_mask must be bool"),  # fixed
         Case("sample/zero-samples", _sample("csdi", "n_samples"), ConfigError,
              "n_samples must be an integer >= 1"),  # fixed
-        Case("data-units/shape", lambda: __import__("tsdiff.training.evaluate", fromlist=["x"]).to_data_units(
+        Case("data-units/shape", lambda: __import__("tsdiff.data.scalers", fromlist=["x"]).to_data_units(
             torch.zeros(2, 1, 4, 3, 1), np.zeros((1, 4, 2, 1)), np.zeros((1, 4, 3, 1), dtype=bool),
             StandardScaler().fit(np.zeros((2, 3, 1)))), DataError, "raw shape (1, 4, 2, 1)"),  # fixed
         # --- metrics -------------------------------------------------------------------------------------

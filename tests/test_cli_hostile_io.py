@@ -47,12 +47,12 @@ def _csv(path, rows, header=("time", "a", "b"), sep=",", eol="\n", encoding="utf
 @pytest.fixture
 def no_training(monkeypatch):
     """Training raises: a command that is refused must be refused before it trains."""
-    import tsdiff.api
+    import tsdiff.api.fitting
 
     def boom(*args, **kwargs):
         raise AssertionError("training ran although the command should have been refused first")
 
-    monkeypatch.setattr(tsdiff.api, "_train", boom)
+    monkeypatch.setattr(tsdiff.api.fitting, "_train", boom)
 
 
 @pytest.fixture(scope="module")

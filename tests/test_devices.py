@@ -77,7 +77,7 @@ TINY = {"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8, "diffusion_embeddin
 def test_api_refuses_a_gpu_without_cuda_before_training(no_cuda, monkeypatch):
     import tsdiff.api as api
 
-    monkeypatch.setattr(api, "_train", lambda *a, **k: pytest.fail("trained although the device is impossible"))
+    monkeypatch.setattr(api.fitting, "_train", lambda *a, **k: pytest.fail("trained although the device is impossible"))
     with pytest.raises(ConfigError, match="CUDA is not available"):
         api.Imputer(device="gpu", model_options=TINY, max_steps=1).fit(_frame())
     with pytest.raises(ConfigError, match="CUDA is not available"):

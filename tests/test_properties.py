@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import CONDITIONING, SAMPLERS, build_conditioning, build_process
 from tsdiff.models import MODELS, Condition
-from tsdiff.training.evaluate import to_data_units
+from tsdiff.data.scalers import to_data_units
 from tsdiff.training.module import DiffusionModule
 
 # Deterministic, small: the default suite stays fast and CI never sees a new example.

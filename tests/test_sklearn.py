@@ -268,6 +268,6 @@ def test_imputer_passes_sampler_options_and_chunk_size(aqi_month, fitted_aqi, mo
     with pytest.raises(ConfigError, match="sampler_options must be a dict"):
         tiny_imputer(sampler_options=["eta"]).fit(X)
     # refused before any training
-    monkeypatch.setattr("tsdiff.api._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
+    monkeypatch.setattr("tsdiff.api.fitting._train", lambda *a, **k: pytest.fail("trained despite a bad sampler option"))
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['bogus'\] for sampler 'ddim'"):
         tiny_imputer(sampler_options={"bogus": 1}).fit(X)

@@ -13,7 +13,8 @@ from tsdiff.cli import main
 from tsdiff.errors import DataError, TsdiffError
 from tsdiff.training import DiffusionModule
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
-from tsdiff.training.evaluate import evaluate, to_data_units
+from tsdiff.data.scalers import to_data_units
+from tsdiff.training.evaluate import evaluate
 
 SMALL_MODEL = {"name": "csdi", "layers": 2, "channels": 32, "heads": 4, "ff_dim": 32,
                "diffusion_embedding_dim": 64, "time_embedding_dim": 32, "feature_embedding_dim": 8}

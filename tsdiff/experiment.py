@@ -13,16 +13,17 @@ from tsdiff.bench.records import eval_label, git_commit, make_record, write_reco
 from tsdiff.config import load_config, resolve_output_dir
 from tsdiff.data import build_protocol
 from tsdiff.diffusion.components import build_conditioning, build_sampler
-from tsdiff.diffusion.process import DiscreteDDPM
+from tsdiff.diffusion.ddpm import DiscreteDDPM
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_json
+from tsdiff.training import engine
 from tsdiff.training.checkpoint import check_signature, load_model, save_model
 from tsdiff.training.data import WindowDataModule
 from tsdiff.training.devices import resolve_device
 from tsdiff.training.evaluate import evaluate
 from tsdiff.training.module import DiffusionModule, needs_stored_eps_sq_norm, sampler_config
 from tsdiff.training.recipe import ema_callback, parse_duration
-from tsdiff.training.spatial_state import check_same_spatial, spatial_state
+from tsdiff.training.spatial_state import check_same_spatial
 
 MODEL_FILE = "model.pt"
 
@@ -118,8 +119,8 @@ def _trainer(cfg: dict, out: Path) -> L.Trainer:
     if every:  # a rolling mid-epoch checkpoint to resume from after a crash
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename=Path(STEP_CKPT).stem, monitor=None,
                                          every_n_train_steps=every, save_top_k=1, enable_version_counter=False))
-    return L.Trainer(default_root_dir=out, logger=logger, callbacks=callbacks + user_callbacks,
-                     enable_model_summary=False, **kwargs)
+    return engine.make_trainer(dict(default_root_dir=out, logger=logger, enable_model_summary=False, **kwargs),
+                               callbacks + user_callbacks)
 
 
 def resume_checkpoint(cfg: dict) -> Path | None:
@@ -167,10 +168,10 @@ def resume_checkpoint(cfg: dict) -> Path | None:
 def build_module(cfg: dict, protocol) -> DiffusionModule:
     """A fresh (untrained) module for a resolved config and the protocol built from it,
     with the data's graph / grid (``protocol.series.spatial``) for spatial models."""
-    return DiffusionModule(
+    return engine.build_module(
         model=cfg["model"], process=cfg["process"], optim=cfg["optim"], train_mask=cfg["data"]["train_mask"],
-        signature=protocol.signature, scaler=protocol.scaler.state_dict(), config=cfg,
-        spatial=spatial_state(protocol.series.spatial), prior=cfg["prior"], loss=cfg["loss"],
+        signature=protocol.signature, scaler=protocol.scaler, config=cfg, spatial=protocol.series.spatial,
+        prior=cfg["prior"], loss=cfg["loss"],
     )
 
 
@@ -201,7 +202,7 @@ def fit(cfg: dict) -> Path:
     if ckpt_path is not None:
         print(f"resuming from {ckpt_path}")
     t0, started = time.perf_counter(), time.time()
-    trainer.fit(module, dm, ckpt_path=ckpt_path, weights_only=True)
+    engine.fit(trainer, module, dm, ckpt_path=ckpt_path)
     train_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:  # strategy "ddp" runs this function in every process: rank 0 saves
         return out / MODEL_FILE

@@ -83,3 +83,23 @@ def sample_quantile(samples, q, axis: int = 0) -> np.ndarray:
 def sample_median(samples, axis: int = 0) -> np.ndarray:
     """``sample_quantile(samples, 0.5, axis)``: the GluonTS median (one of the samples)."""
     return sample_quantile(samples, 0.5, axis)
+
+
+#: The point summaries of samples, by name (``Imputer(point=...)``, the ``tsdiff impute`` fills).
+POINT_SUMMARIES = {"median": np.median, "mean": np.mean}
+
+
+def point_summary(samples, kind: str = "median", axis: int = 0) -> np.ndarray:
+    """The point summary ``kind`` of ``samples`` along ``axis``: ``"median"``, the textbook median
+    (``np.median``: the mean of the two middle samples for an even count, unlike
+    :func:`sample_median`), or ``"mean"``. Float64; finite wherever the samples are (no
+    overflow near the float64 maximum, :func:`tsdiff.validation.finite_reduce`).
+
+    Raises:
+        ConfigError: an unknown ``kind``, naming the valid ones.
+    """
+    from tsdiff.validation import finite_reduce
+
+    if kind not in POINT_SUMMARIES:
+        raise ConfigError(f"point must be one of {sorted(POINT_SUMMARIES)}, got {kind!r}")
+    return finite_reduce(POINT_SUMMARIES[kind], samples, axis=axis)

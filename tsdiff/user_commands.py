@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tsdiff.errors import ConfigError, DataError
-from tsdiff.quantiles import sample_quantile
+from tsdiff.quantiles import point_summary, sample_quantile
 
 _SETTINGS_HELP = ("settings as key=value (YAML values) on top of --config, e.g. max_steps=200 window=48 "
                   "'model_options={layers: 2, channels: 32}'; give them right after INPUT, before the options")
@@ -266,7 +266,7 @@ def _impute_csv(imp, args, n: int, csv_options: dict) -> None:
     draws = imp.sample(frame, n)
     arr = df.to_numpy()
     missing = np.isnan(arr)
-    point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
+    point = point_summary(draws, imp.point)
     filled = np.where(missing, point, arr)
     write_imputed_csv(args.output, table, filled, missing)
     print(f"imputed {int(missing.sum())} missing value(s) in {arr.shape[0]} rows x {arr.shape[1]} columns -> "
@@ -335,7 +335,7 @@ def _impute_grid(imp, args, n: int) -> None:
         with GridWriter(args.output, source) as out, unc:
             for a, values, draws in imp.imputed_blocks(reader, n):
                 missing = np.isnan(values)
-                point = np.median(draws, axis=0) if imp.point == "median" else draws.mean(axis=0)
+                point = point_summary(draws, imp.point)
                 out.write(a, np.where(missing, point, values))
                 if args.uncertainty:
                     summary = (draws.mean(0), draws.std(0), *sample_quantile(draws, [0.05, 0.95], axis=0))

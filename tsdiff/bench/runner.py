@@ -6,9 +6,9 @@ arguments finishes the grid without redoing finished cells. Records are written
 atomically (temporary file + rename), so a killed run never leaves a partial record;
 stale temporary files of a killed writer are removed at start.
 
-Baselines are scored here on the protocol's test windows with exactly the masks and
-metric accumulator of :func:`tsdiff.training.evaluate.evaluate`; model entries are
-trained and tested through :mod:`tsdiff.experiment`.
+Baselines are scored here on the protocol's test windows through the scoring loop of the
+models, :func:`tsdiff.training.evaluate.score_windows`; model entries are trained and tested
+through :mod:`tsdiff.experiment`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from tsdiff.bench.baselines import BASELINES, Predictor
 from tsdiff.bench.records import git_commit, make_record, write_record
 from tsdiff.bench.suite import Run, Suite, model_name, resolve_config_path
 from tsdiff.data.protocol import Protocol, build_protocol
 from tsdiff.errors import ConfigError, DataError, TsdiffError
-from tsdiff.metrics import MetricAccumulator
+from tsdiff.training import evaluate as evaluation
 
 METRIC_SETTINGS = {
     "crps": "normalised 19-quantile CRPS (q=0.05..0.95), nearest-rank sample quantiles as GluonTS",
@@ -115,28 +114,21 @@ def evaluate_predictor(predictor: Predictor, protocol: Protocol, split: str = "t
     Returns:
         ``{"metrics": {...}, "sample_seconds": float, "n_windows": int}``.
     """
-    dataset = protocol.dataset(split)
-    if limit_windows is not None:
-        dataset = Subset(dataset, range(min(limit_windows, len(dataset))))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    acc = MetricAccumulator(crps_sum=protocol.task == "forecasting")
     scaled = protocol.metric_space == "scaled"
-    seconds = 0.0
-    for batch in loader:
+
+    def predict(batch: dict) -> tuple[np.ndarray, np.ndarray]:
         y = batch["y"].numpy()
         cond = batch["cond_mask"].numpy()
         values = np.where(cond, y, np.nan)  # the baseline never sees a target
-        t0 = time.perf_counter()
         samples = np.asarray(predictor.predict(values, cond, batch["start"].numpy()), dtype=np.float64)
-        seconds += time.perf_counter() - t0
         if samples.ndim != y.ndim + 1 or samples.shape[1:] != y.shape:
             raise DataError(f"baseline returned samples of shape {samples.shape}; expected [S, *{y.shape}]")
         samples = np.where(cond[None], y[None], samples)
-        target = y
         if scaled:
-            target, samples = protocol.scaler.transform(y), protocol.scaler.transform(samples)
-        acc.update(samples, target, batch["score_mask"].numpy())
-    return {"metrics": acc.compute(), "sample_seconds": seconds, "n_windows": len(dataset)}
+            return protocol.scaler.transform(samples), protocol.scaler.transform(y)
+        return samples, y
+
+    return evaluation.score_windows(protocol, split, predict, limit_windows=limit_windows, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------ the grid

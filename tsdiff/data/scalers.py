@@ -178,6 +178,27 @@ class MeanAbsScaler(_RangeScaler):
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "meanabs": MeanAbsScaler}
 
 
+def to_data_units(samples, raw: np.ndarray, cond_mask: np.ndarray, scaler: StandardScaler) -> np.ndarray:
+    """Samples in data units, with every conditioning entry equal to the raw input.
+
+    Args:
+        samples: torch ``[S, B, L, N, C]`` in the scaled space (any device and dtype).
+        raw: ``[B, L, N, C]`` the input values in data units (NaN = missing).
+        cond_mask: bool ``[B, L, N, C]``: entries the model conditioned on.
+    Returns:
+        float64 ``[S, B, L, N, C]``; on ``cond_mask`` entries, bit-for-bit ``raw``
+        (copied, never round-tripped through the scaler).
+    """
+    import torch
+
+    raw, cond_mask = np.asarray(raw), np.asarray(cond_mask)
+    if raw.shape != tuple(samples.shape[1:]) or cond_mask.shape != raw.shape:
+        raise DataError(f"samples {tuple(samples.shape)} must be [S, *raw.shape] and cond_mask must have raw's "
+                        f"shape; got raw shape {raw.shape} and cond_mask shape {cond_mask.shape}")
+    inv = scaler.inverse_transform(samples.detach().to("cpu", torch.float64).numpy())
+    return np.where(cond_mask[None], raw[None], inv)
+
+
 def scaler_from_state_dict(state: dict) -> StandardScaler:
     """Rebuild any scaler from its ``state_dict()`` (``kind`` picks the class)."""
     cls = SCALERS.get(state.get("kind", "standard"))

@@ -17,10 +17,10 @@ from tsdiff.diffusion.parametrization import (
     to_score,
     x0_to_eps,
 )
+from tsdiff.diffusion.ddpm import DiscreteDDPM
 from tsdiff.diffusion.process import (
     PROCESSES,
     SPACINGS,
-    DiscreteDDPM,
     ForwardProcess,
     SamplingSchedule,
     build_process,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -10,30 +11,11 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from tsdiff.data.protocol import Protocol
-from tsdiff.data.scalers import StandardScaler
-from tsdiff.diffusion.process import DiscreteDDPM
+from tsdiff.data.scalers import to_data_units
+from tsdiff.diffusion.ddpm import DiscreteDDPM
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.metrics import MetricAccumulator
 from tsdiff.training.module import DiffusionModule
-
-
-def to_data_units(samples: torch.Tensor, raw: np.ndarray, cond_mask: np.ndarray, scaler: StandardScaler) -> np.ndarray:
-    """Samples in data units, with every conditioning entry equal to the raw input.
-
-    Args:
-        samples: ``[S, B, L, N, C]`` in the scaled space.
-        raw: ``[B, L, N, C]`` the input values in data units (NaN = missing).
-        cond_mask: bool ``[B, L, N, C]``: entries the model conditioned on.
-    Returns:
-        float64 ``[S, B, L, N, C]``; on ``cond_mask`` entries, bit-for-bit ``raw``
-        (copied, never round-tripped through the scaler).
-    """
-    raw, cond_mask = np.asarray(raw), np.asarray(cond_mask)
-    if raw.shape != tuple(samples.shape[1:]) or cond_mask.shape != raw.shape:
-        raise DataError(f"samples {tuple(samples.shape)} must be [S, *raw.shape] and cond_mask must have raw's "
-                        f"shape; got raw shape {raw.shape} and cond_mask shape {cond_mask.shape}")
-    inv = scaler.inverse_transform(samples.detach().to("cpu", torch.float64).numpy())
-    return np.where(cond_mask[None], raw[None], inv)
 
 
 def _on(t: torch.Tensor | None, device) -> torch.Tensor | None:
@@ -66,40 +48,63 @@ def evaluate(
     Returns:
         ``{"metrics": {...}, "nfe": int, "sample_seconds": float, "n_windows": int}``.
     """
+    device = module.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    scaled = protocol.metric_space == "scaled"
+    nfe = 0
+
+    def predict(batch: dict) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal nfe
+        samples, nfe = module.sample(
+            batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
+            n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
+            generator=gen, chunk_size=chunk_size, conditioning=conditioning,
+            conditioning_options=conditioning_options, anchors=_on(batch.get("anchors"), device),
+        )
+        raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
+        if scaled:  # scored on the normalised values (the protocol's choice)
+            target = module.scaler.transform(raw)
+            return np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy()), target
+        return to_data_units(samples, raw, cond, module.scaler), raw
+
+    t0 = time.perf_counter()
+    res = score_windows(protocol, split, predict, limit_windows=limit_windows, batch_size=batch_size,
+                        n_samples=n_samples, progress=progress, desc=f"sampling {split}")
+    # a model's sampling time is the whole loop, scoring included (a baseline's: its predict calls)
+    return {**res, "nfe": int(nfe), "sample_seconds": time.perf_counter() - t0}
+
+
+def score_windows(protocol: Protocol, split: str, predict: Callable[[dict], tuple[np.ndarray, np.ndarray]], *,
+                  limit_windows: int | None = None, batch_size: int = 16, n_samples: int = 1,
+                  progress: bool = False, desc: str = "sampling") -> dict:
+    """The one scoring loop of models and baselines: the windows of ``split`` (the first
+    ``limit_windows``) in order, ``batch_size`` at a time, their target entries (``score_mask``)
+    scored with one :class:`~tsdiff.metrics.MetricAccumulator` (CRPS-sum too for forecasting).
+
+    Args:
+        predict: ``predict(batch) -> (samples, target)``, a batch of the split's dataset to float64
+            samples ``[S, B, L, N, C]`` and the target ``[B, L, N, C]``, both in the protocol's
+            metric space, the samples' conditioning entries equal to the target's.
+        n_samples: samples per window, for the progress bar (windows x samples).
+    Returns:
+        ``{"metrics": {...}, "sample_seconds": seconds spent in predict, "n_windows": int}``.
+    """
     dataset = protocol.dataset(split)
     if limit_windows is not None:
         dataset = Subset(dataset, range(min(limit_windows, len(dataset))))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    device = module.device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    scaled = protocol.metric_space == "scaled"
     acc = MetricAccumulator(crps_sum=protocol.task == "forecasting")
-    nfe = 0
-    t0 = time.perf_counter()
+    seconds = 0.0
     # a context manager: an error mid-way closes the bar first, so its message starts on a new line
-    with tqdm(total=len(dataset) * n_samples, desc=f"sampling {split} (windows x samples)", unit="path",
+    with tqdm(total=len(dataset) * n_samples, desc=f"{desc} (windows x samples)", unit="path",
               disable=not progress) as bar:
         for batch in loader:
-            samples, nfe = module.sample(
-                batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
-                n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
-                generator=gen, chunk_size=chunk_size, conditioning=conditioning,
-                conditioning_options=conditioning_options, anchors=_on(batch.get("anchors"), device),
-            )
-            raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
-            if scaled:  # scored on the normalised values (the protocol's choice)
-                target = module.scaler.transform(raw)
-                data = np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy())
-            else:
-                target, data = raw, to_data_units(samples, raw, cond, module.scaler)
-            acc.update(data, target, batch["score_mask"].numpy())
-            bar.update(len(raw) * n_samples)
-    return {
-        "metrics": acc.compute(),
-        "nfe": int(nfe),
-        "sample_seconds": time.perf_counter() - t0,
-        "n_windows": len(dataset),
-    }
+            t0 = time.perf_counter()
+            samples, target = predict(batch)
+            seconds += time.perf_counter() - t0
+            acc.update(samples, target, batch["score_mask"].numpy())
+            bar.update(len(target) * n_samples)
+    return {"metrics": acc.compute(), "sample_seconds": seconds, "n_windows": len(dataset)}
 
 
 @torch.inference_mode()

@@ -9,7 +9,7 @@ import torch
 
 from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
 from tsdiff.data.masking import TRAIN_MASKS
-from tsdiff.data.scalers import StandardScaler
+from tsdiff.data.scalers import StandardScaler, to_data_units
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
@@ -269,8 +269,6 @@ class DiffusionModule(L.LightningModule):
         Returns ``{"samples": float64 [S, B, L, N, C], "start": [B]}``; conditioning
         entries equal the input values ``batch["y"]`` exactly.
         """
-        from tsdiff.training.evaluate import to_data_units
-
         seed = int((self.hparams.get("config") or {}).get("seed", 0)) + batch_idx
         gen = torch.Generator(device=self.device).manual_seed(seed)
         samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,

@@ -12,7 +12,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from tsdiff.diffusion.process import DiscreteDDPM, ForwardProcess, Spacing
+from tsdiff.diffusion.ddpm import DiscreteDDPM
+from tsdiff.diffusion.process import ForwardProcess, Spacing
 from tsdiff.diffusion.samplers.base import (
     SAMPLERS,
     Callback,

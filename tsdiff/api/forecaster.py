@@ -1,0 +1,356 @@
+"""The :class:`Forecaster`: fit on history, :meth:`~Forecaster.predict` a :class:`~tsdiff.forecast.Forecast`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsdiff import validation as checks
+from tsdiff.api import fitting, persistence, sampling
+from tsdiff.api.building import _build_module, _model_config, _process_config
+from tsdiff.api.fitting import _spread
+from tsdiff.api.inputs import _last_steps, to_series
+from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
+from tsdiff.api.sampling import _place
+from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _seed
+from tsdiff.data.series import Series
+from tsdiff.errors import DataError, TsdiffError
+from tsdiff.forecast import Forecast
+from tsdiff.training.recipe import check_validation, parse_duration, validation_split
+from tsdiff.training.trainer_options import check_trainer_kwargs
+
+try:  # scikit-learn is a dependency; keep the import local to the estimators' bases
+    from sklearn.base import BaseEstimator
+except ImportError:  # pragma: no cover
+    BaseEstimator = object
+
+
+class Forecaster(BaseEstimator):
+    """Probabilistic forecaster: a conditional diffusion model over ``context + horizon`` windows.
+
+    A dask-backed xarray grid (``xr.open_dataset(path, chunks={})``) is never loaded whole:
+    ``fit`` fits the scaler in one streaming pass and reads each training window when a
+    batch needs it, and ``predict`` reads only the last ``context_length`` steps.
+
+    Args:
+        model: registered denoiser name (``"csdi"``; graph / grid models use the data's
+            ``spatial``). ``model_options`` override its hyper-parameters
+            (:data:`SMALL_MODEL_OPTIONS` by default: a small CPU-sized network; from
+            :data:`LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
+        prediction_length: H, steps to forecast.
+        context_length: steps of history the model sees (default ``2 * H``).
+        process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
+            schedule to 0.2).
+        max_steps: optimiser steps of training.
+        max_time: a time budget for training, e.g. ``"5min"``, ``"90s"``, ``"00:00:05:00"``, seconds
+            or a ``timedelta``: training stops after ``max_steps`` or ``max_time``, whichever comes
+            first (the learning-rate schedule is laid out over ``max_steps``). None: no budget.
+        validation: fraction of the data held out at its end (the last windows in time, at least
+            one) to pick the weights: the validation loss is computed 20 times over ``max_steps``
+            (at most every 50 steps) and the weights with the lowest one are kept. None: train on
+            everything and keep the last weights.
+        early_stopping: with ``validation``, stop when the validation loss has not improved for
+            this many checks (None: run to ``max_steps`` / ``max_time``).
+        trainer_kwargs: further ``lightning.Trainer`` arguments, e.g. ``{"callbacks":
+            [EarlyStopping("val_loss", patience=3)], "logger": CSVLogger("logs"),
+            "accumulate_grad_batches": 2}``; callbacks run after tsdiff's own. ``max_steps``,
+            ``max_time`` and the device are the estimator's parameters. Used by ``fit`` only: model
+            files do not keep them (loggers and callbacks are not data).
+        batch_size, lr: training settings; ``train_stride`` spaces the training windows.
+        n_samples, sampler, sampling_steps: defaults of :meth:`predict`.
+        sampler_options: the sampler's further options, e.g. ``{"spacing": "log_snr"}`` for a
+            few-step ``ddpm`` sampler, or ``{"eta": 0.5}`` for ``ddim``.
+        chunk_size: (window, sample) pairs per network pass (default: 64 on CPU, 2048 on
+            GPU); bounds the memory of sampling.
+        freq: pandas frequency of the data (default: inferred).
+        prior: informative prior of the horizon (:mod:`tsdiff.diffusion.priors`): ``"last_value"``
+            (persistence), ``"seasonal"`` (seasonal naive, the season taken from the frequency as
+            GluonTS does: 24 for hourly data, 12 for monthly, 1 (persistence) for daily data, for
+            data without a frequency and where ``context_length`` holds no whole season), or
+            ``{"name": "seasonal", "season": 24}`` (a season longer than ``context_length`` is an
+            error), ``"none"``; the model then learns the residual from it. Default
+            ``"seasonal"``: with 500 steps, CRPS 0.76x seasonal naive's MAE on ETTh1 (season 24)
+            and on the exchange rates (season 5; 0.86x persistence), where ``"none"`` gave 1.28x
+            and 1.31x
+            (``benchmarks/accuracy/forecaster_tables.py --part tune``; records in
+            ``benchmarks/records/accuracy/``).
+        random_state: seed of training and sampling.
+        verbose: show Lightning's training bar and the sampling bar.
+        device: where training and sampling run: ``"auto"`` (a CUDA GPU when available, else
+            the CPU), ``"cpu"``, ``"gpu"`` or a device such as ``"cuda:1"``. A GPU asked for
+            where CUDA is not available is an error, not a silent fall-back.
+        progress: deprecated name of ``verbose`` (a FutureWarning when ``fit`` or ``predict``
+            uses it; when set, it wins over ``verbose``); removed in the next release.
+
+    A scikit-learn ``BaseEstimator``: ``get_params(deep=True)``, ``set_params(**params)`` (an
+    unknown name is a ConfigError, a ValueError, listing the valid ones) and ``sklearn.base.clone`` work on
+    the constructor arguments, which are stored unchanged.
+    """
+
+    def __init__(self, model: str = "csdi", prediction_length: int = 24, context_length: int | None = None, *,
+                 model_options: dict | None = None, process: dict | None = None, max_steps: int = 500,
+                 max_time=None, validation: float | None = None, early_stopping: int | None = None,
+                 trainer_kwargs: dict | None = None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1,
+                 n_samples: int = 100,
+                 sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
+                 chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
+                 verbose: bool = True, device: str = "auto", progress: bool | None = None) -> None:
+        self.model = model
+        self.prediction_length = prediction_length
+        self.context_length = context_length
+        self.model_options = model_options
+        self.process = process
+        self.max_steps = max_steps
+        self.max_time = max_time
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.trainer_kwargs = trainer_kwargs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.train_stride = train_stride
+        self.n_samples = n_samples
+        self.sampler = sampler
+        self.sampling_steps = sampling_steps
+        self.sampler_options = sampler_options
+        self.chunk_size = chunk_size
+        self.freq = freq
+        self.prior = prior
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+        self.progress = progress
+        self.module_ = None
+        self.series_ = None
+        self.source_ = None
+        self.signature_: dict | None = None
+
+    @property
+    def context(self) -> int:
+        return self.context_length if self.context_length is not None else 2 * self.prediction_length
+
+    def set_params(self, **params) -> "Forecaster":
+        """Set constructor arguments (scikit-learn); an unknown name is a ConfigError listing the valid ones."""
+        from tsdiff.sklearn_compat import check_param_names
+
+        check_param_names(self, params)
+        return super().set_params(**params)
+
+    def _verbose(self, override: bool | None = None) -> bool:
+        """Whether to show progress bars: ``override`` if given, else ``verbose`` (or its deprecated alias)."""
+        from tsdiff.deprecation import renamed
+
+        if override is not None:
+            return bool(override)
+        return bool(self.verbose if self.progress is None else renamed("Forecaster", "progress", self.progress,
+                                                                        None, stacklevel=4))
+
+    def _validate_settings(self) -> None:
+        _check_int("prediction_length", self.prediction_length)
+        _check_int("context_length", self.context_length, allow_none=True)
+        for name in ("max_steps", "batch_size", "train_stride", "n_samples"):
+            _check_int(name, getattr(self, name))
+        parse_duration(self.max_time)
+        check_validation(self.validation, self.early_stopping)
+        check_trainer_kwargs(self.trainer_kwargs, self.validation)
+        _check_int("sampling_steps", self.sampling_steps, allow_none=True)
+        _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)
+        checks.check_lr(self.lr)
+        checks.check_random_state(self.random_state)
+        checks.check_freq(self.freq)
+
+    def fit(self, data, graph=None, **data_options) -> "Forecaster":
+        """Train on ``data`` (every window of ``context + prediction_length`` steps).
+
+        As :meth:`Imputer.fit`, a series (or channel) with no observed value is refused with a
+        DataError, and so are scipy sparse matrices and values float64 cannot hold exactly;
+        a numpy masked array's masked entries are missing. :meth:`predict` (like
+        :meth:`Imputer.transform`) accepts history in which a series is missing throughout:
+        its values then come from the trained model and the other series.
+
+        Args:
+            data: DataFrame (wide / long), xarray grid, GluonTS dataset, numpy array or Series.
+            graph: optional adjacency ``[N, N]`` (dense / scipy / GraphSpatial) for graph models.
+            data_options: passed to :func:`to_series` (``item_col``, ``time_col``, ``variables``).
+        """
+        from tsdiff.data.forecasting import build_forecasting_protocol
+        from tsdiff.data.splits import forecast_starts
+
+        from tsdiff.training.devices import resolve_device
+
+        self._validate_settings()
+        device = resolve_device(self.device)  # before anything slow
+        series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, **data_options)
+        H, ctx = self.prediction_length, self.context
+        T = series.shape[0]
+        if T < ctx + H:
+            raise DataError(f"the data has {T} time steps but one training window needs context_length + "
+                            f"prediction_length = {ctx} + {H} = {ctx + H}; use shorter lengths or more data")
+        if isinstance(series, Series) and np.isnan(series.values).all():
+            raise DataError("the data has no observed value (all NaN)")
+        if isinstance(series, Series):  # as Imputer.fit: a series with no value gives nothing to learn from
+            empty = np.isnan(series.values).all(axis=0)
+            if empty.any():
+                n, c = (int(i) for i in np.argwhere(empty)[0])
+                what = f"series {series.node_names[n]!r}" + (f" channel {series.channel_names[c]!r}"
+                                                            if series.shape[2] > 1 else "")
+                raise DataError(f"{what} has no observed value (all NaN); drop that column or fill it another "
+                                "way")
+        starts = forecast_starts(T, ctx, H, stride=self.train_stride)
+        last = np.asarray([T - ctx - H], dtype=np.int64)
+        held = last
+        if self.validation is not None:  # forecasts of the held-out tail, from context before or in it
+            cut = validation_split(T, self.validation, H)
+            held = _spread(starts[starts + ctx >= cut])
+            starts = starts[starts + ctx + H <= cut]
+            if not len(starts) or not len(held):
+                raise DataError(f"validation={self.validation} leaves no whole training window of context_length + "
+                                f"prediction_length = {ctx + H} steps before the held-out last {T - cut} of {T} "
+                                "steps; use validation=None or more data")
+        protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, held, last)
+        freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
+        seed = _seed(self.random_state)
+        signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
+                                                                      series.attrs.get("columns", series.node_names)],
+                     "spatial": getattr(series.spatial, "kind", None),
+                     "grid_shape": list(getattr(series.spatial, "shape", ()) or []) if source is not None else None}
+        config = {"seed": seed, "api": {"kind": "Forecaster", "params": persistence._api_params(self)}}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
+                                   _process_config(self.process),
+                                   signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
+                                   spatial=series.spatial, prior=_forecast_prior(self.prior, freq, ctx))
+        self.training_ = fitting._train(
+            module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
+            max_time=self.max_time, seed=seed, progress=self._verbose(), device=device,
+            val_dataset=protocol.dataset("val") if self.validation is not None else None,
+            early_stopping=self.early_stopping, trainer_kwargs=self.trainer_kwargs)
+        self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.module_ is None:
+            raise TsdiffError("this Forecaster is not fitted yet; call fit(data) or Forecaster.load(path) first")
+
+    def check_data(self, series: Series) -> None:
+        """Refuse data whose series, channels or frequency differ from the training data."""
+        from tsdiff.training.checkpoint import check_signature
+
+        sig = self.signature_
+        data_sig = {"num_nodes": series.shape[1], "num_channels": series.shape[2],
+                    "node_names": list(series.node_names), "channel_names": list(series.channel_names)}
+        if sig.get("num_nodes") != data_sig["num_nodes"]:
+            raise DataError(f"the data has {data_sig['num_nodes']} series/nodes but the model was trained on "
+                            f"{sig.get('num_nodes')}; pass data with the same series (columns) as in fit")
+        if sig.get("node_names") != data_sig["node_names"]:
+            extra = sorted(set(data_sig["node_names"]) - set(sig["node_names"]))[:3]
+            lack = sorted(set(sig["node_names"]) - set(data_sig["node_names"]))[:3]
+            raise DataError(f"the data's columns/series differ from the trained model's (new: {extra}, missing: "
+                            f"{lack}, or a different order); pass the same columns in the same order as in fit")
+        check_signature(sig, data_sig)
+        if series.spatial is not None:
+            from tsdiff.training.spatial_state import check_same_spatial
+
+            check_same_spatial(self.module_.hparams.get("spatial"), series.spatial)
+        freq = series.attrs.get("freq") or (pd.infer_freq(series.time_index) if series.shape[0] >= 3 else None)
+        if freq is not None and sig.get("freq") is not None and pd.tseries.frequencies.to_offset(freq) != \
+                pd.tseries.frequencies.to_offset(sig["freq"]):
+            raise DataError(f"the data has frequency {freq!r} but the model was trained on {sig['freq']!r} data; "
+                            f"resample it (df.resample({sig['freq']!r}).mean()) or train a new model")
+
+    def predict(self, data=None, *, n_samples: int | None = None, sampler: str | None = None,
+                sampling_steps: int | None = None, sampler_options: dict | None = None,
+                random_state: int | None = None, verbose: bool | None = None, graph=None,
+                steps: int | None = None, progress: bool | None = None) -> Forecast:
+        """Forecast the ``prediction_length`` steps after the end of ``data``.
+
+        Args:
+            data: history to condition on (same series / frequency as in fit); default:
+                the training data. Only its last ``context_length`` steps are used.
+            n_samples: sample paths (default: the constructor's).
+            sampler / sampling_steps: any registered sampler and its number of steps (default:
+                the constructor's).
+            sampler_options: the sampler's further options (default: the constructor's when
+                ``sampler`` is not given or is the constructor's sampler, else none).
+            verbose: show the sampling bar (default: the constructor's ``verbose``).
+            steps, progress: deprecated names of ``sampling_steps`` and ``verbose`` (a
+                FutureWarning); removed in the next release.
+        Returns:
+            :class:`Forecast` with ``samples`` ``[S, H, N(, C)]`` in data units.
+        """
+        from tsdiff.deprecation import renamed
+
+        sampling_steps = renamed("Forecaster.predict", "steps", steps, sampling_steps)
+        verbose = renamed("Forecaster.predict", "progress", progress, verbose)
+        self._check_fitted()
+        n = checks.check_n_samples(self.n_samples if n_samples is None else n_samples)
+        if random_state is not None:
+            checks.check_random_state(random_state)
+        if data is None:
+            if self.series_ is None:
+                raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
+            series, source = self.series_, self.source_
+        else:
+            series, source = to_series(data, freq=self.freq, graph=graph, lazy=True)
+            self.check_data(series)
+            if series.spatial is None and self.series_ is not None:
+                series.spatial = self.series_.spatial
+        ctx, H = self.signature_["context"], self.signature_["window"] - self.signature_["context"]
+        T, N, C = series.shape
+        if T < ctx:
+            raise DataError(f"predict needs at least context_length = {ctx} steps of history, the data has {T}")
+        history = _last_steps(series, ctx)
+        raw = np.full((1, ctx + H, N, C), np.nan)
+        raw[0, :ctx] = history.values
+        cond = ~np.isnan(raw)
+        if not cond.any():
+            raise DataError(f"the last {ctx} steps of the data have no observed value; forecasting needs history")
+        seed = _seed(self.random_state if random_state is None else random_state)
+        if sampler_options is None and sampler in (None, self.sampler):
+            sampler_options = self.sampler_options
+        _check_sampling(sampler or self.sampler, sampling_steps, sampler_options, self.chunk_size)
+        _place(self.module_, self.device)
+        samples = sampling.sample_windows(
+            self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
+            steps=self.sampling_steps if sampling_steps is None else sampling_steps, seed=seed,
+            progress=self._verbose(verbose), desc="forecast", sampler_options=sampler_options,
+            chunk_size=self.chunk_size)
+        freq = self.signature_.get("freq") or pd.infer_freq(series.time_index)
+        future = pd.date_range(series.time_index[-1], periods=H + 1, freq=freq)[1:]
+        future.name = series.time_index.name
+        return Forecast(samples[:, 0, ctx:], future, series.node_names, series.channel_names, freq=freq,
+                        columns=series.attrs.get("columns") or self.signature_.get("columns"),
+                        item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
+                        history=history, grid=source, time_name=series.time_index.name)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights + settings + data signature to ``path`` (loaded with ``weights_only=True``)."""
+        from tsdiff.training.checkpoint import save_model
+
+        self._check_fitted()
+        api = {"format": API_FORMAT, "kind": "Forecaster", "params": persistence._api_params(self),
+               "signature": self.signature_}
+        return save_model(self.module_, path, extra={"api": api})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "Forecaster":
+        """Rebuild a Forecaster saved by :meth:`save` (no code executes while loading).
+
+        Args:
+            device: where to sample (see the constructor); default: the saved setting, or the
+                CPU with a warning when that asked for a GPU and this machine has none.
+        """
+        module, api = _load_api(path, "Forecaster")
+        if api is None:
+            raise TsdiffError(f"{path} is a model file from `tsdiff fit`, not a saved Forecaster; use `tsdiff test`")
+        params = dict(api["params"])
+        if "verbose" not in params and "progress" in params:  # saved before progress= became verbose=
+            params["verbose"] = params.pop("progress")
+        obj = cls(**{**params, "device": _load_device(params.get("device"), device, path)})
+        obj.module_, obj.signature_ = module, api["signature"]
+        _place(module, obj.device)
+        return obj

@@ -1,0 +1,87 @@
+"""Argument checks of the estimators, their seed, Lightning's log level, and the prior section
+a ``prior=`` argument stands for."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+
+from tsdiff import validation as checks
+from tsdiff.errors import ConfigError
+
+
+def _check_int(name: str, value, low: int = 1, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _check_sampling(sampler: str, steps, sampler_options, chunk_size) -> None:
+    """Sampling settings as sampling would check them (names and option names), before any training."""
+    from tsdiff.diffusion.components import build_sampler
+    from tsdiff.training.module import sampler_config
+
+    if sampler_options is not None and not isinstance(sampler_options, dict):
+        raise ConfigError(f"sampler_options must be a dict of sampler options (e.g. {{'spacing': 'log_snr'}}) or "
+                          f"None, got {type(sampler_options).__name__}")
+    _check_int("chunk_size", chunk_size, allow_none=True)
+    build_sampler(sampler, **sampler_config(steps, options=sampler_options))
+
+
+def _seed(random_state) -> int:
+    return checks.seed_from(random_state)  # ConfigError on a bad random_state
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool):
+    """Silence Lightning's informational logging unless ``verbose``."""
+    names = ["lightning.pytorch", "lightning.fabric", "lightning"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    if not verbose:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _prior_config(prior) -> dict:
+    """The prior section of a ``prior=`` argument (a name or a dict), checked."""
+    from tsdiff.diffusion.priors import build_prior, prior_scale_option
+
+    section = {"name": prior} if isinstance(prior, str) or prior is None else prior
+    if section is None or not isinstance(section, dict):
+        raise ConfigError(f"prior must be a prior name or a dict like {{'name': 'seasonal', 'season': 24}}, "
+                          f"got {prior!r}")
+    section = {"name": "none", **section}
+    build_prior(section)
+    prior_scale_option(section)
+    return section
+
+
+def _forecast_prior(prior, freq, context: int):
+    """The Forecaster's prior section. ``"seasonal"`` without a season takes it from the data's
+    frequency (GluonTS's seasonality, :func:`gluonts.time_feature.get_seasonality`: 24 for
+    hourly data, 5 for business days, 12 for monthly, 1 for daily), or 1 (persistence) where the
+    data has no frequency or the context holds no whole season. A season given explicitly must
+    fit in the context."""
+    section = {"name": prior} if isinstance(prior, str) else prior
+    if not (isinstance(section, dict) and section.get("name") == "seasonal"):
+        return prior
+    if "season" not in section:
+        from gluonts.time_feature import get_seasonality
+
+        season = int(get_seasonality(str(freq))) if freq is not None else 1
+        return {**section, "season": season if season <= context else 1}
+    season = section["season"]
+    if isinstance(season, int) and not isinstance(season, bool) and season > context:
+        raise ConfigError(f"prior 'seasonal' has season {season} steps, longer than the context_length of "
+                          f"{context}: the context holds no whole season to repeat; use context_length >= {season}"
+                          " or prior='last_value'")
+    return section
