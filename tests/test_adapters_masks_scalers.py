@@ -89,17 +89,17 @@ def test_scaler_values():
 def test_block_training_mask():
     import torch
 
-    from tsdiff.data.masking import TRAIN_MASKS, block_mask, missing_rate
+    from tsdiff.data.masking import TRAIN_MASKS, block_train_mask, missing_rate
 
-    assert TRAIN_MASKS.get("block") is block_mask
+    assert TRAIN_MASKS.get("block") is block_train_mask
     g = torch.Generator().manual_seed(0)
     observed = torch.rand(64, 36, 10, 2, generator=g) > 0.1
-    cond = block_mask(observed, torch.Generator().manual_seed(1))
+    cond = block_train_mask(observed, torch.Generator().manual_seed(1))
     assert cond.shape == observed.shape and not (cond & ~observed).any()
-    assert torch.equal(cond, block_mask(observed, torch.Generator().manual_seed(1)))
+    assert torch.equal(cond, block_train_mask(observed, torch.Generator().manual_seed(1)))
     hidden = (~cond).float()
     # outages: series hidden for a contiguous run of 9..18 steps (ceil(36/4)..ceil(36/2)) on top of points
-    full = block_mask(torch.ones(400, 36, 5, 1, dtype=torch.bool), torch.Generator().manual_seed(2), point_max=0.0)
+    full = block_train_mask(torch.ones(400, 36, 5, 1, dtype=torch.bool), torch.Generator().manual_seed(2), point_max=0.0)
     runs = []
     for series in (~full).permute(0, 2, 3, 1).reshape(-1, 36).int():
         if series.any():

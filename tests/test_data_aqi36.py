@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tsdiff.data import build_protocol
-from tsdiff.data.masking import TRAIN_MASKS, historical_mask, missing_rate, random_mask
+from tsdiff.data.masking import TRAIN_MASKS, historical_train_mask, missing_rate, random_train_mask
 from tsdiff.data.sources.aqi36 import SPEC, load_aqi36
 from tsdiff.data.windows import contiguous_segments, covering_starts, sliding_starts
 from tsdiff.errors import ConfigError, DataError, DatasetNotFoundError, UnknownNameError
@@ -150,20 +150,20 @@ def test_training_masks_are_subsets_of_observed():
         assert cond.dtype == torch.bool and cond.shape == observed.shape
         assert not (cond & ~observed).any()
         assert 0.0 < missing_rate(observed, cond) < 1.0
-    hist = historical_mask(observed)
+    hist = historical_train_mask(observed)
     assert torch.equal(hist, observed & observed.roll(1, 0))
     # random: per window a U(0,1) fraction of observed values is hidden -> mean rate ~ 0.5
     rates = []
     for seed in range(20):
-        cond = random_mask(observed, torch.Generator().manual_seed(seed))
+        cond = random_train_mask(observed, torch.Generator().manual_seed(seed))
         hidden = (observed & ~cond).flatten(1).sum(1) / observed.flatten(1).sum(1)
         rates.append(hidden)
     rates = torch.cat(rates)
     assert abs(rates.mean().item() - 0.5) < 0.05
     assert rates.min() < 0.05 and rates.max() > 0.95
     # seeded generators make masks reproducible
-    a = random_mask(observed, torch.Generator().manual_seed(3))
-    b = random_mask(observed, torch.Generator().manual_seed(3))
+    a = random_train_mask(observed, torch.Generator().manual_seed(3))
+    b = random_train_mask(observed, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
 
 

@@ -27,7 +27,7 @@ def _uniform(shape, generator, device) -> torch.Tensor:
 
 
 @TRAIN_MASKS.register("random")
-def random_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_train_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Hide a random fraction r ~ U(0, 1) of each sample's observed entries.
 
     Args:
@@ -51,7 +51,7 @@ def random_mask(observed: torch.Tensor, generator: torch.Generator | None = None
 
 
 @TRAIN_MASKS.register("historical")
-def historical_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def historical_train_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Reuse a real missing pattern: condition on entries observed in this window AND
     in another window of the batch (CSDI's "historical" strategy).
 
@@ -59,22 +59,22 @@ def historical_mask(observed: torch.Tensor, generator: torch.Generator | None = 
     """
     observed = observed.bool()
     if observed.shape[0] < 2:
-        return random_mask(observed, generator)
+        return random_train_mask(observed, generator)
     return observed & observed.roll(1, dims=0)
 
 
 @TRAIN_MASKS.register("mix")
-def mix_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def mix_train_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per window, the random or the historical strategy with probability 1/2 each (CSDI)."""
-    rand = random_mask(observed, generator)
-    hist = historical_mask(observed, generator)
+    rand = random_train_mask(observed, generator)
+    hist = historical_train_mask(observed, generator)
     pick = _uniform((observed.shape[0],), generator, observed.device) < 0.5
     pick = pick.reshape((-1,) + (1,) * (observed.dim() - 1))
     return torch.where(pick, rand, hist)
 
 
 @TRAIN_MASKS.register("block")
-def block_mask(observed: torch.Tensor, generator: torch.Generator | None = None, *, point_max: float = 0.15,
+def block_train_mask(observed: torch.Tensor, generator: torch.Generator | None = None, *, point_max: float = 0.15,
                failure_prob: float = 0.15) -> torch.Tensor:
     """Sensor failures: hide random points plus contiguous outages of whole series (time axis 1).
 

@@ -165,9 +165,6 @@ class Protocol:
         }
 
 
-#: The name used before forecasting protocols existed.
-ImputationProtocol = Protocol
-
 
 def fit_scaler_on_windows(series: Series, starts: np.ndarray, window: int) -> StandardScaler:
     """Fit a StandardScaler on the observed values covered by the given windows.

@@ -242,7 +242,7 @@ def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = N
     of the series, the whole window or (as often) a uniform length from 1 to the window's length at
     a uniform position, so
     every gap shape the prior models appears while most related series stay observed."""
-    from tsdiff.data.masking import random_mask
+    from tsdiff.data.masking import random_train_mask
 
     observed = observed.bool()
     B, L = observed.shape[:2]
@@ -257,7 +257,7 @@ def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = N
     steps = torch.arange(L, device=dev).reshape((1, L) + (1,) * (observed.dim() - 2))
     runs = observed & ~(fails & (steps >= start) & (steps < start + length))
     pick = (rand((B,)) < 0.5).reshape((-1,) + (1,) * (observed.dim() - 1))
-    return torch.where(pick, random_mask(observed, generator), runs)
+    return torch.where(pick, random_train_mask(observed, generator), runs)
 
 
 def build_prior(config: dict | str | None, num_series: int = 1):

@@ -13,7 +13,7 @@ graph, split chronologically 70/10/20.
 
 from __future__ import annotations
 
-from tsdiff.data.eval_masks import block_mask, point_mask
+from tsdiff.data.eval_masks import EVAL_MASKS
 from tsdiff.data.forecasting import chronological_forecasting_protocol
 from tsdiff.data.protocol import DATASETS, Protocol, chronological_imputation_protocol
 from tsdiff.data.sources.metr_la import load_metr_la
@@ -39,8 +39,8 @@ def metr_la_imputation(data_dir=None, window: int = 24, missing: str = "point", 
         raise ConfigError(f"data.options.missing must be 'point' or 'block', got {missing!r}")
     series = load_metr_la(data_dir)
     observed = series.observed_mask
-    held = point_mask(observed, 0.25, seed) if missing == "point" else block_mask(
-        observed, min_len=12, max_len=48, block_prob=0.0015, point_rate=0.05, seed=seed)
+    options = {"point": {"rate": 0.25}, "block": {"min_len": 12, "max_len": 48, "block_prob": 0.0015, "point_rate": 0.05}}
+    held = EVAL_MASKS.get(missing)(observed, seed=seed, **options[missing])
     return chronological_imputation_protocol(
         f"metr_la-week-impute-{missing}-w{window}", series, window, held.target, fractions=fractions,
         checksums=series.attrs.get("checksums", {}), meta={"units": "mph", "missing": missing, "seed": seed},
