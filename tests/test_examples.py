@@ -56,6 +56,13 @@ def test_impute_netcdf_example(tmp_path, data_dir):
     assert (tmp_path / "era5_maps.png").stat().st_size > 5000
 
 
+def test_impute_panel_example(tmp_path, data_dir):
+    res = run_example("impute_panel", tmp_path, data_dir)
+    assert res["n_hidden"] > 500 and res["observed_identical"]
+    assert np.isfinite(res["mae_z"]) and res["mae_z"] > 0  # --fast: a 4-step model, no accuracy to check
+    assert 0.2 < res["linear_mae_z"] < 1.0
+
+
 def readme_snippets():
     text = (ROOT / "README.md").read_text()
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)

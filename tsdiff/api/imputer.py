@@ -15,6 +15,7 @@ from tsdiff.api import fitting, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
 from tsdiff.api.fitting import _spread
 from tsdiff.api.inputs import check_frame
+from tsdiff.api.panels import as_panel, training_windows
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _seed
@@ -206,6 +207,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         float64 cannot hold exactly (int64 beyond 2**53, float128).
         """
         self._check_settings()
+        panel = as_panel(X)
+        if panel is not None:
+            return self._fit_panel(panel)
         arr = self._validate(X, reset=True)
         self.freq_ = None
         if isinstance(X, pd.DataFrame) and isinstance(X.index, pd.DatetimeIndex) and len(X.index) >= 3:
@@ -216,7 +220,25 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._fit_series(series)
         return self
 
-    def _fit_series(self, series, grid_shape=None) -> "Imputer":
+    def _fit_panel(self, panel) -> "Imputer":
+        """Train on independent samples: windows inside each sample only (see :mod:`~tsdiff.api.panels`)."""
+        self.n_features_in_ = panel.n_features
+        if panel.columns is not None:
+            self.feature_names_in_ = np.asarray(panel.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.freq_ = None
+        w = min(int(self.window), min(panel.lengths))
+        # w all-NaN rows between samples: the prior's view beyond a training window's edges
+        # (one window's length) ends inside the gap, never in the next sample
+        values = panel.concatenated(gap=w)
+        starts, held = training_windows(panel, w, w, self.validation)
+        names = [str(c) for c in (panel.columns or [f"x{i}" for i in range(panel.n_features)])]
+        series = Series(values[:, :, None], pd.date_range("2000-01-01", periods=values.shape[0], freq="h"),
+                        names, ["value"])
+        return self._fit_series(series, windows=(w, starts, _spread(held)))
+
+    def _fit_series(self, series, grid_shape=None, windows=None) -> "Imputer":
         """Train on a :class:`Series` ``[T, N, C]``, or on a lazily read source of one (used by ``fit``
         and by ``tsdiff impute`` on grids): a source is read window by window, its scaler fitted in
         one streaming pass, so memory follows the batch and not the data."""
@@ -230,7 +252,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         T = series.shape[0]
         w = min(int(self.window), T)
         starts, held = sliding_starts(T, w, 1), np.zeros(0, dtype=np.int64)
-        if self.validation is not None:  # whole windows in the held-out tail, none overlapping training's
+        if windows is not None:  # a panel's: inside its samples
+            w, starts, held = windows
+        elif self.validation is not None:  # whole windows in the held-out tail, none overlapping training's
             cut = validation_split(T, self.validation, w)
             held = _spread(cut + sliding_starts(T - cut, w, 1))
             starts = sliding_starts(cut, w, 1)
@@ -279,18 +303,42 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     # -- sampling
-    def _sample_series(self, values: np.ndarray, n_samples: int) -> np.ndarray:
-        """Imputations of ``values`` ``[T, N, C]``: float64 ``[S, T, N, C]``, observed entries exact."""
+    def _sample_series(self, values: np.ndarray, n_samples: int, segments=None) -> np.ndarray:
+        """Imputations of ``values`` ``[T, N, C]``: float64 ``[S, T, N, C]``, observed entries exact
+        (``segments``: independent samples, see :meth:`imputed_blocks`)."""
         from tsdiff.data.lazy import ArraySource
 
         checks.check_model_range(self.module_.scaler, values, "X",
                                  columns=[str(c) for c in getattr(self, "feature_names_in_", [])] or None)
         out = np.empty((n_samples,) + values.shape, dtype=np.float64)
-        for a, _, draws in self.imputed_blocks(ArraySource(values), n_samples):
+        for a, _, draws in self.imputed_blocks(ArraySource(values), n_samples, segments=segments):
             out[:, a: a + draws.shape[1]] = draws
         return out
 
-    def imputed_blocks(self, source, n_samples: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def _panel_input(self, X):
+        """The :class:`~tsdiff.api.panels.Panel` of ``X`` checked against the fitted features, or None."""
+        panel = as_panel(X)
+        if panel is None:
+            return None
+        if panel.n_features != self.n_features_in_:
+            raise DataError(f"X has {panel.n_features} features per sample, but the imputer was fitted on "
+                            f"{self.n_features_in_}; pass samples with the same features")
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is not None and panel.columns is not None and [str(c) for c in panel.columns] != [
+                str(c) for c in fitted]:
+            raise DataError(f"X's columns {panel.columns} differ from the fitted {list(fitted)}; pass the same "
+                            "columns in the same order")
+        return panel
+
+    def _sample_panel(self, panel, n_samples: int) -> list[np.ndarray]:
+        """Per sample, float64 ``[S, L_i, F]``: each imputed from its own values only."""
+        values = panel.concatenated()[:, :, None]
+        segments = list(zip(panel.offsets().tolist(), panel.lengths))
+        draws = self._sample_series(values, n_samples, segments=segments)[..., 0]
+        return panel.split(draws, axis=1)
+
+    def imputed_blocks(self, source, n_samples: int | None = None, segments=None
+                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Imputations of a series read window by window, in time order (bounded memory).
 
         Args:
@@ -299,6 +347,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 or ``.npy`` file, :class:`~tsdiff.data.adapters.grid.GridSource` on a dask-backed
                 xarray grid, or :class:`~tsdiff.data.lazy.ArraySource` on an array.
             n_samples: imputations per window (default: ``n_samples``).
+            segments: ``[(first row, rows), ...]`` of independent samples that tile the rows
+                (a panel's); windows stay inside one sample, and so does the prior's view
+                beyond a window's edges. None: the rows are one series.
         Yields:
             ``(start, values, draws)`` for consecutive row blocks that together cover all T
             steps: ``values`` float64 ``[rows, N, C]`` as read and ``draws`` float64
@@ -323,13 +374,22 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if (N, C) != (int(sig["num_nodes"]), int(sig["num_channels"])):
             raise DataError(f"the data has {N} series x {C} channel(s) but the imputer was fitted on "
                             f"{sig['num_nodes']} x {sig['num_channels']}; pass data of the same shape")
-        w = min(self.window_, T)
-        starts, score_from = covering_starts(T, w)
+        if segments is None:
+            w = min(self.window_, T)
+            starts, score_from = covering_starts(T, w)
+            edges = self._edge_anchors(source, starts, w) if self.module_.residual else None
+        else:
+            w = min([self.window_] + [int(n_rows) for _, n_rows in segments])
+            cover = [covering_starts(int(n_rows), w) for _, n_rows in segments]
+            starts = np.concatenate([int(a) + s for (a, _), (s, _) in zip(segments, cover)])
+            score_from = np.concatenate([f for _, f in cover])
+            edges = np.concatenate([self._edge_anchors(_Rows(source, int(a), int(n_rows)), s, w)
+                                    for (a, n_rows), (s, _) in zip(segments, cover)]) \
+                if self.module_.residual else None
         _place(self.module_, self.device)
         gen = torch.Generator(device=self.module_.device).manual_seed(int(self.seed_))
         held: list[tuple[int, int, np.ndarray | None]] = []  # windows in order: (start, score_from, raw if sampled)
-        edges = self._edge_anchors(source, starts, w) if self.module_.residual else None
-        anchor_row = {a: k for k, a in enumerate(starts.tolist())}
+        anchor_row = {a: k for k, a in enumerate(starts.tolist())}  # starts are distinct
 
         def flush():
             raws = [r for _, _, r in held if r is not None]
@@ -397,28 +457,42 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         self._fitted()
         n = checks.check_n_samples(self.n_samples if n_samples is None else n_samples)  # before any allocation
+        panel = self._panel_input(X)
+        if panel is not None:  # [S, n, L, F] for a 3-D panel, a list of [S, L_i, F] for a list
+            parts = self._sample_panel(panel, n)
+            return np.stack(parts, axis=1) if panel.stacked else parts
         arr = self._validate(X, reset=False)
         return self._sample_series(arr[:, :, None], n)[..., 0]
 
     def transform(self, X) -> np.ndarray:
         """Fill the NaN of ``X`` ``[T, F]``: float64 ``[T, F]``, observed entries bit for bit.
 
+        A panel of independent samples (``[n, L, F]``, or a list of ``[L_i, F]`` arrays or
+        DataFrames, see :mod:`tsdiff.api.panels`) comes back in the same layout, each sample
+        imputed from its own values only.
+
         The masked entries of a numpy masked array are missing too; it gets a masked array
         back (with nothing masked). A gap is never NaN/inf: that is a DataError instead.
         """
         self._fitted()
+        panel = self._panel_input(X)
+        if panel is not None:
+            return panel.result([self._fill(a, draws) for a, draws in
+                                 zip(panel.arrays, self._sample_panel(panel, self.n_samples))])
         arr = self._validate(X, reset=False)
-        missing = np.isnan(arr)
-        if not missing.any():
-            out = arr.copy()
-        else:
-            draws = self._sample_series(arr[:, :, None], self.n_samples)[..., 0]
-            point = point_summary(draws, self.point)
-            out = np.where(missing, point, arr)
-        checks.check_finite_gaps(out[missing], "the imputed values")
+        draws = self._sample_series(arr[:, :, None], self.n_samples)[..., 0] if np.isnan(arr).any() else None
+        out = self._fill(arr, draws)
         # a numpy masked array in, a masked array out (nothing masked: every entry has a value)
         return np.ma.MaskedArray(out, mask=np.zeros(out.shape, dtype=bool)) if isinstance(X, np.ma.MaskedArray) \
             else out
+
+    def _fill(self, arr: np.ndarray, draws: np.ndarray | None) -> np.ndarray:
+        """``arr`` with its NaN replaced by the point summary of ``draws`` ``[S, *arr.shape]``."""
+        missing = np.isnan(arr)
+        out = arr.copy() if draws is None or not missing.any() else np.where(
+            missing, point_summary(draws, self.point), arr)
+        checks.check_finite_gaps(out[missing], "the imputed values")
+        return out
 
     def quantiles(self, X, q=(0.05, 0.5, 0.95), n_samples: int | None = None):
         """Sample quantiles of the imputations per entry (observed entries: the value itself).
@@ -436,15 +510,22 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         qs = np.asarray(q, dtype=np.float64)
         if qs.ndim != 1 or np.any((qs < 0) | (qs > 1)):
             raise ConfigError(f"q must be a list of levels in [0, 1], got {q!r}")
-        out = sample_quantile(self.sample(X, n_samples), qs, axis=0)
-        return [like_transform(self, v, X) for v in out] if wants_container(self) else out
+        draws = self.sample(X, n_samples)
+        if isinstance(draws, list):  # a list panel: [Q, L_i, F] per sample
+            return [sample_quantile(d, qs, axis=0) for d in draws]
+        out = sample_quantile(draws, qs, axis=0)
+        return [like_transform(self, v, X) for v in out] if wants_container(self) and out.ndim == 3 else out
 
     def std(self, X, n_samples: int | None = None):
         """Sample standard deviation per entry ``[T, F]`` (0 on observed entries): the imputation uncertainty
         (a DataFrame like :meth:`transform`'s with ``set_output(transform="pandas")``)."""
         from tsdiff.sklearn_compat import like_transform
 
-        return like_transform(self, checks.finite_reduce(np.std, self.sample(X, n_samples), axis=0), X)
+        draws = self.sample(X, n_samples)
+        if isinstance(draws, list) or draws.ndim == 4:  # a panel: its own layout
+            return [checks.finite_reduce(np.std, d, axis=0) for d in draws] if isinstance(draws, list) \
+                else checks.finite_reduce(np.std, draws, axis=0)
+        return like_transform(self, checks.finite_reduce(np.std, draws, axis=0), X)
 
     # -- persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -498,3 +579,14 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 #: scikit-learn estimator checks that ``Imputer`` is expected to fail, with the reason (none at present).
 SKLEARN_EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+class _Rows:
+    """Rows ``first .. first + n - 1`` of a source, as a source of its own (one panel sample)."""
+
+    def __init__(self, source, first: int, n: int) -> None:
+        self.source, self.first = source, first
+        self.shape = (n,) + tuple(source.shape[1:])
+
+    def window(self, start: int, length: int):
+        return self.source.window(self.first + start, length)

@@ -72,6 +72,9 @@ class Protocol:
         context: forecasting context length, or None for imputation.
         metric_space: ``"data"`` (metrics in data units) or ``"scaled"`` (on the
             normalised values, as the PhysioNet protocol of CSDI).
+        sample_length: for independent samples laid end to end (PhysioNet's stays), the steps
+            of each; a window's margins (the priors' view beyond its edges) then stop at its
+            sample's edges. None: one continuous series.
 
     Imputation models train with the configured training mask strategy; forecasting
     windows carry their own ``cond_mask`` (the context), so they train on the horizon.
@@ -87,6 +90,17 @@ class Protocol:
     meta: dict = field(default_factory=dict)
     context: int | None = None
     metric_space: str = "data"
+    sample_length: int | None = None
+
+    def margins(self, start: int) -> tuple[int, int]:
+        """Rows ``[lo, hi)`` an imputation window at ``start`` reads with its margins: up to one
+        window's length on each side, inside the series and inside the window's sample."""
+        L, T = self.window, self.series.shape[0]
+        lo, hi = max(0, start - L), min(T, start + 2 * L)
+        if self.sample_length:
+            first = (start // self.sample_length) * self.sample_length
+            lo, hi = max(lo, first), min(hi, first + self.sample_length * -(-(start + L - first) // self.sample_length))
+        return lo, hi
 
     def __post_init__(self) -> None:
         if self.context is None and self.eval_mask is None:
@@ -289,11 +303,11 @@ class WindowDataset(Dataset):
             held = None if not scored or self.eval_mask is None else self.eval_mask[sl]
             anchors = None
             if imputing:
-                lo, hi = max(0, s - L), min(len(self.x), s + 2 * L)
+                lo, hi = p.margins(s)
                 known = self.observed[lo:hi] if self.eval_mask is None else self.observed[lo:hi] & ~self.eval_mask[lo:hi]
                 anchors = EdgeAnchors(self.x[lo:hi], known).anchors([s - lo], L)[0]
             return self.x[sl], self.observed[sl], self.raw[sl] if scored else None, held, anchors
-        lo, hi = (max(0, s - L), min(p.series.shape[0], s + 2 * L)) if imputing else (s, s + L)
+        lo, hi = p.margins(s) if imputing else (s, s + L)
         raw_all = read_window(p.series, lo, hi - lo)  # one read: the window and its margins
         raw = raw_all[s - lo: s - lo + L].copy()
         x_all, known_all = scale_window(raw_all, p.scaler)

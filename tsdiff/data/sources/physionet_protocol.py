@@ -87,4 +87,5 @@ def physionet_protocol(
         checksums=data.attrs.get("checksums", {}),
         meta={"missing_ratio": missing_ratio, "seed": seed, "split_seed": split_seed, "units": "z-score"},
         metric_space="scaled",
+        sample_length=L,
     )
