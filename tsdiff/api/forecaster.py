@@ -39,11 +39,11 @@ class Forecaster(BaseEstimator):
     Args:
         model: registered denoiser name (``"csdi"``; graph / grid models use the data's
             ``spatial``). ``model_options`` override its hyper-parameters
-            (:data:`SMALL_MODEL_OPTIONS` by default: a small CPU-sized network; from
-            :data:`LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
+            (:data:`~tsdiff.api.building.SMALL_MODEL_OPTIONS` by default: a small CPU-sized network; from
+            :data:`~tsdiff.api.building.LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
         prediction_length: H, steps to forecast.
         context_length: steps of history the model sees (default ``2 * H``).
-        process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
+        process: forward process config (default :data:`~tsdiff.api.building.DEFAULT_PROCESS`: 50-step DDPM, linear
             schedule to 0.2).
         max_steps: optimiser steps of training.
         max_time: a time budget for training, e.g. ``"5min"``, ``"90s"``, ``"00:00:05:00"``, seconds

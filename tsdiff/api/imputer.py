@@ -31,8 +31,6 @@ except ImportError:  # pragma: no cover
     BaseEstimator = OneToOneFeatureMixin = TransformerMixin = object
 
 
-# --------------------------------------------------------------------------- Imputer (scikit-learn)
-
 class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Diffusion-model imputer with the scikit-learn transformer API.
 
@@ -48,14 +46,14 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Args:
         model: registered denoiser name; ``model_options`` overrides its
-            hyper-parameters (default :data:`SMALL_MODEL_OPTIONS`, CPU-sized; from
-            :data:`LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
+            hyper-parameters (default :data:`~tsdiff.api.building.SMALL_MODEL_OPTIONS`, CPU-sized; from
+            :data:`~tsdiff.api.building.LINEAR_ATTENTION_FROM` features on, CSDI uses linear attention).
         window: rows per window (shorter data uses one window of all rows). Default 48: on the tune
             part of the accuracy tables (``benchmarks/accuracy/imputer_tables.py --part tune --set
             window=48``) it lowered the MAE on every row measured against 24 (ETTh1 blocks 0.931 -> 0.868,
             points 0.396 -> 0.389; exchange-rate blocks 0.0050 -> 0.0047; AQI-36 points 7.32 -> 7.30)
             and gave 0.88x MICE on AQI-36 blocks, at about twice the fit time.
-        process: forward process config (default :data:`DEFAULT_PROCESS`: 50-step DDPM, linear
+        process: forward process config (default :data:`~tsdiff.api.building.DEFAULT_PROCESS`: 50-step DDPM, linear
             schedule to 0.2).
         max_steps: optimiser steps; ``batch_size``, ``lr``: training settings.
         max_time: a time budget for training (``"3min"``, ``"90s"``, ``"00:00:03:00"``, seconds or a

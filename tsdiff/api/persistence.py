@@ -12,6 +12,7 @@ import torch
 
 from tsdiff.errors import TsdiffError
 
+#: The format tag of the files Forecaster.save / Imputer.save write (files of `tsdiff fit` have none).
 API_FORMAT = "tsdiff-api-v1"
 
 
