@@ -120,7 +120,9 @@ def test_bad_settings_and_too_little_data_are_clear_errors(frame, fitted):
                           ({"metrics": ["crps", "nope"]}, "unknown metric 'nope'"),
                           ({"metrics": []}, "no metrics"),
                           ({"start": 0}, "start=0 must be between 1"),
-                          ({"start": "2019-01-01"}, "before the data's first timestamp")):
+                          ({"start": "2019-01-01"}, "before the data's first timestamp"),
+                          ({"start": "soon"}, "start must be a step count or a timestamp"),
+                          ({"start": pd.Timestamp("2021-02-01", tz="UTC")}, "comparable with the data's index")):
         with pytest.raises(ConfigError, match=match):
             backtest(fitted, frame, **kwargs)
     with pytest.raises(DataError, match="need at least 56 steps .8 of history"):
@@ -133,3 +135,16 @@ def test_bad_settings_and_too_little_data_are_clear_errors(frame, fitted):
         backtest(tsdiff.Forecaster(**TINY), frame.iloc[:20], windows=3, refit=True)
     with pytest.raises(ConfigError, match="summary"):
         backtest(fitted, frame, windows=1).summary("item")
+
+
+def test_backtest_example_runs_on_the_exchange_rates(data_dir, tmp_path):
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "backtest.py"
+    res = runpy.run_path(str(example), run_name="example")["main"](
+        ["--fast", "--out", str(tmp_path), "--data-dir", str(data_dir)])
+    table = pd.read_csv(tmp_path / "exchange_rate_backtest.csv")
+    assert len(table) == 2 * 8 and list(table["window"].unique()) == [0, 1]
+    assert res["result"].cutoffs.tolist() == [120, 140]  # 160 rows, horizon 20: the last two origins
+    assert np.isfinite(table[["crps", "mae", "rmse", "coverage_90"]].to_numpy()).all() and res["naive_mae"] > 0

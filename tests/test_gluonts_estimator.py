@@ -162,3 +162,15 @@ def test_bad_options_and_data_are_clear_errors(fx, predictor):
         list(predictor.predict(ragged))
     with pytest.raises(ConfigError, match="unknown arguments"):
         list(predictor.predict(fx["train"], temperature=2))
+
+
+def test_gluonts_estimator_example_runs(data_dir, tmp_path):
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "gluonts_estimator.py"
+    res = runpy.run_path(str(example), run_name="example")["main"](
+        ["--fast", "--out", str(tmp_path), "--data-dir", str(data_dir)])
+    assert res["tsdiff_crps"] == pytest.approx(res["agg"]["mean_wQuantileLoss"], rel=1e-9, abs=0)
+    assert res["same_after_load"] and len(res["forecasts"]) == 8
+    assert (tmp_path / "gluonts_predictor" / "gluonts-config.json").is_file()

@@ -103,10 +103,10 @@ def _start_position(start, index: pd.DatetimeIndex) -> int:
                               "history is data[:start])")
         return int(start)
     try:
-        stamp = pd.Timestamp(start)
-    except (TypeError, ValueError):
-        raise ConfigError(f"start must be a step count or a timestamp of the data, got {start!r}") from None
-    n = int(index.searchsorted(stamp, side="right"))  # steps at or before the cut-off
+        n = int(index.searchsorted(pd.Timestamp(start), side="right"))  # steps at or before the cut-off
+    except (TypeError, ValueError) as exc:  # not a time, or a time zone the index lacks (or the reverse)
+        raise ConfigError(f"start must be a step count or a timestamp comparable with the data's index, got "
+                          f"{start!r} ({exc})") from None
     if n == 0:
         raise ConfigError(f"start={start!r} is before the data's first timestamp {index[0]}")
     return n
