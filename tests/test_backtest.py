@@ -131,7 +131,8 @@ def test_bad_settings_and_too_little_data_are_clear_errors(frame, fitted):
         backtest(fitted, frame, windows=3, start=50)
     with pytest.raises(DataError, match="too few for one backtest window"):
         backtest(fitted, frame.iloc[:10])
-    with pytest.raises(DataError, match="need at least 24 steps .12 of history"):  # a refit needs a whole training window first
+    # a refit needs a whole training window (context + prediction_length) before the first cut-off
+    with pytest.raises(DataError, match="need at least 24 steps .12 of history"):
         backtest(tsdiff.Forecaster(**TINY), frame.iloc[:20], windows=3, refit=True)
     with pytest.raises(ConfigError, match="summary"):
         backtest(fitted, frame, windows=1).summary("item")
