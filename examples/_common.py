@@ -25,3 +25,13 @@ def parse(description: str, argv=None) -> argparse.Namespace:
 #: A tiny network for --fast runs.
 TINY = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim=16, time_embedding_dim=8,
             feature_embedding_dim=4)
+
+
+def exchange_rates(data_dir: Path):
+    """The LSTNet file (7588 business days x 8 currencies, no header) as a DataFrame on its calendar."""
+    import pandas as pd
+
+    raw = pd.read_csv(Path(data_dir) / "exchange_rate" / "exchange_rate.txt.gz", header=None)
+    raw.index = pd.bdate_range("1990-01-01", periods=len(raw), name="date")
+    raw.columns = [f"currency_{i}" for i in range(raw.shape[1])]
+    return raw

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TINY, parse  # noqa: E402
+from _common import TINY, exchange_rates, parse  # noqa: E402
 
 import tsdiff  # noqa: E402
 from tsdiff.metrics import mae, quantile_crps  # noqa: E402
@@ -25,10 +24,7 @@ from tsdiff.metrics import mae, quantile_crps  # noqa: E402
 
 def main(argv=None) -> dict:
     args = parse(__doc__.splitlines()[0], argv)
-    # The LSTNet file: 7588 business days x 8 currencies, no header (tsdiff's loader adds the calendar).
-    raw = pd.read_csv(args.data_dir / "exchange_rate" / "exchange_rate.txt.gz", header=None)
-    raw.index = pd.bdate_range("1990-01-01", periods=len(raw), name="date")
-    raw.columns = [f"currency_{i}" for i in range(raw.shape[1])]
+    raw = exchange_rates(args.data_dir)  # 7588 business days x 8 currencies
     H = 30
     history, future = raw.iloc[-(H + 1000):-H], raw.iloc[-H:]
     if args.fast:

@@ -49,7 +49,8 @@ def check_time_index(index, freq: str | None = None, where: str = "data") -> tup
     if len(idx) < 3 and freq is None:
         raise DataError(f"{where}: cannot infer the frequency of {len(idx)} timestamp(s); pass freq=")
     if freq is None:
-        freq = pd.infer_freq(idx)
+        # the index's own frequency first: pandas infers 'QS-OCT' for a 'QS' (= 'QS-JAN') index
+        freq = idx.freqstr if idx.freq is not None else pd.infer_freq(idx)
         if freq is None:
             steps = pd.Series(np.diff(idx.asi8)).value_counts()
             raise DataError(
@@ -65,7 +66,7 @@ def check_time_index(index, freq: str | None = None, where: str = "data") -> tup
             + (f" (e.g. {missing[0]} is missing)" if len(missing) else "")
             + "; reindex to a regular grid with df.asfreq(freq) so gaps become NaN"
         )
-    return pd.DatetimeIndex(idx, freq=freq), freq
+    return pd.DatetimeIndex(pd.DatetimeIndex(idx, freq=None), freq=freq), freq  # an equivalent anchor may differ
 
 
 def _non_numeric(df: pd.DataFrame, cols) -> list:
