@@ -82,6 +82,9 @@ def test_start_as_steps_or_timestamp_and_one_row_per_window(frame, fitted):
                        per_series=False)
     assert by_steps.cutoffs.tolist() == by_time.cutoffs.tolist() == [44, 48]
     pd.testing.assert_frame_equal(by_steps.metrics, by_time.metrics)
+    # the method is the function
+    pd.testing.assert_frame_equal(fitted.backtest(frame, windows=2, start=44, metrics=["wql", "crps"],
+                                                  per_series=False).metrics, by_steps.metrics)
     m = by_steps.metrics
     assert m["series"].isna().all() and (m["observed"] == 8).all()
     # scored on all series of the window at once

@@ -327,6 +327,15 @@ class Forecaster(BaseEstimator):
                         item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
                         history=history, grid=source, time_name=series.time_index.name)
 
+    def backtest(self, data, **options):
+        """Rolling-origin evaluation on ``data``: :func:`tsdiff.backtest.backtest` with this
+        forecaster (``windows=``, ``stride=``, ``horizon=``, ``start=``, ``metrics=``, ``refit=``,
+        ...). Returns a :class:`~tsdiff.backtest.BacktestResult`: the per-window metrics frame,
+        the forecasts and ``summary()``."""
+        from tsdiff.backtest import backtest
+
+        return backtest(self, data, **options)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights + settings + data signature to ``path`` (loaded with ``weights_only=True``)."""
         from tsdiff.training.checkpoint import save_model
