@@ -1,6 +1,6 @@
 """tsdiff: diffusion models for probabilistic forecasting and imputation of time series."""
 
-__version__ = "0.1.0"
+from tsdiff._version import __version__
 
 #: The user-facing API (imported on first use, so ``import tsdiff`` stays light).
 _API = ("Forecaster", "Imputer", "Forecast")

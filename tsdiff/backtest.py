@@ -241,7 +241,7 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         ConfigError: bad ``windows`` / ``stride`` / ``horizon`` / ``start`` / ``metrics``.
         DataError: too few steps for the windows, or data the forecaster was not trained on.
     """
-    from tsdiff.api import to_series
+    from tsdiff.api.inputs import to_series
 
     _positive_int("windows", windows, allow_none=True)
     _positive_int("stride", stride, allow_none=True)

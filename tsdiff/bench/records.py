@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tsdiff import __version__
+from tsdiff._version import __version__
 from tsdiff.io import write_json
 
 _PACKAGES = ("torch", "lightning", "numpy", "pandas", "scipy", "gluonts", "torch-geometric", "xarray", "scikit-learn",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from tsdiff import __version__
+from tsdiff._version import __version__
 from tsdiff.diffusion.samplers.ddim import check_eps_sq_norm
 from tsdiff.errors import DataError, TsdiffError
 from tsdiff.io import atomic_write
