@@ -26,9 +26,6 @@ ROOT = Path(__file__).resolve().parents[1] / "tsdiff"
 #: sorted tuple of its modules. A cycle not listed here fails the test; a listed one that is gone
 #: fails it too, so the list only shrinks.
 KNOWN: set[tuple[str, ...]] = {
-    # lazy.open_source opens netCDF grids with adapters.grid, which reads windows with lazy's
-    # helpers: open_source belongs with the file datasets
-    ("tsdiff.data.adapters.grid", "tsdiff.data.lazy"),
     # the cross-series prior interpolates with priors' helpers, and priors registers it
     ("tsdiff.diffusion.prior_regression", "tsdiff.diffusion.priors"),
 }

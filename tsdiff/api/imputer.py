@@ -341,9 +341,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Args:
             source: the data ``[T, N, C]`` (NaN = missing) as anything with ``shape`` and
-                ``window(start, length)``: e.g. :func:`tsdiff.data.lazy.open_source` on a netCDF
-                or ``.npy`` file, :class:`~tsdiff.data.adapters.grid.GridSource` on a dask-backed
-                xarray grid, or :class:`~tsdiff.data.lazy.ArraySource` on an array.
+                ``window(start, length)``: e.g. :func:`tsdiff.data.sources.files.open_source` on a
+                netCDF or ``.npy`` file, :class:`~tsdiff.data.adapters.grid.GridSource` on a
+                dask-backed xarray grid, or :class:`~tsdiff.data.lazy.ArraySource` on an array.
             n_samples: imputations per window (default: ``n_samples``).
             segments: ``[(first row, rows), ...]`` of independent samples that tile the rows
                 (a panel's); windows stay inside one sample, and so does the prior's view

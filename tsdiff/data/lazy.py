@@ -3,8 +3,9 @@
 A :class:`~tsdiff.data.protocol.Protocol` whose ``series`` is such a source reads each
 window when its :class:`~tsdiff.data.protocol.WindowDataset` item is asked for; the
 ``file`` dataset (:mod:`tsdiff.data.sources.files`, ``data.dataset: file``) builds one
-from a netCDF grid or a ``.npy`` array (:func:`open_source`, :class:`ArraySource`,
-:class:`NpyRows`), with held-out entries drawn per window (:class:`HeldOutPoints`).
+from a netCDF grid or a ``.npy`` array (:func:`~tsdiff.data.sources.files.open_source`,
+:class:`ArraySource`, :class:`NpyRows`), with held-out entries drawn per window
+(:class:`HeldOutPoints`).
 
 :class:`LazyWindowDataset` gives the same items as the training windows of
 :class:`~tsdiff.data.protocol.WindowDataset` (``x``, ``observed_mask``, ``timepoints``,
@@ -24,7 +25,6 @@ variable (64 MB by default with netCDF4, independent of the file size; lower it 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,11 +34,6 @@ from torch.utils.data import Dataset
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.data.series import Series
 from tsdiff.errors import DataError
-
-#: File endings :func:`open_source` reads lazily.
-NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
-ARRAY_SUFFIXES = (".npy",)
-
 
 def check_window(start: int, length: int, T: int) -> None:
     """Refuse a window ``[start, start + length)`` that does not lie in ``T`` time steps (DataError)."""
@@ -58,8 +53,8 @@ class ArraySource:
     """A ``[T, N, C]`` (or ``[T, N]``, ``[T]``) array read one time slice at a time.
 
     Works on anything sliced along its first axis without loading the rest: a numpy
-    memory map (``np.load(path, mmap_mode="r")``, :func:`open_source` on a ``.npy``
-    file), an ``h5py`` or ``zarr`` array, or an ordinary array. Integer and float
+    memory map (``np.load(path, mmap_mode="r")``, :func:`~tsdiff.data.sources.files.open_source`
+    on a ``.npy`` file), an ``h5py`` or ``zarr`` array, or an ordinary array. Integer and float
     arrays are accepted; NaN marks a missing value.
 
     Args:
@@ -139,35 +134,6 @@ class NpyRows:
         if len(data) != n:
             raise DataError(f"{self.path}: file ends before row {b} (truncated .npy file?)")
         return np.frombuffer(data, dtype=self.dtype).reshape((b - a, *self.shape[1:]))
-
-
-def open_source(path, variables: list[str] | None = None, chunks: dict | None = None, freq: str = "h"):
-    """Open a file for lazy reading: a netCDF grid (:class:`~tsdiff.data.adapters.grid.GridSource`)
-    or a ``.npy`` array ``[T]`` / ``[T, N]`` / ``[T, N, C]`` read row range by row range (:class:`NpyRows` in an
-    :class:`ArraySource`, ``freq`` steps from 2000-01-01).
-
-    Raises:
-        DataError: the file is missing, of another kind, or unreadable.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist; set data.options.path to a netCDF (.nc) or "
-                        ".npy file (absolute, or relative to the working directory)")
-    suffix = path.suffix.lower()
-    if suffix in NETCDF_SUFFIXES:
-        from tsdiff.data.adapters.grid import open_grid
-
-        return open_grid(path, variables, chunks)
-    if suffix in ARRAY_SUFFIXES:
-        if variables is not None:
-            raise DataError(f"{path}: variables= selects netCDF variables; a .npy array has none")
-        try:
-            array = NpyRows(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read as a .npy array ({exc})") from None
-        return ArraySource(array, freq=freq, attrs={"path": str(path)})
-    raise DataError(f"{path}: tsdiff reads {', '.join(NETCDF_SUFFIXES + ARRAY_SUFFIXES)} files lazily, "
-                    f"not {suffix or 'files without an ending'}; convert it (e.g. xarray's to_netcdf or np.save)")
 
 
 def read_window(source, start: int, length: int) -> np.ndarray:

@@ -25,14 +25,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tsdiff.data.adapters.grid import open_grid
 from tsdiff.data.forecasting import chronological_forecasting_protocol
-from tsdiff.data.lazy import HeldOutPoints, open_source
+from tsdiff.data.lazy import ArraySource, HeldOutPoints, NpyRows
 from tsdiff.data.paths import data_dir as resolve_data_dir
 from tsdiff.data.protocol import DATASETS, Protocol, fit_scaler_on_windows, imputation_splits
 from tsdiff.data.sources.base import sha256_file
-from tsdiff.errors import ConfigError
+from tsdiff.errors import ConfigError, DataError
 
 TASKS = ("imputation", "forecasting")
+
+#: File endings :func:`open_source` reads lazily.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
+ARRAY_SUFFIXES = (".npy",)
+
+
+def open_source(path, variables: list[str] | None = None, chunks: dict | None = None, freq: str = "h"):
+    """Open a file for lazy reading: a netCDF grid (:class:`~tsdiff.data.adapters.grid.GridSource`)
+    or a ``.npy`` array ``[T]`` / ``[T, N]`` / ``[T, N, C]`` read row range by row range
+    (:class:`~tsdiff.data.lazy.NpyRows` in an :class:`~tsdiff.data.lazy.ArraySource`, ``freq`` steps
+    from 2000-01-01).
+
+    Raises:
+        DataError: the file is missing, of another kind, or unreadable.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist; set data.options.path to a netCDF (.nc) or "
+                        ".npy file (absolute, or relative to the working directory)")
+    suffix = path.suffix.lower()
+    if suffix in NETCDF_SUFFIXES:
+        return open_grid(path, variables, chunks)
+    if suffix in ARRAY_SUFFIXES:
+        if variables is not None:
+            raise DataError(f"{path}: variables= selects netCDF variables; a .npy array has none")
+        try:
+            array = NpyRows(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read as a .npy array ({exc})") from None
+        return ArraySource(array, freq=freq, attrs={"path": str(path)})
+    raise DataError(f"{path}: tsdiff reads {', '.join(NETCDF_SUFFIXES + ARRAY_SUFFIXES)} files lazily, "
+                    f"not {suffix or 'files without an ending'}; convert it (e.g. xarray's to_netcdf or np.save)")
 
 
 def _locate(path, data_dir) -> Path:
