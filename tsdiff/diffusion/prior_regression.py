@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
 from tsdiff.errors import ConfigError
 
 #: gap shapes with a model each: (both sides known?, lowest distance, highest distance)
@@ -88,12 +89,10 @@ class CrossSeriesPrior(torch.nn.Module):
 
         ``filled`` (``[B, L, N, C]``, the previous pass's estimate) gives the related series'
         values where they have none; by default their own interpolation."""
-        from tsdiff.diffusion.priors import _sides, prior_interpolation
-
         B, L = values.shape[:2]
         S = self.num_series
         interp = prior_interpolation(values, cond_mask, anchors).reshape(B, L, S)
-        (has_b, pos_b, _), (has_a, pos_a, _) = _sides(values, cond_mask, anchors)
+        (has_b, pos_b, _), (has_a, pos_a, _) = conditioning_sides(values, cond_mask, anchors)
         has_b, has_a = has_b.reshape(B, L, S), has_a.reshape(B, L, S)
         pos_b, pos_a = pos_b.reshape(B, L, S), pos_a.reshape(B, L, S)
         t = torch.arange(L, device=values.device, dtype=values.dtype).view(1, L, 1)

@@ -17,7 +17,7 @@ name               estimate of an entry without a conditioning value
 ``interpolation``  linear interpolation along time between the nearest conditioning values of
                    its series before and after it; the nearest one where there is only one
                    side (so a forecast horizon gets the last value); 0 where the series has
-                   no conditioning value in the window
+                   no conditioning value in the window (:mod:`tsdiff.diffusion.interpolation`)
 ``last_value``     the latest conditioning value at or before it (the earliest one after it
                    where there is none before; 0 where there is none): persistence
 ``seasonal``       the value ``season`` steps earlier (repeated back as far as needed), where
@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
 from tsdiff.diffusion.prior_regression import CrossSeriesPrior
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
@@ -145,60 +146,20 @@ def stream_edge_anchors(read, T: int, starts, length: int) -> np.ndarray:
     return out
 
 
-def _neighbours(cond_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per entry of ``cond_mask [B, L, N, C]``, the time index of the nearest conditioning entry of
-    its series at or before it (-1 where none) and at or after it (L where none)."""
-    L = cond_mask.shape[1]
-    idx = torch.arange(L, device=cond_mask.device).view(1, L, 1, 1).expand_as(cond_mask)
-    before = torch.where(cond_mask, idx, torch.full_like(idx, -1)).cummax(dim=1).values
-    after = torch.where(cond_mask, idx, torch.full_like(idx, L)).flip(1).cummin(dim=1).values.flip(1)
-    return before, after
-
-
-def _sides(values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None):
-    """For every entry: ``(has, position, value)`` of its nearest conditioning entry before and
-    after it, inside the window or (with ``anchors [B, 4, N, C]``) outside it."""
-    L = values.shape[1]
-    before, after = _neighbours(cond_mask)
-    has_b, has_a = before >= 0, after < L
-    vb = values.gather(1, before.clamp(0, L - 1))
-    va = values.gather(1, after.clamp(0, L - 1))
-    pos_b, pos_a = before.to(values.dtype), after.to(values.dtype)
-    if anchors is not None:
-        gap_b, gap_a = anchors[:, 1:2], anchors[:, 3:4]  # [B, 1, N, C]
-        use_b, use_a = ~has_b & (gap_b > 0), ~has_a & (gap_a > 0)
-        vb = torch.where(use_b, anchors[:, 0:1].to(values.dtype), vb)
-        pos_b = torch.where(use_b, -gap_b.to(values.dtype), pos_b)
-        va = torch.where(use_a, anchors[:, 2:3].to(values.dtype), va)
-        pos_a = torch.where(use_a, (L - 1 + gap_a).to(values.dtype), pos_a)
-        has_b, has_a = has_b | use_b, has_a | use_a
-    return (has_b, pos_b, vb), (has_a, pos_a, va)
-
-
 @PRIORS.register("none")
 def prior_none(values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
     """The training mean (0 in the scaled space) off the conditioning entries."""
     return torch.where(cond_mask, values, torch.zeros_like(values))
 
 
-@PRIORS.register("interpolation")
-def prior_interpolation(values: torch.Tensor, cond_mask: torch.Tensor,
-                        anchors: torch.Tensor | None = None) -> torch.Tensor:
-    """Linear interpolation along time, the nearest value at the edges, 0 for empty series."""
-    L = values.shape[1]
-    (has_b, pos_b, vb), (has_a, pos_a, va) = _sides(values, cond_mask, anchors)
-    span = (pos_a - pos_b).clamp(min=1)
-    w = (torch.arange(L, device=values.device, dtype=values.dtype).view(1, L, 1, 1) - pos_b) / span
-    inner = vb + w * (va - vb)
-    out = torch.where(has_b & has_a, inner, torch.where(has_b, vb, torch.where(has_a, va, torch.zeros_like(values))))
-    return torch.where(cond_mask, values, out)
+PRIORS.add("interpolation", prior_interpolation)
 
 
 @PRIORS.register("last_value")
 def prior_last_value(values: torch.Tensor, cond_mask: torch.Tensor,
                      anchors: torch.Tensor | None = None) -> torch.Tensor:
     """Persistence: the latest conditioning value at or before each entry."""
-    (has_b, _, vb), (has_a, _, va) = _sides(values, cond_mask, anchors)
+    (has_b, _, vb), (has_a, _, va) = conditioning_sides(values, cond_mask, anchors)
     out = torch.where(has_b, vb, torch.where(has_a, va, torch.zeros_like(values)))
     return torch.where(cond_mask, values, out)
 
