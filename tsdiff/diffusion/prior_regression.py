@@ -168,17 +168,17 @@ class CrossSeriesPrior(torch.nn.Module):
                 for q in range(p):
                     filled = self._estimate(q, xs, cs, an, filled)
                 feats, bucket = self.features(xs, cs, an, filled)
-                feats = feats.double().cpu()
-                y = x[lo:hi].reshape(hi - lo, L, S).double().cpu()
+                # only the target entries enter the sums: gather them, then add each one's outer
+                # product to its (series, side) system (cost: targets x F^2, not windows x S x F^2)
                 sel = target[lo:hi].reshape(hi - lo, L, S).cpu()
-                bucket = bucket.cpu()
-                for g in range(nb):
-                    rows = (sel & (bucket == g)).unsqueeze(-1).double()
-                    if not rows.any():
-                        continue
-                    xg = feats * rows
-                    xtx[:, g] += torch.einsum("blsf,blsh->sfh", xg, feats)
-                    xty[:, g] += torch.einsum("blsf,bls->sf", xg, y)
+                b_i, l_i, s_i = torch.nonzero(sel, as_tuple=True)
+                if len(s_i) == 0:
+                    continue
+                f_sel = feats.cpu()[b_i, l_i, s_i].double()  # [n, F]
+                y_sel = x[lo:hi].reshape(hi - lo, L, S).cpu()[b_i, l_i, s_i].double()
+                system = s_i * nb + bucket.cpu()[b_i, l_i, s_i]  # (series, side) of each target
+                xtx.view(S * nb, F, F).index_add_(0, system, f_sel[:, :, None] * f_sel[:, None, :])
+                xty.view(S * nb, F).index_add_(0, system, f_sel * y_sel[:, None])
         start = self._start_weights().double()
         eye = torch.eye(F, dtype=torch.float64)
         w = torch.linalg.solve(xtx + self.ridge * eye, xty + self.ridge * start)
