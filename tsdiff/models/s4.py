@@ -13,12 +13,14 @@ discretised from ``x' = A x + B u`` with a learned step ``dt`` by zero-order hol
 recursion gives the convolution kernel ``K_l = 2 Re(C dB dA^l)``, applied by FFT
 (training, whole windows; cost ``O(H L log L)``) or step by step (:meth:`S4DConv.step`).
 
-The kernel is a Vandermonde product. It is evaluated in blocks of :data:`KERNEL_BLOCK`
-powers, ``dA^(q R + r) = dA^(q R) dA^r``, so memory is ``O(H M (L / R + R))`` instead of
-``O(H M L)`` and every entry ``l`` is computed by the same operations whatever the
-length asked for (a kernel for L is exactly the kernel for l < L, cut). Without
-gradients (sampling calls the network hundreds of times) the kernel's spectrum is cached
-until a parameter changes.
+The kernel is a Vandermonde product. It is evaluated in blocks of ``R ~ sqrt(L)`` powers
+(:func:`kernel_block`), ``dA^(q R + r) = dA^(q R) dA^r``, so the exponentials cost
+``O(H M sqrt(L))`` and memory ``O(H M (L / R + R))`` instead of ``O(H M L)``; the sums
+over modes are one real matrix product (only the real part is formed). A kernel for L
+equals the kernel for any l < L, cut, up to rounding (tests/test_s4.py: 1e-14 in float64).
+All arithmetic is real: on CPU torch's complex exp and complex autograd were most of the
+cost. Without gradients (sampling calls the network hundreds of times) the kernel's
+spectrum is cached until a parameter changes.
 
 Bidirectional layers (SSSD) hold two kernels: one over the past and present, one over
 the strict future (applied to the flipped sequence); one FFT of length 2L applies both.
@@ -35,8 +37,13 @@ from torch import nn
 
 from tsdiff.errors import ConfigError, DataError
 
-#: Powers of ``dA`` per block of the kernel's Vandermonde product (see module docstring).
-KERNEL_BLOCK = 64
+
+
+def kernel_block(length: int) -> int:
+    """Powers of ``dA`` per block of the kernel's Vandermonde product: the power of two nearest
+    above ``sqrt(length)``, so the two factors cost ``O(H M sqrt(L))`` each."""
+    return 1 << max(math.ceil(math.log2(length) / 2), 0)
+
 DISCRETIZATIONS = ("zoh", "bilinear")
 INITS = ("lin", "inv")
 MIXINGS = ("glu", "linear")
@@ -128,19 +135,27 @@ class S4DConv(nn.Module):
     def kernel(self, length: int) -> torch.Tensor:
         """The real convolution kernels ``[S, H, length]``: ``K_l = 2 Re(C dB dA^l)``.
 
-        Blocked Vandermonde product (module docstring): entry ``l`` does not depend on ``length``.
+        Blocked Vandermonde product (module docstring).
         """
         _positive_int("length", length)
         log_dA, _, dB = self.discretize()
         W = torch.view_as_complex(self.C) * dB  # [S, H, M]
-        R = KERNEL_BLOCK
+        R = kernel_block(length)
         Q = -(-length // R)
         r = torch.arange(R, device=log_dA.device, dtype=log_dA.real.dtype)
         q = torch.arange(Q, device=log_dA.device, dtype=log_dA.real.dtype) * R
-        inner = torch.exp(log_dA[:, :, None] * r)  # dA^r, [H, M, R]
-        outer = W[:, :, :, None] * torch.exp(log_dA[:, :, None] * q)  # C dB dA^(qR), [S, H, M, Q]
-        K = torch.matmul(outer.transpose(-1, -2), inner)  # [S, H, Q, R]
-        return 2 * K.real.reshape(W.shape[0], self.channels, Q * R)[..., :length]
+        a, b = log_dA.real[:, :, None], log_dA.imag[:, :, None]
+        mag = torch.exp(a * r)
+        i_re, i_im = mag * torch.cos(b * r), mag * torch.sin(b * r)  # dA^r, [H, M, R]
+        mag = torch.exp(a * q)
+        p_re, p_im = mag * torch.cos(b * q), mag * torch.sin(b * q)  # dA^(qR), [H, M, Q]
+        w_re, w_im = W.real[..., None], W.imag[..., None]  # [S, H, M, 1]
+        o_re, o_im = w_re * p_re - w_im * p_im, w_re * p_im + w_im * p_re  # C dB dA^(qR), [S, H, M, Q]
+        # only the real part is needed: Re(o i) = o_re i_re - o_im i_im, one real matmul over 2M
+        S = W.shape[0]
+        o = torch.cat([o_re, -o_im], dim=2).permute(1, 0, 3, 2).reshape(self.channels, S * Q, 2 * self.modes)
+        K = torch.bmm(o, torch.cat([i_re, i_im], dim=1))  # [H, S Q, R]
+        return 2 * K.view(self.channels, S, Q * R).transpose(0, 1)[..., :length]
 
     def _kernel_spectrum(self, length: int, n: int) -> torch.Tensor:
         """rfft of the length-``n`` circular kernel: the causal kernel at lags ``0 .. L-1`` and,
