@@ -157,7 +157,8 @@ class SSSDDenoiser(Denoiser):
         B, L, K = x_noisy.shape[0], x_noisy.shape[1], self.num_features
         m = cond.cond_mask.to(x_noisy.dtype)
         channels_first = lambda t: t.reshape(B, L, K).transpose(1, 2)  # noqa: E731  [B, K, L]
-        h = F.relu(self.input_projection(channels_first(x_noisy * (1 - m))))
+        # as SSSD's "only generate missing" mode: the conditioning values in place of the noisy ones
+        h = F.relu(self.input_projection(channels_first(torch.where(cond.cond_mask, cond.filled(), x_noisy))))
         c = torch.cat([channels_first(cond.filled()), channels_first(m)], dim=1)  # [B, 2K, L]
         emb = self.diffusion_embedding(noise_level)
         skips = 0.0
