@@ -3,7 +3,6 @@ the future, the flattening limit, priors, the API, configs and a tiny AQI-36 tra
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,8 @@ def test_imputer_and_forecaster_run_sssd():
     X = np.stack([np.sin(t / 5), np.cos(t / 7), np.sin(t / 3)], axis=1) + 0.1 * rng.normal(size=(120, 3))
     Xm = X.copy()
     Xm[rng.random(X.shape) < 0.2] = np.nan
-    imp = tsdiff.Imputer(model="sssd", window=24, model_options=TINY, max_steps=3, n_samples=2,
+    # the preset as the API will use it (SMALL_MODEL_OPTIONS["sssd"]), x0 prediction included
+    imp = tsdiff.Imputer(model="sssd", window=24, model_options=SSSD_CPU_PRESET, max_steps=3, n_samples=2,
                          sampling_steps=2).fit(Xm)
     out = imp.transform(Xm)
     assert out.shape == X.shape and np.isfinite(out).all()
@@ -141,9 +141,9 @@ def test_imputer_and_forecaster_run_sssd():
     assert fc.samples.shape == (2, 6, 3) and np.isfinite(fc.samples).all()
 
 
-def test_the_cpu_preset_is_small():
+def test_the_cpu_preset_is_small_and_predicts_x0():
     net = build_model({"name": "sssd", **SSSD_CPU_PRESET}, 36, 1)
-    assert sum(p.numel() for p in net.parameters()) < 200_000
+    assert sum(p.numel() for p in net.parameters()) < 200_000 and net.prediction == "x0"
 
 
 def test_sssd_configs_load_with_the_paper_settings():
@@ -162,7 +162,8 @@ def test_tiny_sssd_training_on_aqi36(aqi36):
     torch.manual_seed(0)
     from tsdiff.training import DiffusionModule
 
-    module = DiffusionModule(model={"name": "sssd", **SSSD_CPU_PRESET, "layers": 2},
+    eps_net = {k: v for k, v in SSSD_CPU_PRESET.items() if k != "prediction"}  # a loss of E[eps^2] ~ 1 untrained
+    module = DiffusionModule(model={"name": "sssd", **eps_net, "layers": 2},
                              process={"name": "ddpm", "num_steps": 50, "schedule": "linear", "beta_start": 1e-4,
                                       "beta_end": 0.2},
                              optim={"lr": 1e-3, "weight_decay": 0.0, "milestones": [0.75, 0.9], "gamma": 0.1},

@@ -127,7 +127,8 @@ def main(argv=None) -> int:
         print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     from tsdiff.bench.records import write_record
 
-    within = {mode: [r["L"] for r in rows if r[f"{mode}_ratio_tsdiff_over_fft_only"] <= 2.0] for mode in ("train", "sample")}
+    within = {mode: [r["L"] for r in rows if r[f"{mode}_ratio_tsdiff_over_fft_only"] <= 2.0]
+              for mode in ("train", "sample")}
     rec = perf_record(task="synthetic", protocol="none", model="s4d", benchmark="s4_throughput",
                       config={k: getattr(args, k) for k in ("channels", "state_size", "batch_size", "repeats", "calls")},
                       results={"rows": rows, "within_2x_of_fft_only": within},

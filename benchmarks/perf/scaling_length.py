@@ -127,7 +127,8 @@ def main(argv=None) -> int:
                 stopped[fam] = f"L={L}: no result within {timeout:.0f} s"
                 break
             if out.returncode != 0:
-                stopped[fam] = f"L={L}: failed ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
+                last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode
+                stopped[fam] = f"L={L}: failed ({last})"
                 break
             row = json.loads(out.stdout.strip().splitlines()[-1])
             mine.append(row)

@@ -37,16 +37,15 @@ from torch import nn
 
 from tsdiff.errors import ConfigError, DataError
 
-
-
-def kernel_block(length: int) -> int:
-    """Powers of ``dA`` per block of the kernel's Vandermonde product: the power of two nearest
-    above ``sqrt(length)``, so the two factors cost ``O(H M sqrt(L))`` each."""
-    return 1 << max(math.ceil(math.log2(length) / 2), 0)
-
 DISCRETIZATIONS = ("zoh", "bilinear")
 INITS = ("lin", "inv")
 MIXINGS = ("glu", "linear")
+
+
+def kernel_block(length: int) -> int:
+    """Powers of ``dA`` per block of the kernel's Vandermonde product: the power of two at or
+    above ``sqrt(length)``, so the two factors cost ``O(H M sqrt(L))`` each."""
+    return 1 << max(math.ceil(math.log2(length) / 2), 0)
 
 
 def _positive_int(name: str, value) -> int:

@@ -36,9 +36,12 @@ from tsdiff.models.base import MODELS, Condition, Denoiser
 from tsdiff.models.layers import DiffusionStepEmbedding
 from tsdiff.models.s4 import S4Block
 
-#: A small CPU-sized configuration (the API's default network size for ``model="sssd"``).
-SSSD_CPU_PRESET: dict = {"layers": 4, "channels": 32, "state_size": 16, "diffusion_embedding_dim": 64,
-                         "diffusion_hidden_dim": 128}
+#: A small CPU-sized configuration (the API's default network for ``model="sssd"``). It predicts
+#: x0: after minutes of CPU training the noise prediction's errors at high noise, amplified by
+#: ``sqrt((1 - alpha_bar) / alpha_bar)``, gave AQI-36 CRPS 1.52 against 0.27 with x0
+#: (configs/imputation/sssd_aqi36_cpu.yaml).
+SSSD_CPU_PRESET: dict = {"prediction": "x0", "layers": 4, "channels": 32, "state_size": 16,
+                         "diffusion_embedding_dim": 64, "diffusion_hidden_dim": 128}
 
 
 class SSSDResidualBlock(nn.Module):
