@@ -308,3 +308,29 @@ def test_attention_kernels_benchmark_variants_agree_with_the_fused_kernel(tmp_pa
         with pytest.raises(SystemExit):
             mod["main"](bad + ["--out", str(tmp_path)])
         assert msg in capsys.readouterr().err
+
+
+def test_s4_throughput_benchmark_times_three_equal_convolutions(tmp_path):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/perf/s4_throughput.py"))
+    assert mod["main"](["--lengths", "8", "20", "--channels", "4", "--state-size", "4", "--batch-size", "2",
+                        "--repeats", "1", "--calls", "1", "--threads", "1", "--out", str(tmp_path), "--stem", "s4"]) == 0
+    rows = json.loads((tmp_path / "s4.json").read_text())["metrics"]["rows"]
+    assert [r["L"] for r in rows] == [8, 20]
+    for r in rows:
+        assert all(r[f"{m}_{w}_seconds"] > 0 for m in ("train", "sample") for w in ("tsdiff", "naive", "fft_only"))
+
+
+def test_scaling_length_benchmark_measures_and_stops_families(tmp_path):
+    mod = runpy.run_path(os.path.join(ROOT, "benchmarks/perf/scaling_length.py"))
+    argv = ["--families", "sssd", "--lengths", "8", "16", "--features", "2", "--layers", "1", "--channels", "8",
+            "--state-size", "4", "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]
+    assert mod["main"](argv + ["--stem", "stop", "--max-seconds", "1e-9"]) == 0  # every step is beyond the bound
+    res = json.loads((tmp_path / "stop.json").read_text())["metrics"]
+    assert [r["L"] for r in res["rows"]] == [8] and res["stopped"]["sssd"].startswith("after L=8")
+    import argparse
+
+    for fam in ("sssd", "csdi_linear"):  # one measurement in this process (what each child runs)
+        row = mod["child"](argparse.Namespace(family=fam, length="12", features=2, batch_size=2, layers=1, channels=8,
+                                              state_size=4, repeats=1, threads=1))
+        assert row["L"] == 12 and row["train_step_seconds"] > 0 and row["parameters"] > 0
+    assert mod["_predict"]([{"L": 10, "x": 1.0}, {"L": 20, "x": 8.0}], 40, "x") == pytest.approx(32.0)  # capped at L^2

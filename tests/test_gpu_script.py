@@ -26,7 +26,11 @@ def test_gpu_script_runs_every_stage_tiny_on_the_cpu(tmp_path, data_dir):
     assert set(stages) == {"env", "gpu_tests", "aqi36", "throughput", "profile", "physionet"}
     assert stages["profile"]["exit"] == 0 and stages["profile"]["sample_paths_per_pass"] == 2
     assert stages["profile"]["sample_top"] and stages["profile"]["train_top"]
-    assert stages["gpu_tests"]["exit"] == 0 and "9 tests collected" in stages["gpu_tests"]["result"]
+    # tests/test_gpu.py: 5 tests plus one per registered model
+    from tsdiff.models import MODELS
+
+    n_gpu_tests = 5 + len(MODELS)
+    assert stages["gpu_tests"]["exit"] == 0 and f"{n_gpu_tests} tests collected" in stages["gpu_tests"]["result"]
     for key in ("aqi36", "physionet"):
         st = stages[key]
         assert st["fit_exit"] == 0 and st["test_exit"] == 0, st

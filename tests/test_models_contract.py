@@ -72,6 +72,9 @@ FIXTURES: dict[str, Fixture] = {
                            "diffusion_embedding_dim": 16}, ("graph", "grid")),
     "grid_unet": Fixture({"hidden": 8, "channel_multipliers": [1, 2], "blocks": 1,
                           "diffusion_embedding_dim": 16}, ("grid",)),
+    # graphs and grids by flattening nodes x channels into features
+    "sssd": Fixture({"layers": 2, "channels": 8, "state_size": 4, "diffusion_embedding_dim": 8,
+                     "diffusion_hidden_dim": 16}, ("series", "graph", "grid")),
     "timegrad": Fixture({"hidden_size": 8, "rnn_layers": 1, "residual_layers": 2, "residual_channels": 4,
                          "diffusion_embedding_dim": 8, "diffusion_hidden_dim": 8, "lags": [1, 2]},
                         ("series",), task="forecasting", leak=_timegrad_leak),

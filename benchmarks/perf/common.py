@@ -229,3 +229,30 @@ def perf_record(*, task: str, protocol: str, model: str, benchmark: str, config:
                        seed=seed, metrics=results, train_seconds=train_seconds, sample_seconds=sample_seconds,
                        config=config, dataset_checksums=dataset_checksums or {},
                        extra={"benchmark": benchmark, **(extra or {})})
+
+
+def random_training_step(net, process, B: int, L: int, N: int):
+    """A training step of ``net`` on random data ``[B, L, N, 1]`` (90% observed, half of it
+    conditioned on): forward, masked eps loss, backward, Adam. The cost does not depend on
+    the values. Returns ``(step, x, cond)``: the closure and the data it trains on."""
+    import torch
+
+    from tsdiff.diffusion import masked_eps_loss
+    from tsdiff.models import Condition
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randn(B, L, N, 1)
+    observed = torch.rand(B, L, N, 1) < 0.9
+    cond = Condition(values=x, cond_mask=observed & (torch.rand(B, L, N, 1) < 0.5),
+                     timepoints=torch.arange(L, dtype=torch.float32).expand(B, L))
+
+    def step():
+        net.train()
+        opt.zero_grad()
+        t = process.sample_train_time(B)
+        noise = torch.randn_like(x)
+        eps = net(process.sample_noisy(x, t, noise), process.network_time(t), cond)
+        masked_eps_loss(eps, noise, observed & ~cond.cond_mask).backward()
+        opt.step()
+
+    return step, x, cond

@@ -20,35 +20,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RECORDS, PeakRSS, contention_note, exact_rss_accounting, median, pin_threads  # noqa: E402
+from common import (RECORDS, PeakRSS, contention_note, exact_rss_accounting, median, pin_threads,  # noqa: E402
+                    random_training_step)
 
 
 def measure(N: int, L: int, attention: str, args) -> dict:
     import torch
 
-    from tsdiff.diffusion import build_process, masked_eps_loss
-    from tsdiff.models import Condition, build_model
+    from tsdiff.diffusion import build_process
+    from tsdiff.models import build_model
 
     torch.manual_seed(0)
     net = build_model({"name": "csdi", "layers": args.layers, "channels": args.channels, "heads": args.heads,
                        "ff_dim": args.ff_dim, "attention": attention}, num_nodes=N, num_channels=1)
     proc = build_process("ddpm", num_steps=50, schedule="quadratic", beta_start=1e-4, beta_end=0.5)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     B = args.batch_size
-    x = torch.randn(B, L, N, 1)
-    observed = torch.rand(B, L, N, 1) < 0.9
-    cond_mask = observed & (torch.rand(B, L, N, 1) < 0.5)
-    tp = torch.arange(L, dtype=torch.float32).expand(B, L)
-    cond = Condition(values=x, cond_mask=cond_mask, timepoints=tp)
-
-    def train_step():
-        net.train()
-        opt.zero_grad()
-        t = proc.sample_train_time(B)
-        noise = torch.randn_like(x)
-        eps = net(proc.sample_noisy(x, t, noise), proc.network_time(t), cond)
-        masked_eps_loss(eps, noise, observed & ~cond_mask).backward()
-        opt.step()
+    train_step, x, cond = random_training_step(net, proc, B, L, N)
 
     S = args.n_samples
     scond = cond.repeat(S)
@@ -72,7 +59,7 @@ def measure(N: int, L: int, attention: str, args) -> dict:
             peak = max(peak, rss.delta)
         out[f"{name}_seconds"] = median(times)
         out[f"{name}_peak_rss_bytes"] = peak
-    del opt, net
+    del train_step, net
     return out
 
 

@@ -32,15 +32,34 @@ from tsdiff.errors import ConfigError, DataError
 from tsdiff.models.base import MODELS, Condition, Denoiser
 from tsdiff.models.graph_layers import DiffusionGraphConv, GraphSupports
 from tsdiff.models.layers import ATTENTION_KINDS, DiffusionStepEmbedding, TransformerLayer, sinusoidal_embedding
+from tsdiff.models.s4 import S4Block
+
+#: Temporal layers of CSDI's residual layers (model option ``temporal``).
+TEMPORAL_KINDS = ("transformer", "s4")
+
+
+class TemporalS4(nn.Module):
+    """A bidirectional S4 layer (:class:`tsdiff.models.s4.S4Block`) on ``[S, T, d]`` sequences, the
+    drop-in for the temporal transformer in CSDI-S4 (Alcaraz & Strodthoff 2023, Sec. 4)."""
+
+    def __init__(self, channels: int, state_size: int, dropout: float) -> None:
+        super().__init__()
+        self.s4 = S4Block(channels, state_size=state_size, bidirectional=True, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.s4(x.transpose(1, 2)).transpose(1, 2)
 
 
 class CSDIResidualLayer(nn.Module):
     def __init__(self, channels: int, side_dim: int, diffusion_dim: int, heads: int, ff_dim: int, dropout: float,
                  attention_dropout: float | None, graph_order: int | None = None, feature_attention: bool = True,
-                 attention: str = "softmax"):
+                 attention: str = "softmax", temporal: str = "transformer", state_size: int = 64):
         super().__init__()
         self.diffusion_projection = nn.Linear(diffusion_dim, channels)
-        self.time_layer = TransformerLayer(channels, heads, ff_dim, dropout, attention_dropout, attention)
+        if temporal == "s4":
+            self.time_layer = TemporalS4(channels, state_size, dropout)
+        else:
+            self.time_layer = TransformerLayer(channels, heads, ff_dim, dropout, attention_dropout, attention)
         if feature_attention:
             self.feature_layer = TransformerLayer(channels, heads, ff_dim, dropout, attention_dropout, attention)
         if graph_order is not None:  # PriSTI-style message passing over the nodes
@@ -107,6 +126,9 @@ class CSDIDenoiser(Denoiser):
         grid_neighbours: 4 or 8, the neighbour graph used with ``spatial: grid``.
         feature_attention: attention over all K features (CSDI); ``false`` leaves the
             graph convolution as the only spatial mixing (needs ``spatial`` set).
+        temporal: ``"transformer"`` (CSDI) or ``"s4"``: a bidirectional S4 layer over time
+            (CSDI-S4 of the SSSD paper; cost linear in the window length, :mod:`tsdiff.models.s4`).
+        state_size: the S4 layers' state size (``temporal: s4``).
     """
 
     prediction = "eps"
@@ -129,6 +151,8 @@ class CSDIDenoiser(Denoiser):
         grid_neighbours: int = 8,
         feature_attention: bool = True,
         attention: str = "softmax",
+        temporal: str = "transformer",
+        state_size: int = 64,
     ) -> None:
         super().__init__()
         for key, val in dict(num_nodes=num_nodes, num_channels=num_channels, layers=layers, channels=channels, heads=heads).items():
@@ -147,6 +171,8 @@ class CSDIDenoiser(Denoiser):
             raise ConfigError(f"model option grid_neighbours must be 4 or 8, got {grid_neighbours!r}")
         if attention not in ATTENTION_KINDS:
             raise ConfigError(f"model option attention must be one of {', '.join(ATTENTION_KINDS)}, got {attention!r}")
+        if temporal not in TEMPORAL_KINDS:
+            raise ConfigError(f"model option temporal must be one of {', '.join(TEMPORAL_KINDS)}, got {temporal!r}")
         if not feature_attention and spatial == "none":
             raise ConfigError("model option feature_attention: false leaves no spatial mixing; "
                               "set spatial: graph or grid, or keep feature_attention: true")
@@ -160,6 +186,8 @@ class CSDIDenoiser(Denoiser):
                                 feature_attention=feature_attention)
         if attention != "softmax":
             self._config["attention"] = attention
+        if temporal != "transformer":
+            self._config.update(temporal=temporal, state_size=state_size)
         self.spatial = spatial
         self.supports = GraphSupports("csdi", num_nodes, grid_neighbours) if spatial != "none" else None
         self.num_features = num_nodes * num_channels
@@ -170,7 +198,8 @@ class CSDIDenoiser(Denoiser):
         self.input_projection = nn.Linear(2, channels)
         self.layers = nn.ModuleList(
             CSDIResidualLayer(channels, side_dim, diffusion_embedding_dim, heads, ff_dim, dropout, attention_dropout,
-                              None if spatial == "none" else graph_order, feature_attention, attention)
+                              None if spatial == "none" else graph_order, feature_attention, attention, temporal,
+                              state_size)
             for _ in range(layers)
         )
         self._side_cache: tuple | None = None
