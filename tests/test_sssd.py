@@ -129,9 +129,9 @@ def test_imputer_and_forecaster_run_sssd():
     X = np.stack([np.sin(t / 5), np.cos(t / 7), np.sin(t / 3)], axis=1) + 0.1 * rng.normal(size=(120, 3))
     Xm = X.copy()
     Xm[rng.random(X.shape) < 0.2] = np.nan
-    # the preset as the API will use it (SMALL_MODEL_OPTIONS["sssd"]), x0 prediction included
-    imp = tsdiff.Imputer(model="sssd", window=24, model_options=SSSD_CPU_PRESET, max_steps=3, n_samples=2,
-                         sampling_steps=2).fit(Xm)
+    # no model_options: the API's preset for sssd (SMALL_MODEL_OPTIONS["sssd"]), x0 prediction included
+    imp = tsdiff.Imputer(model="sssd", window=24, max_steps=3, n_samples=2, sampling_steps=2).fit(Xm)
+    assert imp.module_.net.prediction == "x0"
     out = imp.transform(Xm)
     assert out.shape == X.shape and np.isfinite(out).all()
     assert np.array_equal(out[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
