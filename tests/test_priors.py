@@ -190,7 +190,16 @@ def test_cross_series_prior_is_fitted_at_training_start_and_saved(tmp_path):
 
 
 @pytest.mark.parametrize("config, error, match", [
-    ("interp", UnknownNameError, "valid prior names are: cross_series, interpolation, last_value, none, seasonal"),
+    ("interp", UnknownNameError, "valid prior names are: auto, cross_series, interpolation, last_value, none, seasonal"),
+    ({"name": "auto", "candidates": "last_value"}, ConfigError, "candidates must be a non-empty list"),
+    ({"name": "auto", "candidates": []}, ConfigError, "candidates must be a non-empty list"),
+    ({"name": "auto", "candidates": ["auto"]}, ConfigError, "other than auto and none"),
+    ({"name": "auto", "candidates": ["interp"]}, UnknownNameError, "valid prior names"),
+    ({"name": "auto", "candidates": ["last_value", "last_value"]}, ConfigError, "listed twice"),
+    ({"name": "auto", "seasons": 24}, ConfigError, "seasons must be a list"),
+    ({"name": "auto", "seasons": [0]}, ConfigError, "season must be an integer >= 1"),
+    ({"name": "auto", "fit_windows": 0}, ConfigError, "fit_windows must be an integer >= 1"),
+    ({"name": "auto", "candidates": [{"name": "seasonal", "season": 2, "scale": 1}]}, ConfigError, "takes no scale"),
     ({"name": "cross_series", "neighbours": -1}, ConfigError, "neighbours must be an integer >= 0"),
     ({"name": "cross_series", "ridge": 0}, ConfigError, "ridge must be a positive number"),
     ({"name": "cross_series", "season": 2}, ConfigError, "unknown option"),
@@ -318,3 +327,60 @@ def test_forecaster_seasonal_prior_longer_than_the_context_is_refused_or_persist
     assert tsdiff.Forecaster(**tiny).fit(_hourly_frame()).module_.prior_fn.season == 1
     # no frequency (a plain array): persistence too
     assert tsdiff.Forecaster(**tiny).fit(_hourly_frame().to_numpy()).module_.prior_fn.season == 1
+
+
+def _three_kinds(B: int = 48, L: int = 24, seed: int = 0):
+    """A seasonal series (period 6), a random walk and a straight line, the last 6 steps hidden."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(L).float()
+    x = torch.zeros(B, L, 3, 1)
+    x[:, :, 0, 0] = torch.sin(2 * torch.pi * (t + 6 * torch.rand(B, 1, generator=gen)) / 6)
+    x[:, :, 1, 0] = torch.cumsum(torch.randn(B, L, generator=gen), 1)
+    x[:, :, 2, 0] = torch.linspace(0, 1, L) + torch.rand(B, 1, generator=gen)
+    cond = torch.ones_like(x, dtype=torch.bool)
+    cond[:, L - 6:] = False
+    return x, cond
+
+
+def test_auto_prior_chooses_per_series_the_candidate_with_the_lowest_training_error():
+    x, cond = _three_kinds()
+    prior = build_prior({"name": "auto", "candidates": ["last_value"], "seasons": [6]}, num_series=3)
+    assert prior.names == ["last_value", "seasonal(season=6)"] and not bool(prior.fitted)
+    assert torch.equal(prior(x, cond), build_prior("last_value")(x, cond))  # before the fit: the first
+    prior.fit(lambda: [(x, cond, ~cond, None)])
+    # the seasonal series repeats its period exactly; the walk and the line are best continued
+    assert prior.choice.tolist() == [1, 0, 0] and prior.chosen() == {"last_value": 2, "seasonal(season=6)": 1}
+    out = prior(x, cond)
+    assert torch.equal(out[cond], x[cond])
+    assert torch.allclose(out[:, :, 0], x[:, :, 0], atol=1e-5)
+    assert torch.equal(out[:, :, 1:], build_prior("last_value")(x, cond)[:, :, 1:])
+    want = {n: float((build_prior(c)(x, cond) - x).abs()[~cond].mean())
+            for n, c in [("last_value", "last_value"), ("seasonal(season=6)", {"name": "seasonal", "season": 6})]}
+    assert prior.scores == pytest.approx(want)
+
+
+def test_auto_prior_series_with_few_training_entries_take_the_overall_best():
+    x, cond = _three_kinds(B=4)
+    target = ~cond
+    target[:, :, 0] = False  # the seasonal series has no scored entry
+    prior = build_prior({"name": "auto", "candidates": ["last_value"], "seasons": [6]}, num_series=3)
+    prior.fit(lambda: [(x, cond, target, None)])
+    assert prior.choice.tolist() == [0, 0, 0]
+
+
+def test_auto_prior_is_chosen_at_training_start_saved_and_loaded(tmp_path):
+    import tsdiff
+    from tsdiff.training.checkpoint import load_model
+
+    tiny = dict(prediction_length=12, context_length=48, max_steps=1, n_samples=2, sampling_steps=2, verbose=False,
+                device="cpu", model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    fc = tsdiff.Forecaster(prior="auto", **tiny).fit(_hourly_frame())
+    prior = fc.module_.prior_fn
+    # hourly data: a daily seasonal candidate from the frequency; the sine takes it, the trend does not
+    assert prior.names == ["interpolation", "last_value", "seasonal(season=24)"]
+    assert bool(prior.fitted) and prior.choice.tolist() == [2, 0]
+    path = fc.save(tmp_path / "fc.pt")
+    assert torch.equal(load_model(path)[0].prior_fn.choice, prior.choice)
+    # a context shorter than a day: no seasonal candidate
+    short = tsdiff.Forecaster(prior="auto", **{**tiny, "context_length": 12}).fit(_hourly_frame())
+    assert short.module_.prior_fn.names == ["interpolation", "last_value"]

@@ -65,19 +65,29 @@ def _prior_config(prior) -> dict:
     return section
 
 
+def _freq_season(freq) -> int:
+    """GluonTS's seasonality of a frequency (1 without one)."""
+    from gluonts.time_feature import get_seasonality
+
+    return int(get_seasonality(str(freq))) if freq is not None else 1
+
+
 def _forecast_prior(prior, freq, context: int):
     """The Forecaster's prior section. ``"seasonal"`` without a season takes it from the data's
     frequency (GluonTS's seasonality, :func:`gluonts.time_feature.get_seasonality`: 24 for
     hourly data, 5 for business days, 12 for monthly, 1 for daily), or 1 (persistence) where the
     data has no frequency or the context holds no whole season. A season given explicitly must
-    fit in the context."""
+    fit in the context. ``"auto"`` without ``seasons`` adds a seasonal candidate at the
+    frequency's season where the context holds one."""
     section = {"name": prior} if isinstance(prior, str) else prior
+    if isinstance(section, dict) and section.get("name") == "auto" and "seasons" not in section:
+        # auto's candidates gain seasonal naive at the frequency's season where the context holds one
+        season = _freq_season(freq)
+        return {**section, "seasons": [season]} if 1 < season <= context else section
     if not (isinstance(section, dict) and section.get("name") == "seasonal"):
         return prior
     if "season" not in section:
-        from gluonts.time_feature import get_seasonality
-
-        season = int(get_seasonality(str(freq))) if freq is not None else 1
+        season = _freq_season(freq)
         return {**section, "season": season if season <= context else 1}
     season = section["season"]
     if isinstance(season, int) and not isinstance(season, bool) and season > context:

@@ -26,12 +26,17 @@ name               estimate of an entry without a conditioning value
                    on its most correlated series at the same step and on how they moved away
                    from the straight line across the gap; fitted on training windows when
                    training starts (:mod:`tsdiff.diffusion.prior_regression`)
+``auto``           per series, the candidate prior with the lowest MAE on training windows
+                   with the training strategy's masks, chosen when training starts
+                   (:mod:`tsdiff.diffusion.prior_choice`)
 =================  ==========================================================================
 
 Configs name a prior in the top-level section ``prior: {name: interpolation}``;
 ``seasonal`` takes ``season`` (steps, >= 1); ``cross_series`` takes ``neighbours`` (related
 series per series, default 16), ``ridge`` (default 10), ``passes`` (chained passes, default 2)
-and ``fit_windows`` (training windows the fit sums over, default 8192). ``scale`` is not an option of the prior: the
+and ``fit_windows`` (training windows the fit sums over, default 8192); ``auto`` takes
+``candidates`` (prior names or sections, default interpolation and last_value), ``seasons``
+(a seasonal candidate for each) and ``fit_windows`` (default 512). ``scale`` is not an option of the prior: the
 module estimates it from training windows (the standard deviation of the residual on
 training targets) unless ``prior.scale`` gives a number.
 """
@@ -42,6 +47,7 @@ import numpy as np
 import torch
 
 from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
+from tsdiff.diffusion.prior_choice import AutoPrior
 from tsdiff.diffusion.prior_regression import CrossSeriesPrior
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
@@ -191,10 +197,47 @@ class SeasonalPrior:
 PRIORS.add("seasonal", SeasonalPrior)
 PRIORS.add("cross_series", CrossSeriesPrior)
 
-#: priors built from options (classes); the others are plain functions without options
-_WITH_OPTIONS = {"seasonal", "cross_series"}
+#: candidates of ``auto`` when its options name none
+AUTO_CANDIDATES = ("interpolation", "last_value")
+
+
+def prior_auto(num_series: int, candidates=None, seasons=(), fit_windows: int = 512) -> AutoPrior:
+    """The ``auto`` prior (:mod:`tsdiff.diffusion.prior_choice`): per series, the best of
+    ``candidates`` (prior names or sections; default :data:`AUTO_CANDIDATES`) plus one
+    ``seasonal`` prior for every season of ``seasons``, scored on ``fit_windows`` training windows."""
+    if candidates is None:
+        candidates = list(AUTO_CANDIDATES)
+    if isinstance(candidates, (str, dict)) or not isinstance(candidates, (list, tuple)) or not candidates:
+        raise ConfigError(f"prior option candidates must be a non-empty list of prior names or sections, "
+                          f"got {candidates!r}")
+    if isinstance(seasons, int) or not isinstance(seasons, (list, tuple)):
+        raise ConfigError(f"prior option seasons must be a list of integers >= 1, got {seasons!r}")
+    if isinstance(fit_windows, bool) or not isinstance(fit_windows, int) or fit_windows < 1:
+        raise ConfigError(f"prior option fit_windows must be an integer >= 1, got {fit_windows!r}")
+    sections = [{"name": c} if isinstance(c, str) else c for c in candidates]
+    sections += [{"name": "seasonal", "season": s} for s in seasons]
+    names, priors = [], []
+    for sec in sections:
+        if not isinstance(sec, dict) or sec.get("name") in (None, "auto", "none"):
+            raise ConfigError(f"prior 'auto': each candidate is a prior name or section other than auto "
+                              f"and none, got {sec!r}")
+        if "scale" in sec:
+            raise ConfigError("prior 'auto': a candidate takes no scale (give prior.scale to auto itself)")
+        opts = ", ".join(f"{k}={v}" for k, v in sec.items() if k != "name")
+        name = f"{sec['name']}({opts})" if opts else sec["name"]
+        if name in names:
+            raise ConfigError(f"prior 'auto': candidate {name} is listed twice")
+        names.append(name)
+        priors.append(build_prior(sec, num_series))
+    return AutoPrior(num_series, names, priors, fit_windows)
+
+
+PRIORS.add("auto", prior_auto)
+
+#: priors built from options (classes or factories); the others are plain functions without options
+_WITH_OPTIONS = {"seasonal", "cross_series", "auto"}
 #: priors whose constructor takes the number of series (N * C) of the data
-_SIZED = {"cross_series"}
+_SIZED = {"cross_series", "auto"}
 
 
 def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

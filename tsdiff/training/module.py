@@ -193,10 +193,12 @@ class DiffusionModule(L.LightningModule):
             return
         if getattr(self.prior_fn, "fitted_prior", False) and not bool(self.prior_fn.fitted):
             # a fitted prior (cross_series) learns every gap shape: holes from the training
-            # strategy in half the windows, runs of any length in the other half
+            # strategy in half the windows, runs of any length in the other half; auto scores its
+            # candidates on the training strategy's own holes.
             # each window at most 4 times (with other holes): a short table needs no 8192 windows
             n_fit = min(self.prior_fn.fit_windows, max(256, 4 * len(dataset)))
-            self.prior_fn.fit(lambda: self._prior_windows(dataset, n_fit, 1, mask_fn=prior_fit_mask))
+            mask_fn = None if getattr(self.prior_fn, "fit_on_training_masks", False) else prior_fit_mask
+            self.prior_fn.fit(lambda: self._prior_windows(dataset, n_fit, 1, mask_fn=mask_fn))
         if not torch.isfinite(self.prior_scale):
             self.prior_scale.fill_(self.estimate_prior_scale(dataset))
 
