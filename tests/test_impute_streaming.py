@@ -109,13 +109,13 @@ def test_grid_impute_streams_and_equals_the_in_memory_result(data_dir, tmp_path,
 
 
 def test_grid_impute_trains_from_the_file_when_the_grid_is_large(data_dir, tmp_path, monkeypatch):
-    import tsdiff.user_commands as uc
+    import tsdiff.api.grids as grids
     from tsdiff.data.adapters.grid import GridSource
 
     src, hide = _era5_piece(data_dir, tmp_path, packed=False)
     eager = tmp_path / "eager.nc"
     assert main(["impute", str(src), *FAST, "-o", str(eager)]) == 0
-    monkeypatch.setattr(uc, "GRID_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(grids, "GRID_IN_MEMORY_BYTES", 0)
 
     def no_full_read(self):
         raise AssertionError("the whole grid was read")

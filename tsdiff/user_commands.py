@@ -297,18 +297,13 @@ def _check_loaded_columns(imp, df) -> None:
                         "pass the same columns in the same order as in training")
 
 
-#: grids up to this many bytes (as float64 values) are read into memory to train an imputer on them;
-#: larger ones are trained on window by window from the file
-GRID_IN_MEMORY_BYTES = 1 << 30
-
-
 def _impute_grid(imp, args, n: int) -> None:
     """Impute a netCDF grid window by window: the input is read lazily and the output (and the
     uncertainty file) written block by block, so memory follows the batch, not the grid."""
     from contextlib import nullcontext
 
+    from tsdiff.api import grids
     from tsdiff.data.adapters.grid import GridSource
-    from tsdiff.data.lazy import ArraySource
     from tsdiff.plotting import plot_grid_maps
     from tsdiff.userfiles import GridWriter, open_grid
 
@@ -322,12 +317,8 @@ def _impute_grid(imp, args, n: int) -> None:
             if (sig["num_nodes"], sig["num_channels"]) != (N, C):
                 raise DataError(f"the grid has {N} cells x {C} variable(s) but the model was trained on "
                                 f"{sig['num_nodes']} x {sig['num_channels']}; use the same grid and variables")
-        elif T * N * C * 8 <= GRID_IN_MEMORY_BYTES:
-            series = source.to_series()  # small: train from memory (faster than reading each window)
-            reader = ArraySource(series.values)
-            imp._fit_series(series, grid_shape=source.spatial.shape)
-        else:
-            imp._fit_series(source, grid_shape=source.spatial.shape)
+        else:  # a small grid trains from memory (faster than reading each window)
+            reader = grids.fit(imp, source)
         stats = ["mean", "std", "q0.05", "q0.95"]
         n_missing, worst = 0, (0, 0, None)  # the step with most gaps: (gaps, step, its draws [S, N])
         unc = GridWriter(args.uncertainty, source, stats=stats, keep_encoding=False) if args.uncertainty \

@@ -11,11 +11,11 @@ import pandas as pd
 import torch
 
 from tsdiff import validation as checks
-from tsdiff.api import fitting, persistence, sampling
+from tsdiff.api import fitting, grids, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
 from tsdiff.api.fitting import _spread
 from tsdiff.api.inputs import check_frame
-from tsdiff.api.panels import as_panel, training_windows
+from tsdiff.api.panels import SampleRows, as_panel, training_windows
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _seed
@@ -198,13 +198,18 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def fit(self, X, y=None) -> "Imputer":
         """Train on ``X`` ``[T, F]`` (NaN = missing; ``y`` is ignored).
 
-        ``X``: an array (a numpy masked array's masked entries are missing), or a DataFrame
-        (pandas sparse, nullable and object columns of numbers; ``pd.NA`` is missing). Refused
+        ``X``: an array (a numpy masked array's masked entries are missing), a DataFrame
+        (pandas sparse, nullable and object columns of numbers; ``pd.NA`` is missing), a panel
+        of independent samples (:mod:`tsdiff.api.panels`) or an xarray grid (a DataArray or
+        Dataset with time, latitude and longitude dims: :mod:`tsdiff.api.grids`). Refused
         with a DataError: a feature with no observed value, scipy sparse matrices (implicit
         entries are zeros, not missing), duplicate or mixed-type column labels, and values
         float64 cannot hold exactly (int64 beyond 2**53, float128).
         """
         self._check_settings()
+        if grids.is_grid(X):
+            grids.fit(self, grids.source_of(X))
+            return self
         panel = as_panel(X)
         if panel is not None:
             return self._fit_panel(panel)
@@ -381,7 +386,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             cover = [covering_starts(int(n_rows), w) for _, n_rows in segments]
             starts = np.concatenate([int(a) + s for (a, _), (s, _) in zip(segments, cover)])
             score_from = np.concatenate([f for _, f in cover])
-            edges = np.concatenate([self._edge_anchors(_Rows(source, int(a), int(n_rows)), s, w)
+            edges = np.concatenate([self._edge_anchors(SampleRows(source, int(a), int(n_rows)), s, w)
                                     for (a, n_rows), (s, _) in zip(segments, cover)]) \
                 if self.module_.residual else None
         _place(self.module_, self.device)
@@ -455,6 +460,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         self._fitted()
         n = checks.check_n_samples(self.n_samples if n_samples is None else n_samples)  # before any allocation
+        if grids.is_grid(X):
+            return grids.sample(self, X, n)
         panel = self._panel_input(X)
         if panel is not None:  # [S, n, L, F] for a 3-D panel, a list of [S, L_i, F] for a list
             parts = self._sample_panel(panel, n)
@@ -467,12 +474,15 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         A panel of independent samples (``[n, L, F]``, or a list of ``[L_i, F]`` arrays or
         DataFrames, see :mod:`tsdiff.api.panels`) comes back in the same layout, each sample
-        imputed from its own values only.
+        imputed from its own values only; an xarray grid comes back as the same type, dims,
+        coordinates and attributes (:mod:`tsdiff.api.grids`).
 
         The masked entries of a numpy masked array are missing too; it gets a masked array
         back (with nothing masked). A gap is never NaN/inf: that is a DataError instead.
         """
         self._fitted()
+        if grids.is_grid(X):
+            return grids.transform(self, X)
         panel = self._panel_input(X)
         if panel is not None:
             return panel.result([self._fill(a, draws) for a, draws in
@@ -508,6 +518,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         qs = np.asarray(q, dtype=np.float64)
         if qs.ndim != 1 or np.any((qs < 0) | (qs > 1)):
             raise ConfigError(f"q must be a list of levels in [0, 1], got {q!r}")
+        if grids.is_grid(X):
+            self._fitted()
+            return grids.quantiles(self, X, qs, checks.check_n_samples(n_samples or self.n_samples))
         draws = self.sample(X, n_samples)
         if isinstance(draws, list):  # a list panel: [Q, L_i, F] per sample
             return [sample_quantile(d, qs, axis=0) for d in draws]
@@ -519,6 +532,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         (a DataFrame like :meth:`transform`'s with ``set_output(transform="pandas")``)."""
         from tsdiff.sklearn_compat import like_transform
 
+        if grids.is_grid(X):
+            self._fitted()
+            return grids.std(self, X, checks.check_n_samples(n_samples or self.n_samples))
         draws = self.sample(X, n_samples)
         if isinstance(draws, list) or draws.ndim == 4:  # a panel: its own layout
             return [checks.finite_reduce(np.std, d, axis=0) for d in draws] if isinstance(draws, list) \
@@ -578,13 +594,3 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 #: scikit-learn estimator checks that ``Imputer`` is expected to fail, with the reason (none at present).
 SKLEARN_EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
-
-class _Rows:
-    """Rows ``first .. first + n - 1`` of a source, as a source of its own (one panel sample)."""
-
-    def __init__(self, source, first: int, n: int) -> None:
-        self.source, self.first = source, first
-        self.shape = (n,) + tuple(source.shape[1:])
-
-    def window(self, start: int, length: int):
-        return self.source.window(self.first + start, length)

@@ -135,3 +135,14 @@ def training_windows(panel: Panel, window: int, gap: int, validation: float | No
     train = np.concatenate(per[: n - n_val]) if n - n_val else np.zeros(0, dtype=np.int64)
     held = np.concatenate(per[n - n_val:]) if n_val else np.zeros(0, dtype=np.int64)
     return train.astype(np.int64), held.astype(np.int64)
+
+
+class SampleRows:
+    """Rows ``first .. first + n - 1`` of a source, as a source of its own (one panel sample)."""
+
+    def __init__(self, source, first: int, n: int) -> None:
+        self.source, self.first = source, first
+        self.shape = (n,) + tuple(source.shape[1:])
+
+    def window(self, start: int, length: int):
+        return self.source.window(self.first + start, length)
