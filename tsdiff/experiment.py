@@ -331,12 +331,12 @@ def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str,
         ConfigError: the model's process is not discrete DDPM, the network is autoregressive,
             or an option is out of range; DataError: the split has no scored entry.
     """
+    from tsdiff.training.checkpoint import store_eps_sq_norm
     from tsdiff.training.evaluate import estimate_eps_sq_norm
 
-    module, extra, _, protocol = load_run(model_path, overrides)
+    module, _, _, protocol = load_run(model_path, overrides)
     gamma = estimate_eps_sq_norm(module, protocol, split, limit_windows=limit_windows, seed=seed, repeats=repeats)
-    module.eps_sq_norm = gamma
-    return save_model(module, model_path if out is None else out, extra=extra), gamma
+    return store_eps_sq_norm(model_path, gamma, out=out), gamma
 
 
 def sampling_context(module: DiffusionModule, ev: dict):
