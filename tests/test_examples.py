@@ -89,7 +89,7 @@ TINY_NET = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim
                 feature_embedding_dim=4)
 
 
-@pytest.mark.parametrize("i", range(3))
+@pytest.mark.parametrize("i", range(4))
 def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
     """Each snippet runs as written, with TSDIFF_DATA set, in an empty folder, with tiny
     step counts and network substituted; its results are checked."""
@@ -114,6 +114,12 @@ def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
         assert np.array_equal(filled.to_numpy()[obs], X.to_numpy()[obs])
         assert ns["draws"].shape == (3, 120, 35)
         assert np.isfinite(ns["model"].predict(X)).all()
+    elif i == 2:  # an xarray grid in, the same type out
+        ds, filled = ns["ds"], ns["filled"]
+        assert type(filled) is type(ds) and filled["t2m"].dims == ds["t2m"].dims
+        assert ds["t2m"].isnull().any() and not filled["t2m"].isnull().any()
+        obs = ds["t2m"].notnull().values
+        assert np.array_equal(filled["t2m"].values[obs], ds["t2m"].values[obs])
     else:
         assert {"crps", "mae", "rmse"} <= set(ns["record"]["metrics"])
         assert ns["path"].is_file()

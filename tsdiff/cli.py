@@ -1,4 +1,6 @@
-"""The ``tsdiff`` command line: ``fit``, ``test``, ``calibrate-variance`` and ``datasets``.
+"""The ``tsdiff`` command line: ``fit``, ``test``, ``calibrate-variance`` and ``datasets`` here; ``bench``
+(:mod:`tsdiff.bench.cli`) and ``impute``, ``forecast``, ``predict``, ``plot`` (:mod:`tsdiff.user_commands`).
+Every sub-command's parser names its handler with ``set_defaults(run=...)``; :func:`main` calls it.
 
 Examples::
 
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         "continue an interrupted run from the newest checkpoint in <output.dir>/checkpoints (same as "
         "trainer.resume=true; start from scratch if there is none). Add trainer.checkpoint_every_n_steps=N "
         "to also checkpoint inside epochs"))
+    f.set_defaults(run=_fit)
 
     t = sub.add_parser("test", help="evaluate a trained model and write a result record", description=(
         "Draw eval.n_samples samples per test window with eval.sampler, score CRPS / MAE / RMSE on the "
@@ -42,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("model", help="model file (model.pt) or the run directory that holds it")
     t.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP + "; model/process cannot change")
     t.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
+    t.set_defaults(run=_test)
 
     c = sub.add_parser("calibrate-variance", help="store the statistic of the ddpm sampler's analytic variance in a "
                        "model file", description=(
@@ -57,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--repeats", type=int, default=1, help="noise draws per window and step, averaged (default 1)")
     c.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
     c.add_argument("--out", default=None, help="write a copy with the estimate here instead of updating MODEL")
+    c.set_defaults(run=_calibrate_variance)
 
     d = sub.add_parser("datasets", help="list datasets, show their cards, verify their files")
     d.add_argument("action", choices=["list", "info", "verify", "check"], help=(
@@ -64,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "verify [NAME ...]: find + checksum files (check is the same)"))
     d.add_argument("names", nargs="*", help="dataset name(s) for info / verify")
     d.add_argument("--data-dir", default=None, help="data directory (default: $TSDIFF_DATA or the user cache)")
+    d.set_defaults(run=_datasets)
 
     from tsdiff.bench.cli import add_parser as _add_bench_parser
 
@@ -82,10 +88,48 @@ def _model_path(arg: str) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
-def _datasets(action: str, names: list[str], data_dir: str | None) -> int:
+# --------------------------------------------------------------------------- handlers
+# every sub-command's parser names its handler (``set_defaults(run=...)``): ``run(args) -> exit code``
+
+
+def _fit(args) -> int:
+    from tsdiff.config import load_config
+    from tsdiff.experiment import fit, test
+
+    cfg = load_config(args.config, args.overrides)
+    if args.resume and cfg["trainer"]["resume"] is False:
+        cfg["trainer"]["resume"] = True
+    path = fit(cfg)
+    if args.test:
+        test(path)
+    return 0
+
+
+def _test(args) -> int:
+    from tsdiff.experiment import test
+
+    test(_model_path(args.model), args.overrides, progress=not args.no_progress)
+    return 0
+
+
+def _calibrate_variance(args) -> int:
+    from tsdiff.experiment import calibrate_variance
+
+    if args.limit_windows < 0:
+        raise TsdiffError(f"--limit-windows must be >= 0 (0: every window); got {args.limit_windows}")
+    path, gamma = calibrate_variance(
+        _model_path(args.model), args.overrides, split=args.split, limit_windows=args.limit_windows or None,
+        repeats=args.repeats, seed=args.seed, out=args.out)
+    shown = ", ".join(f"t={t}: {gamma[t]:.4f}" for t in sorted({0, len(gamma) // 2, len(gamma) - 1}))
+    print(f"stored eps_sq_norm ({len(gamma)} steps; {shown}) in {path}; sample with "
+          f"eval.sampler=ddpm \"eval.sampler_options={{variance: analytic}}\"")
+    return 0
+
+
+def _datasets(args) -> int:
     from tsdiff.data.catalog import datasets_command
 
-    return datasets_command(action, names, data_dir)
+    return datasets_command(args.action, args.names, args.data_dir)
 
 
 def _show_input_warning(command: str, show):
@@ -102,51 +146,16 @@ def _show_input_warning(command: str, show):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = _parser().parse_args(argv)
     try:
-        if args.command == "fit":
-            from tsdiff.config import load_config
-            from tsdiff.experiment import fit, test
-
-            cfg = load_config(args.config, args.overrides)
-            if args.resume and cfg["trainer"]["resume"] is False:
-                cfg["trainer"]["resume"] = True
-            path = fit(cfg)
-            if args.test:
-                test(path)
-        elif args.command == "test":
-            from tsdiff.experiment import test
-
-            test(_model_path(args.model), args.overrides, progress=not args.no_progress)
-        elif args.command == "calibrate-variance":
-            from tsdiff.experiment import calibrate_variance
-
-            if args.limit_windows < 0:
-                raise TsdiffError(f"--limit-windows must be >= 0 (0: every window); got {args.limit_windows}")
-            path, gamma = calibrate_variance(
-                _model_path(args.model), args.overrides, split=args.split, limit_windows=args.limit_windows or None,
-                repeats=args.repeats, seed=args.seed, out=args.out)
-            shown = ", ".join(f"t={t}: {gamma[t]:.4f}" for t in sorted({0, len(gamma) // 2, len(gamma) - 1}))
-            print(f"stored eps_sq_norm ({len(gamma)} steps; {shown}) in {path}; sample with "
-                  f"eval.sampler=ddpm \"eval.sampler_options={{variance: analytic}}\"")
-        elif args.command in ("impute", "forecast", "predict", "plot"):
-            import warnings
-
-            from tsdiff.user_commands import COMMANDS
-
-            with warnings.catch_warnings():
-                warnings.showwarning = _show_input_warning(args.command, warnings.showwarning)
-                return COMMANDS[args.command](args)
-        elif args.command == "bench":
-            from tsdiff.bench.cli import main as bench_main
-
-            return bench_main(args)
-        elif args.command == "datasets":
-            return _datasets(args.action, args.names, args.data_dir)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_input_warning(args.command, warnings.showwarning)
+            return int(args.run(args) or 0)
     except TsdiffError as exc:
         print(f"tsdiff {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

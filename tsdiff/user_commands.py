@@ -103,6 +103,8 @@ def add_parsers(sub) -> None:
     g.add_argument("records", nargs="+", help="record JSON files or folders holding them")
     g.add_argument("-o", "--output", required=True, help="OUTPUT.png")
     g.add_argument("--metric", default="crps", help="metric key in the records (default crps)")
+    for parser, run in ((i, impute_command), (f, forecast_command), (p, predict_command), (g, plot_command)):
+        parser.set_defaults(run=run)
 
 
 def _csv_args(p, forecast: bool) -> None:
@@ -535,7 +537,3 @@ def plot_command(args) -> int:
     save_png(fig, args.output)
     print(f"wrote {args.output} ({len(records)} records)")
     return 0
-
-
-COMMANDS = {"impute": impute_command, "forecast": forecast_command, "predict": predict_command,
-            "plot": plot_command}

@@ -25,6 +25,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--records", default="benchmarks/records", help="records folder (searched recursively)")
     p.add_argument("--out", default="benchmarks/LEADERBOARD.md", help="markdown file to write")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    b.set_defaults(run=main)
     return b
 
 
