@@ -1,4 +1,4 @@
-"""The user-facing Python API: :class:`Forecaster`, :class:`Imputer` and :class:`Forecast`.
+"""The user-facing Python API: :class:`Forecaster`, :class:`Imputer` and their results :class:`Forecast` and :class:`Imputation`.
 
 Data in, probabilistic answers out, in a few lines::
 
@@ -37,7 +37,8 @@ from tsdiff.api.persistence import API_FORMAT
 from tsdiff.api.sampling import sample_windows
 from tsdiff.data.series import Series
 from tsdiff.forecast import Forecast
+from tsdiff.imputation import Imputation
 
-__all__ = ["API_FORMAT", "API_OPTIM", "DEFAULT_PROCESS", "Forecast", "Forecaster", "Imputer", "LINEAR_ATTENTION_FROM",
+__all__ = ["API_FORMAT", "API_OPTIM", "DEFAULT_PROCESS", "Forecast", "Forecaster", "Imputation", "Imputer", "LINEAR_ATTENTION_FROM",
            "MAX_VAL_WINDOWS", "SKLEARN_EXPECTED_FAILED_CHECKS", "SMALL_MODEL_OPTIONS", "Series", "check_frame",
            "sample_windows", "to_series"]

@@ -363,89 +363,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         at a time from one noise generator, so the draws equal :meth:`sample`'s on the same
         data whatever reads them. Memory: one batch of windows and its draws.
         """
-        from tqdm.auto import tqdm
+        from tsdiff.api.streaming import imputed_blocks
 
-        from tsdiff.data.lazy import read_window
-        from tsdiff.data.windows import covering_starts
-
-        self._fitted()
-        n = self.n_samples if n_samples is None else n_samples
-        _check_int("n_samples", n)
-        _check_sampling(self.sampler, self.sampling_steps, self.sampler_options, self.chunk_size)  # set_params
-        T, N, C = (int(d) for d in source.shape)
-        sig = self.signature_
-        if (N, C) != (int(sig["num_nodes"]), int(sig["num_channels"])):
-            raise DataError(f"the data has {N} series x {C} channel(s) but the imputer was fitted on "
-                            f"{sig['num_nodes']} x {sig['num_channels']}; pass data of the same shape")
-        if segments is None:
-            w = min(self.window_, T)
-            starts, score_from = covering_starts(T, w)
-            edges = self._edge_anchors(source, starts, w) if self.module_.residual else None
-        else:
-            w = min([self.window_] + [int(n_rows) for _, n_rows in segments])
-            cover = [covering_starts(int(n_rows), w) for _, n_rows in segments]
-            starts = np.concatenate([int(a) + s for (a, _), (s, _) in zip(segments, cover)])
-            score_from = np.concatenate([f for _, f in cover])
-            edges = np.concatenate([self._edge_anchors(SampleRows(source, int(a), int(n_rows)), s, w)
-                                    for (a, n_rows), (s, _) in zip(segments, cover)]) \
-                if self.module_.residual else None
-        _place(self.module_, self.device)
-        gen = torch.Generator(device=self.module_.device).manual_seed(int(self.seed_))
-        held: list[tuple[int, int, np.ndarray | None]] = []  # windows in order: (start, score_from, raw if sampled)
-        anchor_row = {a: k for k, a in enumerate(starts.tolist())}  # starts are distinct
-
-        def flush():
-            raws = [r for _, _, r in held if r is not None]
-            if raws:
-                raw = np.stack(raws)
-                anchors = None if edges is None else edges[[anchor_row[a] for a, _, r in held if r is not None]]
-                samples = sampling.sample_windows(
-                    self.module_, raw, ~np.isnan(raw), n_samples=n, sampler=self.sampler, steps=self.sampling_steps,
-                    seed=self.seed_, batch_size=len(raws), sampler_options=self.sampler_options,
-                    chunk_size=self.chunk_size, generator=gen, anchors=anchors)
-            j = 0
-            for a, f, r in held:
-                if r is None:  # a window without gaps: re-read its rows, not kept while waiting
-                    v = read_window(source, a + f, w - f)
-                    yield a + f, v, np.broadcast_to(v, (n,) + v.shape).copy()
-                else:
-                    v = r[f:]
-                    yield a + f, v, np.where(np.isnan(v)[None], samples[:, j, f:], v[None])
-                    j += 1
-            held.clear()
-
-        with tqdm(total=len(starts), desc="imputing (windows)", unit="window", disable=not self.verbose) as bar:
-            n_sampled = 0
-            for a, f in zip(starts.tolist(), score_from.tolist()):
-                v = read_window(source, a, w)
-                bar.update(1)
-                gap = bool(np.isnan(v).any())
-                if not gap and not held:
-                    yield a + f, v[f:], np.broadcast_to(v[f:], (n, w - f) + v.shape[1:]).copy()
-                    continue
-                held.append((a, f, v if gap else None))
-                n_sampled += gap
-                if n_sampled == self.batch_size:
-                    yield from flush()
-                    n_sampled = 0
-            yield from flush()
-
-    def _edge_anchors(self, source, starts, w: int) -> np.ndarray:
-        """The prior's view beyond each window: the nearest known scaled value of every series
-        before and after it (:func:`~tsdiff.diffusion.priors.stream_edge_anchors`, one pass over
-        the source in pieces of at most one window), so a gap that crosses a window's edge is
-        bridged as over the whole series, however large the source."""
-        from tsdiff.data.lazy import read_window
-        from tsdiff.diffusion.priors import stream_edge_anchors
-
-        scaler = self.module_.scaler
-
-        def read(a: int, n: int):
-            raw = read_window(source, a, n)
-            known = ~np.isnan(raw)
-            return np.where(known, scaler.transform(np.where(known, raw, 0.0)), 0.0), known
-
-        return stream_edge_anchors(read, int(source.shape[0]), starts, w)
+        return imputed_blocks(self, source, n_samples, segments)
 
     def _fitted(self) -> None:
         from sklearn.utils.validation import check_is_fitted
@@ -468,6 +388,22 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return np.stack(parts, axis=1) if panel.stacked else parts
         arr = self._validate(X, reset=False)
         return self._sample_series(arr[:, :, None], n)[..., 0]
+
+    def impute(self, X, n_samples: int | None = None):
+        """Draws of the missing entries of a table ``X`` ``[T, F]`` (an array or a DataFrame) with
+        their summaries: a :class:`tsdiff.imputation.Imputation` (``filled``, ``quantile``,
+        ``interval``, ``std``, ``to_pandas``, ``to_xarray``). Its ``filled`` equals
+        :meth:`transform`'s result and its quantiles :meth:`quantiles`' on the same draws."""
+        from tsdiff.imputation import Imputation
+
+        if grids.is_grid(X) or as_panel(X) is not None:
+            raise DataError("impute takes one table [T, F]; for a panel or an xarray grid use sample / transform / "
+                            "quantiles, which keep its layout")
+        draws = self.sample(X, n_samples)
+        arr = self._validate(X, reset=False)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        columns = [str(c) for c in getattr(self, "feature_names_in_", [f"x{i}" for i in range(arr.shape[1])])]
+        return Imputation(draws, np.isnan(arr), index=index, columns=columns, point=self.point)
 
     def transform(self, X) -> np.ndarray:
         """Fill the NaN of ``X`` ``[T, F]``: float64 ``[T, F]``, observed entries bit for bit.
