@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import TINY, parse  # noqa: E402
 
 import tsdiff  # noqa: E402
-from tsdiff.data.sources.physionet import load_physionet2012  # noqa: E402
+from tsdiff.data.datasets.physionet import load_physionet2012  # noqa: E402
 
 
 def interpolate_stays(stays: np.ndarray, fallback: np.ndarray) -> np.ndarray:

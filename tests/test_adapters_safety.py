@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tsdiff.data.safe_io import check_member_name, safe_load_pickle, safe_tar_members
-from tsdiff.data.sources.physionet import read_physionet_archive
+from tsdiff.data.datasets.physionet import read_physionet_archive
 from tsdiff.errors import DataError
 
 
@@ -100,7 +100,7 @@ def test_tiny_archive_parses(tmp_path):
     text = b"Time,Parameter,Value\n00:00,RecordID,7\n00:00,Weight,80\n00:10,HR,70\n00:50,HR,75\n47:59,Temp,37\n48:00,HR,1\n"
     ids, values = read_physionet_archive(_tar_with(tmp_path, "set-a/7.txt", text))
     assert ids.tolist() == [7] and values.shape == (1, 48, 35)
-    from tsdiff.data.sources.physionet import VARIABLES
+    from tsdiff.data.datasets.physionet import VARIABLES
 
     assert values[0, 0, VARIABLES.index("HR")] == 75  # last value within the hour
     assert values[0, 47, VARIABLES.index("Temp")] == 37

@@ -23,7 +23,7 @@ def tiny_forecaster(**kw):
 def rates(data_dir):
     """The last 150 business days of the real exchange-rate file, one column per currency."""
     from tsdiff.data.adapters.frames import to_wide_dataframe
-    from tsdiff.data.sources.lstnet import load_exchange_rate
+    from tsdiff.data.datasets.lstnet import load_exchange_rate
 
     df = to_wide_dataframe(load_exchange_rate(data_dir)).iloc[-150:]
     df.columns = [f"cur{c}" for c in df.columns]
@@ -92,7 +92,7 @@ def test_grid_forecast_to_xarray_keeps_coordinates(data_dir):
 
 def test_graph_data_goes_to_the_model(data_dir):
     """The METR-LA week with DCRNN's adjacency: the graph is kept with the model."""
-    from tsdiff.data.sources.metr_la import load_metr_la
+    from tsdiff.data.datasets.metr_la import load_metr_la
 
     series = load_metr_la(data_dir)
     df = pd.DataFrame(series.values[:200, :12, 0], index=series.time_index[:200], columns=series.node_names[:12])

@@ -92,7 +92,7 @@ def test_impute_netcdf_grid_keeps_observed_values_coords_and_attrs(data_dir, tmp
 
 def test_forecast_csv_and_bad_inputs(data_dir, tmp_path, capsys, record_calls):
     from tsdiff.data.adapters.frames import to_wide_dataframe
-    from tsdiff.data.sources.lstnet import load_exchange_rate
+    from tsdiff.data.datasets.lstnet import load_exchange_rate
 
     df = to_wide_dataframe(load_exchange_rate(data_dir)).iloc[-120:]
     df.columns = [f"cur{c}" for c in df.columns]

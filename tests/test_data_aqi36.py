@@ -7,7 +7,7 @@ import torch
 
 from tsdiff.data import build_protocol
 from tsdiff.data.masking import TRAIN_MASKS, historical_train_mask, missing_rate, random_train_mask
-from tsdiff.data.sources.aqi36 import SPEC, load_aqi36
+from tsdiff.data.datasets.aqi36 import SPEC, load_aqi36
 from tsdiff.data.windows import contiguous_segments, covering_starts, sliding_starts
 from tsdiff.errors import ConfigError, DataError, DatasetNotFoundError, UnknownNameError
 

@@ -10,7 +10,7 @@ import pytest
 
 from tsdiff.cli import main
 from tsdiff.data import DATASETS
-from tsdiff.data.sources import FILE_SPECS, SPECS
+from tsdiff.data.datasets import FILE_SPECS, SPECS
 
 CARDS = Path(__file__).resolve().parents[1] / "datasets"
 

@@ -31,7 +31,7 @@ def _dataset(values: np.ndarray, start: pd.Period, ids) -> list[dict]:
 @pytest.fixture(scope="module")
 def fx(data_dir):
     """The first 206 business days of the 8 exchange rates: train on 200, evaluate the last 6."""
-    from tsdiff.data.sources.lstnet import load_exchange_rate
+    from tsdiff.data.datasets.lstnet import load_exchange_rate
 
     series = load_exchange_rate(data_dir)
     values = series.values[: T_TRAIN + H, :, 0]

@@ -7,7 +7,7 @@ import pytest
 from tsdiff.api import Imputer
 from tsdiff.api.panels import as_panel, training_windows
 from tsdiff.data.protocol import build_protocol
-from tsdiff.data.sources.physionet import load_physionet2012
+from tsdiff.data.datasets.physionet import load_physionet2012
 from tsdiff.errors import DataError
 
 TINY = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim=16, time_embedding_dim=8,

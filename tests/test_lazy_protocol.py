@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-import tsdiff.data.sources.files as files
+import tsdiff.data.datasets.files as files
 from tsdiff.cli import main
 from tsdiff.data import build_protocol
 from tsdiff.data.lazy import ArraySource, HeldOutPoints, NpyRows
 from tsdiff.data.protocol import fit_scaler_on_windows
 from tsdiff.data.scalers import StandardScaler
-from tsdiff.data.sources.era5 import SPEC as ERA5_SPEC, load_era5
+from tsdiff.data.datasets.era5 import SPEC as ERA5_SPEC, load_era5
 from tsdiff.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 
 from tsdiff.cli import main
 from tsdiff.data import build_protocol
-from tsdiff.data.sources.physionet_protocol import hold_out_per_window
+from tsdiff.data.datasets.physionet_protocol import hold_out_per_window
 from tsdiff.errors import ConfigError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -172,7 +172,7 @@ def test_etth1_protocol(data_dir):
 
 def test_protocols_1_to_6_are_registered_tasks():
     from tsdiff.data import DATASETS
-    from tsdiff.data.sources import PAPER_PROTOCOLS, SPECS, protocol_number
+    from tsdiff.data.datasets import PAPER_PROTOCOLS, SPECS, protocol_number
 
     assert sorted(PAPER_PROTOCOLS) == [1, 2, 3, 4, 5, 6]
     expected = {1: ("aqi36",), 2: ("physionet2012",), 3: ("exchange_rate",), 4: ("metr_la", "metr_la_impute"),

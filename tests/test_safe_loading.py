@@ -27,7 +27,7 @@ from tsdiff.config import load_config
 from tsdiff.data.adapters.graph import from_dcrnn_pickle
 from tsdiff.data.download import PART_SUFFIX, download, extract_archive, fetch_missing
 from tsdiff.data.safe_io import safe_load_pickle
-from tsdiff.data.sources.base import DataFile, DatasetSpec
+from tsdiff.data.datasets.base import DataFile, DatasetSpec
 from tsdiff.errors import ConfigError, DataError, DatasetNotFoundError, TsdiffError
 from tsdiff.training.checkpoint import load_model
 

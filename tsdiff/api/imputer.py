@@ -346,7 +346,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Args:
             source: the data ``[T, N, C]`` (NaN = missing) as anything with ``shape`` and
-                ``window(start, length)``: e.g. :func:`tsdiff.data.sources.files.open_source` on a
+                ``window(start, length)``: e.g. :func:`tsdiff.data.datasets.files.open_source` on a
                 netCDF or ``.npy`` file, :class:`~tsdiff.data.adapters.grid.GridSource` on a
                 dask-backed xarray grid, or :class:`~tsdiff.data.lazy.ArraySource` on an array.
             n_samples: imputations per window (default: ``n_samples``).

@@ -1,7 +1,7 @@
 """The dataset catalogue behind ``tsdiff datasets list | info NAME | verify [NAME ...]``.
 
 Registered protocol names (``DATASETS``) and dataset file specs
-(:data:`~tsdiff.data.sources.FILE_SPECS`) are both valid ``NAME`` s.
+(:data:`~tsdiff.data.datasets.FILE_SPECS`) are both valid ``NAME`` s.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _options(builder) -> dict:
 def list_lines() -> list[str]:
     """One line per registered protocol: name, description, files, task and PROTOCOLS.md number."""
     from tsdiff.data.protocol import DATASETS
-    from tsdiff.data.sources import SPECS, protocol_number
+    from tsdiff.data.datasets import SPECS, protocol_number
 
     out = []
     for name in DATASETS.names():
@@ -44,7 +44,7 @@ def info_lines(name: str, data_dir=None) -> list[str]:
     """Everything known about a protocol or dataset: files, checksums, source, licence, card, options."""
     from tsdiff.data.paths import data_dir as resolve
     from tsdiff.data.protocol import DATASETS
-    from tsdiff.data.sources import FILE_SPECS, SPECS, protocol_number
+    from tsdiff.data.datasets import FILE_SPECS, SPECS, protocol_number
 
     if name in DATASETS and name not in SPECS:  # a protocol on the user's own file
         builder = DATASETS.get(name)
@@ -89,8 +89,8 @@ def verify(names: list[str] | None = None, data_dir=None) -> tuple[list[str], in
         UnknownNameError: an unknown name.
     """
     from tsdiff.data.paths import data_dir as resolve
-    from tsdiff.data.sources import FILE_SPECS, SPECS
-    from tsdiff.data.sources.base import locate_files, verify_files
+    from tsdiff.data.datasets import FILE_SPECS, SPECS
+    from tsdiff.data.datasets.base import locate_files, verify_files
 
     if names:
         specs = []

@@ -8,7 +8,7 @@ the published SHA-256:
   verified file is renamed into place (``os.replace``, atomic on one file system).
   A ``.part`` left by a killed download is never read: the next attempt starts over.
 - :func:`fetch_missing` downloads the missing files of a
-  :class:`~tsdiff.data.sources.base.DatasetSpec` from known URLs, refusing files
+  :class:`~tsdiff.data.datasets.base.DatasetSpec` from known URLs, refusing files
   without a published checksum.
 - :func:`extract_archive` unpacks tar / zip archives after refusing members with
   absolute paths, ``..`` components, links or device files
@@ -65,7 +65,7 @@ def download(
             size or checksum does not match (the partial file is deleted).
         DatasetNotFoundError: the URL cannot be fetched (network error, HTTP error).
     """
-    from tsdiff.data.sources.base import sha256_file
+    from tsdiff.data.datasets.base import sha256_file
 
     dest = Path(dest)
     if not _is_sha256(sha256):
@@ -129,7 +129,7 @@ def fetch_missing(spec, root: str | os.PathLike | None, urls: Mapping[str, str],
     """Download the files of ``spec`` that are missing from the data directory.
 
     Args:
-        spec: a :class:`~tsdiff.data.sources.base.DatasetSpec`.
+        spec: a :class:`~tsdiff.data.datasets.base.DatasetSpec`.
         root: the data directory (as ``data.data_dir``; None: ``TSDIFF_DATA`` or the cache).
         urls: file name -> URL for the files that can be downloaded.
         kwargs: passed to :func:`download`.
@@ -140,7 +140,7 @@ def fetch_missing(spec, root: str | os.PathLike | None, urls: Mapping[str, str],
         DatasetNotFoundError: a missing file has no URL (from ``locate_files``).
     """
     from tsdiff.data.paths import data_dir
-    from tsdiff.data.sources.base import locate_files
+    from tsdiff.data.datasets.base import locate_files
 
     base, _ = data_dir(root)
     folder = base / spec.folder

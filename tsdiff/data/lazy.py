@@ -2,8 +2,8 @@
 
 A :class:`~tsdiff.data.protocol.Protocol` whose ``series`` is such a source reads each
 window when its :class:`~tsdiff.data.protocol.WindowDataset` item is asked for; the
-``file`` dataset (:mod:`tsdiff.data.sources.files`, ``data.dataset: file``) builds one
-from a netCDF grid or a ``.npy`` array (:func:`~tsdiff.data.sources.files.open_source`,
+``file`` dataset (:mod:`tsdiff.data.datasets.files`, ``data.dataset: file``) builds one
+from a netCDF grid or a ``.npy`` array (:func:`~tsdiff.data.datasets.files.open_source`,
 :class:`ArraySource`, :class:`NpyRows`), with held-out entries drawn per window
 (:class:`HeldOutPoints`).
 
@@ -53,7 +53,7 @@ class ArraySource:
     """A ``[T, N, C]`` (or ``[T, N]``, ``[T]``) array read one time slice at a time.
 
     Works on anything sliced along its first axis without loading the rest: a numpy
-    memory map (``np.load(path, mmap_mode="r")``, :func:`~tsdiff.data.sources.files.open_source`
+    memory map (``np.load(path, mmap_mode="r")``, :func:`~tsdiff.data.datasets.files.open_source`
     on a ``.npy`` file), an ``h5py`` or ``zarr`` array, or an ordinary array. Integer and float
     arrays are accepted; NaN marks a missing value.
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.splits import ForecastSplit
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.data.forecasting import forecasting_protocol

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.windows import contiguous_segments, covering_starts, sliding_starts
 from tsdiff.errors import ConfigError, DataError
 

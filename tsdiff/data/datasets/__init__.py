@@ -1,7 +1,9 @@
-"""Dataset sources; importing this package registers every dataset protocol.
+"""Dataset modules (one per dataset: its files and protocol); importing this package registers every
+dataset protocol. (In tsdiff a *source* is a lazy reader, ``shape`` + ``window(start, length)``:
+:mod:`tsdiff.data.lazy`; a *user file* is a CSV or netCDF a user hands in: :mod:`tsdiff.userfiles`.)
 
 - :data:`SPECS` maps each registered protocol name (``DATASETS``) to the
-  :class:`~tsdiff.data.sources.base.DatasetSpec` of the files it reads.
+  :class:`~tsdiff.data.datasets.base.DatasetSpec` of the files it reads.
 - :data:`FILE_SPECS` lists every dataset whose files tsdiff knows, by dataset name
   (including graph-only files that no protocol reads on its own), for
   ``tsdiff datasets verify``.
@@ -9,7 +11,7 @@
   protocol list (PROTOCOLS.md) to the registered names that implement them.
 """
 
-from tsdiff.data.sources import (  # noqa: F401  (register protocols)
+from tsdiff.data.datasets import (  # noqa: F401  (register protocols)
     aqi36, era5, era5_protocol, ett, files, lstnet, metr_la, metr_la_protocol, pems, physionet, physionet_protocol,
     traffic,
 )

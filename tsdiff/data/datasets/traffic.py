@@ -2,7 +2,7 @@
 
 - METR-LA / PEMS-BAY (DCRNN, Li et al. 2018): speeds in DCRNN's ``metr-la.h5`` /
   ``pems-bay.h5`` (pandas fixed-format HDF5, read with h5py by
-  :func:`~tsdiff.data.sources.hdf5.read_pandas_hdf5`: rows = 5-minute timestamps,
+  :func:`~tsdiff.data.datasets.hdf5.read_pandas_hdf5`: rows = 5-minute timestamps,
   columns = sensor ids) and the graph in ``adj_mx.pkl`` / ``adj_mx_bay.pkl`` (restricted
   unpickler). Zero speeds are missing readings (DCRNN masks them in its metrics), so
   they become NaN by default. Timestamps absent from the file (PEMS-BAY lacks the
@@ -29,9 +29,9 @@ from tsdiff.data.adapters.graph import from_dcrnn_pickle
 from tsdiff.data.forecasting import build_forecasting_protocol
 from tsdiff.data.protocol import DATASETS, Protocol
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
-from tsdiff.data.sources.hdf5 import read_pandas_hdf5
-from tsdiff.data.sources.pems import PEMS_NODES, read_pems_edge_list
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.hdf5 import read_pandas_hdf5
+from tsdiff.data.datasets.pems import PEMS_NODES, read_pems_edge_list
 from tsdiff.errors import ConfigError, DataError
 
 DCRNN_SOURCE = "DCRNN repo https://github.com/liyaguang/DCRNN (data/ links: metr-la.h5, pems-bay.h5; data/sensor_graph/)"

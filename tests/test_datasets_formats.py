@@ -63,7 +63,7 @@ def week(data_dir):
 
 
 def test_pandas_fixed_reader_round_trip(tmp_path, week):
-    from tsdiff.data.sources.hdf5 import list_frames, read_pandas_hdf5
+    from tsdiff.data.datasets.hdf5 import list_frames, read_pandas_hdf5
 
     frame = week.iloc[:50, :5].copy()
     frame["717447"] = (frame["717447"] * 8).round().astype(np.int64)  # second (integer) block
@@ -75,8 +75,8 @@ def test_pandas_fixed_reader_round_trip(tmp_path, week):
 
 
 def test_metr_la_h5_from_real_week(tmp_path, data_dir, week):
-    from tsdiff.data.sources.metr_la import load_metr_la
-    from tsdiff.data.sources.traffic import load_metr_la_full
+    from tsdiff.data.datasets.metr_la import load_metr_la
+    from tsdiff.data.datasets.traffic import load_metr_la_full
 
     frame = week.copy()
     frame.iloc[10, 3] = frame.iloc[11:14, 5] = 0.0  # DCRNN's missing readings are zeros
@@ -108,7 +108,7 @@ def test_metr_la_h5_from_real_week(tmp_path, data_dir, week):
 
 def test_pems_bay_h5_integer_ids_and_missing_hour(tmp_path, data_dir, week):
     from tsdiff.data.safe_io import safe_load_pickle
-    from tsdiff.data.sources.traffic import load_pems_bay
+    from tsdiff.data.datasets.traffic import load_pems_bay
 
     ids = [int(i) for i in safe_load_pickle(data_dir / "pems_bay" / "adj_mx_bay.pkl")[0]]
     values = np.resize(week.to_numpy(), (2016, 325))  # real speeds, spread over 325 sensors
@@ -126,8 +126,8 @@ def test_pems_bay_h5_integer_ids_and_missing_hour(tmp_path, data_dir, week):
 
 
 def test_bad_h5_files(tmp_path, data_dir, week):
-    from tsdiff.data.sources.hdf5 import read_pandas_hdf5
-    from tsdiff.data.sources.traffic import read_dcrnn_h5
+    from tsdiff.data.datasets.hdf5 import read_pandas_hdf5
+    from tsdiff.data.datasets.traffic import read_dcrnn_h5
 
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
@@ -167,8 +167,8 @@ def pems04_dir(tmp_path_factory, data_dir, week):
 
 
 def test_pems04_npz(pems04_dir, data_dir):
-    from tsdiff.data.sources.pems import load_pems_graph
-    from tsdiff.data.sources.traffic import load_pems_flows
+    from tsdiff.data.datasets.pems import load_pems_graph
+    from tsdiff.data.datasets.traffic import load_pems_flows
 
     root, data = pems04_dir
     s = load_pems_flows("pems04", root)
@@ -185,7 +185,7 @@ def test_pems04_npz(pems04_dir, data_dir):
 
 
 def test_bad_npz(tmp_path, data_dir):
-    from tsdiff.data.sources.traffic import read_pems_npz
+    from tsdiff.data.datasets.traffic import read_pems_npz
 
     dist = data_dir / "pems" / "PEMS08_distance.csv"
     obj = tmp_path / "obj.npz"
@@ -215,7 +215,7 @@ def test_lstnet_large_small_files_match_gluonts_recipe(tmp_path, data_dir):
     hourly sums and the split agree with GluonTS's own LSTNet recipe."""
     from gluonts.dataset.repository._lstnet import load_from_pandas
 
-    from tsdiff.data.sources.lstnet import aggregate, load_lstnet, lstnet_rolling_split, read_lstnet_text
+    from tsdiff.data.datasets.lstnet import aggregate, load_lstnet, lstnet_rolling_split, read_lstnet_text
 
     real = pd.read_csv(data_dir / "exchange_rate" / "exchange_rate.txt.gz", header=None).to_numpy()
     solar = real[:600, :5]
@@ -253,7 +253,7 @@ def test_lstnet_large_small_files_match_gluonts_recipe(tmp_path, data_dir):
 ])
 def test_lstnet_large_full_size_protocols(tmp_path, data_dir, name, shape, train_end, first_hour):
     """Full-size files in the published shape (values tiled from the real exchange-rate file)."""
-    from tsdiff.data.sources.lstnet import LSTNET_LARGE
+    from tsdiff.data.datasets.lstnet import LSTNET_LARGE
 
     with gzip.open(data_dir / "exchange_rate" / "exchange_rate.txt.gz", "rt") as fh:
         tokens = np.array([t for line in fh for t in line.strip().split(",")])
@@ -276,7 +276,7 @@ def test_lstnet_large_full_size_protocols(tmp_path, data_dir, name, shape, train
 
 def test_window_split_rules_and_short_series():
     from tsdiff.data.adapters.frames import from_numpy
-    from tsdiff.data.sources.traffic import window_split, windowed_forecasting_protocol
+    from tsdiff.data.datasets.traffic import window_split, windowed_forecasting_protocol
     from tsdiff.errors import ConfigError
 
     tr, va, te = window_split(34249, (0.7, 0.1, 0.2), "dcrnn")  # full METR-LA: 34272 - 23 windows

@@ -16,7 +16,7 @@ import numpy as np
 
 from tsdiff.data.forecasting import chronological_forecasting_protocol
 from tsdiff.data.protocol import DATASETS, Protocol, chronological_imputation_protocol
-from tsdiff.data.sources.era5 import load_era5
+from tsdiff.data.datasets.era5 import load_era5
 from tsdiff.errors import ConfigError
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from tsdiff.data.forecasting import build_forecasting_protocol
 from tsdiff.data.protocol import DATASETS, Protocol
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.splits import ForecastSplit, forecast_starts, rolling_cutoffs
 from tsdiff.errors import ConfigError, DataError
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from tsdiff.data.eval_masks import EVAL_MASKS
 from tsdiff.data.forecasting import chronological_forecasting_protocol
 from tsdiff.data.protocol import DATASETS, Protocol, chronological_imputation_protocol
-from tsdiff.data.sources.metr_la import load_metr_la
+from tsdiff.data.datasets.metr_la import load_metr_la
 from tsdiff.errors import ConfigError
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsdiff.data.sources.base import DatasetSpec, DataFile, locate_files
+from tsdiff.data.datasets.base import DatasetSpec, DataFile, locate_files
 from tsdiff.errors import DatasetNotFoundError
 
 
 @pytest.mark.filterwarnings(r"ignore:.*BDay|.*PeriodDtype\[B\]:FutureWarning")
 def test_exchange_rate_file_and_nips_split(data_dir):
-    from tsdiff.data.sources.lstnet import exchange_rate_nips_split, load_exchange_rate
+    from tsdiff.data.datasets.lstnet import exchange_rate_nips_split, load_exchange_rate
 
     s = load_exchange_rate(data_dir)
     assert s.shape == (7588, 8, 1) and s.values.dtype == np.float64
@@ -39,7 +39,7 @@ def test_exchange_rate_file_and_nips_split(data_dir):
 def test_lstnet_generic_loader_on_written_files(tmp_path, data_dir):
     import gzip
 
-    from tsdiff.data.sources.lstnet import read_lstnet_text
+    from tsdiff.data.datasets.lstnet import read_lstnet_text
 
     rng = np.random.default_rng(0)
     arr = rng.random((50, 4))
@@ -62,7 +62,7 @@ def test_lstnet_generic_loader_on_written_files(tmp_path, data_dir):
 
 
 def test_etth1(data_dir):
-    from tsdiff.data.sources.ett import etth1_split, load_etth1
+    from tsdiff.data.datasets.ett import etth1_split, load_etth1
 
     s = load_etth1(data_dir)
     assert s.shape == (17420, 1, 7) and s.channel_names[-1] == "OT"
@@ -78,7 +78,7 @@ def test_etth1(data_dir):
 def test_metr_la_week_and_graph(data_dir):
     from tsdiff.data.spatial import GraphSpatial
 
-    from tsdiff.data.sources.metr_la import load_metr_la
+    from tsdiff.data.datasets.metr_la import load_metr_la
 
     s = load_metr_la(data_dir)
     assert s.shape == (2016, 207, 1) and s.node_names[:2] == ["773869", "767541"]
@@ -92,7 +92,7 @@ def test_metr_la_week_and_graph(data_dir):
 
 def test_pems_graphs(data_dir):
     from tsdiff.data.adapters.graph import from_dcrnn_pickle
-    from tsdiff.data.sources.pems import load_pems_bay_graph, load_pems_graph
+    from tsdiff.data.datasets.pems import load_pems_bay_graph, load_pems_graph
 
     g4, g8 = load_pems_graph("pems04", data_dir), load_pems_graph("pems08", data_dir)
     assert (g4.num_nodes, g4.num_edges) == (307, 209) and (g8.num_nodes, g8.num_edges) == (170, 137)
@@ -107,7 +107,7 @@ def test_pems_graphs(data_dir):
 
 
 def test_physionet2012(data_dir):
-    from tsdiff.data.sources.physionet import load_physionet2012
+    from tsdiff.data.datasets.physionet import load_physionet2012
 
     d = load_physionet2012(data_dir)
     assert d.values.shape == (4000, 48, 35) and len(d.variables) == 35
@@ -129,7 +129,7 @@ def test_era5_lazy_and_round_trip(data_dir):
     import dask.array as da
     import xarray as xr
 
-    from tsdiff.data.sources.era5 import open_era5
+    from tsdiff.data.datasets.era5 import open_era5
 
     g = open_era5(data_dir)
     assert isinstance(g.fields[0].data, da.Array)  # nothing read yet
@@ -147,7 +147,7 @@ def test_era5_lazy_and_round_trip(data_dir):
 
 
 def test_missing_file_error_names_source(tmp_path):
-    from tsdiff.data.sources.lstnet import SPEC, load_exchange_rate
+    from tsdiff.data.datasets.lstnet import SPEC, load_exchange_rate
 
     with pytest.raises(DatasetNotFoundError, match="laiguokun"):
         load_exchange_rate(tmp_path)
@@ -157,7 +157,7 @@ def test_missing_file_error_names_source(tmp_path):
 
 
 def test_specs_match_sha256sums(data_dir):
-    from tsdiff.data.sources import era5, ett, lstnet, metr_la, pems, physionet
+    from tsdiff.data.datasets import era5, ett, lstnet, metr_la, pems, physionet
 
     sums = dict(line.split()[::-1] for line in (data_dir / "SHA256SUMS").read_text().splitlines() if line.strip())
     specs = [era5.SPEC, ett.SPEC, lstnet.SPEC, metr_la.SPEC, physionet.SPEC, pems.PEMS_BAY_SPEC, *pems.PEMS_SPECS.values()]

@@ -30,7 +30,7 @@ from tsdiff.data.forecasting import chronological_forecasting_protocol
 from tsdiff.data.lazy import ArraySource, HeldOutPoints, NpyRows
 from tsdiff.data.paths import data_dir as resolve_data_dir
 from tsdiff.data.protocol import DATASETS, Protocol, fit_scaler_on_windows, imputation_splits
-from tsdiff.data.sources.base import sha256_file
+from tsdiff.data.datasets.base import sha256_file
 from tsdiff.errors import ConfigError, DataError
 
 TASKS = ("imputation", "forecasting")
@@ -86,7 +86,7 @@ def file_protocol(data_dir=None, path: str | None = None, task: str = "imputatio
                   checksum: bool = True) -> Protocol:
     """Imputation or forecasting on your own netCDF grid or .npy array, read window by window.
 
-    Options and splits: the docstring of :mod:`tsdiff.data.sources.files`.
+    Options and splits: the docstring of :mod:`tsdiff.data.datasets.files`.
     """
     if task not in TASKS:
         raise ConfigError(f"data.options.task must be one of {', '.join(TASKS)}, got {task!r}")

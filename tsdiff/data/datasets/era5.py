@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tsdiff.data.adapters.grid import GridSource, open_lazy_dataset
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 
 SPEC = DatasetSpec(
     name="era5_uk_t2m",

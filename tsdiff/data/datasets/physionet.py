@@ -22,7 +22,7 @@ import pandas as pd
 
 from tsdiff.data.safe_io import safe_tar_members
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.data.splits import entity_split
 from tsdiff.errors import DataError
 

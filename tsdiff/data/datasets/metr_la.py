@@ -15,7 +15,7 @@ import pandas as pd
 
 from tsdiff.data.adapters.graph import from_dcrnn_pickle
 from tsdiff.data.series import Series
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.errors import DataError
 
 SPEC = DatasetSpec(

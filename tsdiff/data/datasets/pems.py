@@ -17,7 +17,7 @@ import pandas as pd
 
 from tsdiff.data.adapters.graph import from_dcrnn_pickle, from_edge_list
 from tsdiff.data.spatial import GraphSpatial
-from tsdiff.data.sources.base import DataFile, DatasetSpec, checksums, locate_files
+from tsdiff.data.datasets.base import DataFile, DatasetSpec, checksums, locate_files
 from tsdiff.errors import DataError, UnknownNameError
 
 PEMS_NODES = {"pems04": 307, "pems08": 170}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tsdiff.data.protocol import DATASETS, Protocol, SplitWindows, fit_scaler_on_windows
 from tsdiff.data.series import Series
-from tsdiff.data.sources.physionet import NUM_HOURS, load_physionet2012
+from tsdiff.data.datasets.physionet import NUM_HOURS, load_physionet2012
 from tsdiff.errors import ConfigError
 
 
