@@ -306,3 +306,22 @@ def test_report_shows_the_coverage_a_calibrated_ensemble_of_each_entry_reaches(t
     assert "| eight | model | 0 | 1 | 0.7 | 0.7778 | ddpm / 10 | 8 |" in text
     assert "| hundred | model | 0 | **0.5** | **0.85** | 0.8812 | ddpm / 10 | 100 |" in text
     assert "| point | model | 0 | 2 | 0 | - | ddpm / 10 | 1 |" in text
+
+
+def test_report_headline_sets_the_best_model_against_the_best_baseline(tmp_path):
+    def rec(entry, kind, seed, crps, mae, n_samples=20, coverage=0.8):
+        return {"task": "a", "protocol": "p", "model": entry, "sampler": "ddpm", "nfe": 10, "n_samples": n_samples,
+                "seed": seed, "metrics": {"crps": crps, "mae": mae, "coverage_90": coverage}, "train_seconds": 1.0,
+                "sample_seconds": 0.5, "bench": {"suite": "s", "task": "a", "entry": entry, "kind": kind,
+                                                 "dataset": "aqi36", "run_id": f"s/a/{entry}/seed{seed}"}}
+    d = tmp_path / "r"
+    d.mkdir()
+    rows = [("good", "model", 0, 0.4, 9.0), ("good", "model", 1, 0.6, 11.0), ("bad", "model", 0, 0.9, 8.0),
+            ("linear_interpolation", "baseline", 0, 0.55, 10.5), ("mice", "baseline", 0, 0.7, 12.0)]
+    for e, k, seed, crps, mae in rows:
+        (d / f"{e}{seed}.json").write_text(json.dumps(rec(e, k, seed, crps, mae)))
+    text = render_leaderboard(d, tmp_path / "L.md", plots=False, log=lambda _: None).read_text()
+    head = text[text.index("## Headline"): text.index("## s / a")]
+    # the best model by mean CRPS over its seeds (0.5), against the best baseline (0.55); its MAE
+    # (10.0) against linear interpolation's (10.5); 20 samples reach 0.81 when calibrated
+    assert "| s / a | good (2) | 0.5 | linear_interpolation | 0.55 | 0.91 ✓ | 10 (10.5) ✓ | 0.8 (0.8095) |" in head

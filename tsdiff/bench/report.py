@@ -125,6 +125,37 @@ def task_table(entries: dict[str, list[dict]], metrics: list[str], link_base: Pa
     return lines, stats
 
 
+def headline_table(tasks: dict) -> list[str]:
+    """One row per task: the best tsdiff model against the best baseline or peer, by mean CRPS.
+
+    ``tasks``: ``{(suite, task): (entries, stats)}`` as :func:`task_table` gives them. Also the
+    model's MAE against linear interpolation's where the task has that baseline (imputation),
+    and the model's 90% coverage against what a calibrated ensemble of its size reaches."""
+    lines = ["| suite / task | best tsdiff entry (seeds) | CRPS | best baseline or peer | CRPS | ratio "
+             "| MAE (linear interpolation) | coverage_90 (if calibrated) |", "|" + "---|" * 8]
+    for (suite, task), (entries, stats) in sorted(tasks.items()):
+        kind = {n: recs[0]["bench"]["kind"] for n, recs in entries.items()}
+        crps = {n: st["crps"][0] for n, st in stats.items() if "crps" in st}
+        models = [n for n in crps if kind[n] == "model"]
+        bases = [n for n in crps if kind[n] != "model"]
+        if not models or not bases:
+            continue
+        m, b = min(models, key=crps.get), min(bases, key=crps.get)
+        ratio = crps[m] / crps[b] if crps[b] > 0 else float("inf")
+        mae = "-"
+        if "linear_interpolation" in stats and "mae" in stats[m] and "mae" in stats["linear_interpolation"]:
+            mm, lm = stats[m]["mae"][0], stats["linear_interpolation"]["mae"][0]
+            mae = f"{_fmt(mm)} ({_fmt(lm)})" + (" ✓" if mm <= lm else " ✗")
+        cov = "-"
+        if "coverage_90" in stats[m]:
+            n = int(entries[m][0]["n_samples"])
+            cov = f"{_fmt(stats[m]['coverage_90'][0])} ({_fmt(calibrated_coverage(n, 0.9))})"
+        seeds = len(entries[m])
+        lines.append(f"| {suite} / {task} | {m} ({seeds}) | {_fmt(crps[m])} | {b} | {_fmt(crps[b])} "
+                     f"| {ratio:.2f}{' ✓' if ratio <= 1 else ' ✗'} | {mae} | {cov} |")
+    return lines
+
+
 def plot_task(path: Path, title: str, stats: dict, metric: str) -> bool:
     """Bar plot of one metric (mean ± std over seeds) per entry; False if nothing to plot."""
     import matplotlib
@@ -181,6 +212,12 @@ def render_leaderboard(records_dir: str | os.PathLike = "benchmarks/records",
              "read an entry's coverage against it. "
              "Point forecasts (one sample) have CRPS = MRE and zero-width intervals. Metrics are in the "
              "protocol's units (PhysioNet: z-scores).", ""]
+    tables = {key: task_table(groups[key], metrics, out.parent) for key in sorted(groups)}
+    lines += ["## Headline", "",
+              "Per task, the tsdiff model with the lowest mean CRPS against the best baseline or peer (ratio "
+              "below 1: tsdiff ahead), its MAE against linear interpolation's on imputation tasks, and its 90% "
+              "coverage against what a calibrated ensemble of its sample count reaches.", ""]
+    lines += headline_table({key: (groups[key], tables[key][1]) for key in tables}) + [""]
     for (suite, task) in sorted(groups):
         entries = groups[(suite, task)]
         any_rec = next(iter(entries.values()))[0]
@@ -188,7 +225,7 @@ def render_leaderboard(records_dir: str | os.PathLike = "benchmarks/records",
                   f"protocol `{any_rec['protocol']}` ({any_rec['bench']['dataset']}, "
                   f"{any_rec.get('n_windows', '?')} windows, {any_rec['metrics'].get('n_targets', '?')} scored "
                   f"entries, units: {any_rec.get('units', 'data units')})", ""]
-        table, stats = task_table(entries, metrics, out.parent)
+        table, stats = tables[(suite, task)]
         lines += table
         if can_plot:
             png = plot_dir / f"{suite}__{task}.png"
