@@ -36,15 +36,15 @@ HOLES = ("point", "block")
 def load_table(name: str, data_dir: str | None) -> pd.DataFrame:
     """The table ``[T, F]`` (DatetimeIndex, one column per series), NaN where it has no value."""
     if name == "aqi36":
-        from tsdiff.data.sources.aqi36 import load_aqi36
+        from tsdiff.data.datasets.aqi36 import load_aqi36
 
         series = load_aqi36(data_dir)[0]  # the ground-truth table (its own 13% missing stay missing)
     elif name == "etth1":
-        from tsdiff.data.sources.ett import load_etth1
+        from tsdiff.data.datasets.ett import load_etth1
 
         series = load_etth1(data_dir)
     else:
-        from tsdiff.data.sources.lstnet import load_exchange_rate
+        from tsdiff.data.datasets.lstnet import load_exchange_rate
 
         series = load_exchange_rate(data_dir)
     values = series.values.reshape(series.shape[0], -1)
