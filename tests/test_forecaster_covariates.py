@@ -212,3 +212,74 @@ def test_covariates_need_a_wide_frame(etth1):
 def test_timegrad_forecaster_with_calendar_names_the_fix(etth1):
     with pytest.raises(ConfigError, match="timegrad' cannot use covariates"):
         tsdiff.Forecaster(model="timegrad", **{**TINY, "model_options": None}).fit(etth1[["OT"]].iloc[:380])
+
+
+# --- long frames and GluonTS datasets --------------------------------------------------------
+def _long(etth1, rows):
+    """Two items on the same hours: ETTh1's first and second 200 rows, with OT, HUFL and LULL."""
+    parts = [pd.DataFrame({"item_id": item, "timestamp": etth1.index[:rows], **{c: etth1[c].to_numpy()[off:off + rows]
+                                                                                 for c in ("OT", "HUFL", "LULL")}})
+             for item, off in (("a", 0), ("b", 200))]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_long_frame_covariates_per_item(etth1, tmp_path):
+    hist = _long(etth1, 180)
+    fc = tsdiff.Forecaster(covariates=["HUFL"], future_covariates=["LULL"], **TINY).fit(hist)
+    spec = fc.covariate_spec_
+    assert spec.past == ["a:HUFL", "b:HUFL"] and spec.future == ["a:LULL", "b:LULL"]
+    assert fc.signature_["node_names"] == ["a", "b"] and fc.signature_["channel_names"] == ["OT"]
+    fut = _long(etth1, 188)
+    fut = fut[fut.timestamp >= etth1.index[180]][["item_id", "timestamp", "LULL"]]
+    a = fc.predict(hist, future_covariates=fut).samples
+    assert a.shape == (2, 8, 2)
+    fc.save(tmp_path / "long.pt")
+    assert np.array_equal(a, tsdiff.Forecaster.load(tmp_path / "long.pt").predict(hist, future_covariates=fut).samples)
+    with pytest.raises(DataError, match=r"\['HUFL'\] are not in the long DataFrame passed to predict"):
+        fc.predict(hist.drop(columns=["HUFL"]), future_covariates=fut)
+
+
+def _entries(etth1, n_target, n_future, static=False):
+    from gluonts.dataset.common import ListDataset
+
+    entry = {"start": pd.Period(etth1.index[0], freq="h"), "item_id": "ot", "target": etth1["OT"].to_numpy()[:n_target],
+             "feat_dynamic_real": etth1[["LULL"]].to_numpy().T[:, :n_future],
+             "past_feat_dynamic_real": etth1[["HUFL", "HULL"]].to_numpy().T[:, :n_target]}
+    if static:
+        entry["feat_static_cat"] = [3]
+    return ListDataset([entry], freq="h")
+
+
+def test_gluonts_dynamic_fields_are_covariates(etth1):
+    from tsdiff.gluonts import DiffusionEstimator
+
+    fc = tsdiff.Forecaster(**TINY).fit(_entries(etth1, 380, 380))
+    spec = fc.covariate_spec_
+    assert spec.future == ["ot:feat_dynamic_real:0"] and len(spec.past) == 2 and spec.calendar
+    # feat_dynamic_real reaching 8 steps past the target gives the horizon's known-future values
+    a = fc.predict(_entries(etth1, 380, 388)).samples
+    assert a.shape == (2, 8, 1)
+    changed = [dict(e) for e in _entries(etth1, 380, 388)]
+    changed[0]["feat_dynamic_real"] = changed[0]["feat_dynamic_real"] * 4.0
+    assert not np.allclose(a, fc.predict(changed).samples)
+    with pytest.raises(DataError, match="the entries' feat_dynamic_real does not cover the forecast horizon"):
+        fc.predict(_entries(etth1, 380, 384))
+    options = {k: v for k, v in TINY.items() if k != "prediction_length"}
+    predictor = DiffusionEstimator(prediction_length=8, **options).train(_entries(etth1, 380, 380))
+    (forecast,) = predictor.predict(_entries(etth1, 380, 388))
+    assert forecast.samples.shape == (2, 8)
+
+
+def test_gluonts_static_fields_are_named_as_unused(etth1):
+    with pytest.warns(UserWarning, match="feat_static_cat.*not used"):
+        tsdiff.Forecaster(**TINY).fit(_entries(etth1, 380, 380, static=True))
+
+
+def test_a_frequency_without_calendar_features_warns_and_trains_without(etth1):
+    monthly = pd.DataFrame({"OT": etth1["OT"].to_numpy()[:40]}, index=pd.date_range("2000-01-03", periods=40,
+                                                                                      freq="BMS"))
+    with pytest.warns(UserWarning, match="no calendar features for frequency 'BMS'"):
+        fc = tsdiff.Forecaster(**TINY).fit(monthly)
+    assert fc.covariate_spec_ is None
+    with pytest.raises(ConfigError, match="calendar must be True or False"):
+        tsdiff.Forecaster(calendar="yes", **TINY).fit(monthly)

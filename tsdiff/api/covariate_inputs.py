@@ -30,6 +30,67 @@ def check_names(covariates, future_covariates) -> tuple[list, list]:
     return out[0], out[1]
 
 
+def covariate_data(data, past: list, future: list, targets=None, *, freq=None, where: str = "fit",
+                   trained: CovariateSpec | None = None):
+    """``(target_data, past_frame, future_frame)`` of any input: a wide DataFrame's covariate columns
+    (:func:`split_frame`), a GluonTS dataset's ``feat_dynamic_real`` / ``past_feat_dynamic_real``
+    (:func:`~tsdiff.data.adapters.gluonts.covariate_frames`; GluonTS entries declare their own
+    covariates), or ``(data, None, None)`` without covariates. ``trained``: at predict, the
+    model's covariates, which the data must have."""
+    from tsdiff.api.inputs import _is_gluonts
+
+    if _is_gluonts(data):
+        from tsdiff.data.adapters.gluonts import covariate_frames
+
+        if trained is None and (past or future):
+            raise ConfigError("a GluonTS dataset declares its covariates itself (feat_dynamic_real, "
+                              "past_feat_dynamic_real); leave covariates= / future_covariates= unset")
+        entries = data.train if hasattr(data, "train") and hasattr(data, "metadata") else data
+        past_df, future_df = covariate_frames(entries, freq or getattr(getattr(data, "metadata", None), "freq", None))
+        if trained is not None:
+            have = [] if past_df is None else list(past_df.columns)
+            have += [] if future_df is None else list(future_df.columns)
+            missing = [c for c in trained.columns if c not in have]
+            if missing:
+                raise DataError(f"covariate column(s) {missing[:4]} are not in the data passed to {where}: the model was "
+                                "trained on GluonTS entries with these feat_dynamic_real / past_feat_dynamic_real rows; "
+                                "give every entry the same fields")
+            past_df = None if past_df is None else past_df[trained.past]
+            future_df = None if future_df is None else future_df[trained.future]
+        return data, past_df, future_df
+    if isinstance(data, pd.DataFrame) and {ITEM, TIME} <= set(data.columns) and (past or future):
+        missing = [c for c in list(future) + list(past) if c not in data.columns]
+        if missing:
+            raise DataError(f"covariate column(s) {missing} are not in the long DataFrame passed to {where} (its "
+                            f"columns: {list(data.columns)[:12]}); add them, or leave them out of covariates= / "
+                            "future_covariates=")
+        past_df, future_df = long_to_wide(data, past), long_to_wide(data, future)
+        if trained is not None:
+            for frame, cols in ((past_df, trained.past), (future_df, trained.future)):
+                lack = [c for c in cols if c not in frame.columns]
+                if lack:
+                    raise DataError(f"covariate column(s) {lack[:4]} (item:column) are not in the data passed to "
+                                    f"{where}; pass the same items as in fit")
+            past_df, future_df = past_df[trained.past], future_df[trained.future]
+        return data.drop(columns=list(past) + list(future)), past_df, future_df
+    if past or future or targets is not None:
+        return split_frame(data, past, future, targets, where=where)
+    return data, None, None
+
+
+#: The item and time columns of long DataFrames with covariates (to_series' defaults).
+ITEM, TIME = "item_id", "timestamp"
+
+
+def long_to_wide(frame: pd.DataFrame, names: list) -> pd.DataFrame:
+    """A long DataFrame's columns ``names`` as a wide frame: one column ``"<item>:<name>"`` per item
+    and name, on its timestamps (covariates are read per item, and every item's are shared)."""
+    times = pd.to_datetime(frame[TIME], format="mixed")
+    wide = frame.assign(**{TIME: times}).pivot(index=TIME, columns=ITEM, values=list(names))
+    wide.columns = [f"{item}:{name}" for name, item in wide.columns]
+    return wide.astype(np.float64)
+
+
 def split_frame(data, past: list, future: list, targets=None, where: str = "fit"):
     """``(target_frame, past_frame, future_frame)`` of a wide DataFrame: the covariate columns
     taken out, the targets the other columns (or ``targets``).
@@ -74,7 +135,8 @@ def check_known(frame: pd.DataFrame, where: str) -> None:
                         "column as a past-only covariate (covariates=)")
 
 
-def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.DatetimeIndex, targets) -> np.ndarray:
+def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.DatetimeIndex, targets,
+                source: str = "future_covariates") -> np.ndarray:
     """``[H, Kf]`` known-future covariates of the horizon ``future_index`` from the ``future_covariates``
     frame (its rows at those timestamps; other rows are ignored).
 
@@ -89,6 +151,9 @@ def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.Datetim
         raise DataError(f"this model was trained with known-future covariates {spec.future}: pass "
                         f"predict(..., future_covariates=frame) with those columns over the {H} forecast steps "
                         f"{future_index[0]} .. {future_index[-1]}")
+    if isinstance(future_covariates, pd.DataFrame) and {ITEM, TIME} <= set(future_covariates.columns):
+        raw = [c for c in future_covariates.columns if c not in (ITEM, TIME)]
+        future_covariates = long_to_wide(future_covariates, raw)
     if not isinstance(future_covariates, pd.DataFrame) or not isinstance(future_covariates.index, pd.DatetimeIndex):
         raise DataError("future_covariates must be a DataFrame with a DatetimeIndex covering the forecast steps, got "
                         f"{type(future_covariates).__name__}")
@@ -102,11 +167,11 @@ def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.Datetim
                         f"covariates {spec.future}")
     uncovered = future_index.difference(future_covariates.index)
     if len(uncovered):
-        raise DataError(f"future_covariates does not cover the forecast horizon: {len(uncovered)} of its {H} steps "
+        raise DataError(f"{source} does not cover the forecast horizon: {len(uncovered)} of its {H} steps "
                         f"are missing, the first {uncovered[0]} (the horizon is {future_index[0]} .. "
                         f"{future_index[-1]}); pass rows for every forecast step")
     frame = future_covariates.loc[future_index, spec.future]
-    check_known(frame, "future_covariates")
+    check_known(frame, source)
     return frame.to_numpy(np.float64)
 
 
@@ -129,19 +194,24 @@ def fit_covariates(past: pd.DataFrame | None, future: pd.DataFrame | None, index
     """The covariate spec of a training set and its ``[T, K']`` scaled rows
     (:meth:`CovariateSpec.rows`), or ``(None, None)`` without covariates and calendar features.
 
+    With ``calendar=True``, a frequency GluonTS has no calendar features for (``BMS``, ``ms``, ...)
+    gives none, with a UserWarning; so does data without a frequency.
+
     Raises:
-        ConfigError: ``calendar=True`` with a frequency GluonTS has no calendar features for.
         DataError: NaN in known-future covariates, a covariate without any value.
     """
+    import warnings
+
     from tsdiff.data.covariates import calendar_names
 
     if not isinstance(calendar, bool):
         raise ConfigError(f"calendar must be True or False, got {calendar!r}")
     try:
         names = calendar_names(freq) if calendar else []
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise ConfigError(f"no calendar features are known for frequency {freq!r} ({err}); pass calendar=False") \
-            from None
+    except (RuntimeError, ValueError, KeyError):
+        warnings.warn(f"GluonTS has no calendar features for frequency {freq!r}: the model gets none (pass "
+                      "calendar=False to say so)", UserWarning, stacklevel=3)
+        names = []
     empty = pd.DataFrame(index=index)
     past = empty if past is None else past.reindex(index)
     future = empty if future is None else future.reindex(index)

@@ -12,9 +12,9 @@ import torch
 from tsdiff import validation as checks
 from tsdiff.api import fitting, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
-from tsdiff.api.covariate_inputs import check_names, fit_covariates, forecast_block, future_rows, split_frame
+from tsdiff.api.covariate_inputs import check_names, covariate_data, fit_covariates, forecast_block, future_rows
 from tsdiff.api.fitting import _spread
-from tsdiff.api.inputs import _last_steps, to_series
+from tsdiff.api.inputs import _is_gluonts, _last_steps, to_series
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _seed
@@ -80,8 +80,11 @@ class Forecaster(BaseEstimator):
             and 1.31x
             (``benchmarks/accuracy/forecaster_tables.py --part tune``; records in
             ``benchmarks/records/accuracy/``).
-        covariates: column names of a wide DataFrame that are past-only covariates: the model reads
-            them over the context (the last ``context_length`` steps), not over the horizon.
+        covariates: column names of a wide (or long) DataFrame that are past-only covariates: the
+            model reads them over the context (the last ``context_length`` steps), not over the
+            horizon. A long frame's are read per item; a GluonTS dataset brings its own
+            (``feat_dynamic_real``: known-future, ``past_feat_dynamic_real``: past-only) and takes
+            neither argument.
         future_covariates: column names of known-future covariates: read over the context from the
             data, and over the horizon from ``predict(..., future_covariates=frame)``.
         calendar: calendar features of the frequency as known-future covariates (GluonTS's
@@ -207,9 +210,7 @@ class Forecaster(BaseEstimator):
         device = resolve_device(self.device)  # before anything slow
         past_cols, future_cols = check_names(self.covariates, self.future_covariates)
         targets = data_options.pop("targets", None)
-        past_df = future_df = None
-        if past_cols or future_cols or targets is not None:
-            data, past_df, future_df = split_frame(data, past_cols, future_cols, targets, where="fit")
+        data, past_df, future_df = covariate_data(data, past_cols, future_cols, targets, freq=self.freq)
         series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, **data_options)
         H, ctx = self.prediction_length, self.context
         T = series.shape[0]
@@ -336,15 +337,20 @@ class Forecaster(BaseEstimator):
             checks.check_random_state(random_state)
         spec = self.covariate_spec_
         cov_frame = self.covariate_frame_
+        horizon_source = "future_covariates"
         if data is None:
             if self.series_ is None:
                 raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
             series, source = self.series_, self.source_
         else:
             if spec is not None and spec.columns:
-                data, past_df, future_df = split_frame(data, spec.past, spec.future, self.signature_.get("columns"),
-                                                       where="predict")
-                cov_frame = pd.concat([future_df, past_df], axis=1)
+                gluonts = _is_gluonts(data)
+                past_cols, future_cols = check_names(self.covariates, self.future_covariates)
+                data, past_df, future_df = covariate_data(data, past_cols, future_cols, self.signature_.get("columns"),
+                                                          freq=self.freq, where="predict", trained=spec)
+                cov_frame = pd.concat([f for f in (future_df, past_df) if f is not None], axis=1)
+                if gluonts and future_covariates is None:  # feat_dynamic_real reaches into the horizon
+                    future_covariates, horizon_source = future_df, "the entries' feat_dynamic_real"
             series, source = to_series(data, freq=self.freq, graph=graph, lazy=True)
             self.check_data(series)
             if series.spatial is None and self.series_ is not None:
@@ -361,7 +367,8 @@ class Forecaster(BaseEstimator):
         if spec is not None:
             frame = pd.DataFrame(index=history.time_index) if cov_frame is None else cov_frame
             block = forecast_block(spec, frame, history.time_index,
-                                   future_rows(future_covariates, spec, future, self.signature_.get("columns", [])),
+                                   future_rows(future_covariates, spec, future, self.signature_.get("columns", []),
+                                               horizon_source),
                                    future)
         elif future_covariates is not None:
             raise DataError("this model was trained without known-future covariates; drop future_covariates=, or fit "
