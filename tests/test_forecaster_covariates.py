@@ -74,23 +74,36 @@ def test_condition_repeat_and_slice_carry_covariates():
     assert torch.equal(rep.slice(1, 2).covariates, cov[1:2])
 
 
-@pytest.mark.parametrize("name,options", [("csdi", {"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8}),
-                                          ("sssd", {"layers": 1, "channels": 8})])
-def test_every_window_family_reads_covariates_through_one_projection(name, options):
+def _spatial(kind):
+    from tsdiff.data.spatial import GraphSpatial, GridSpatial
+
+    if kind == "graph":
+        return GraphSpatial(torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]), torch.ones(4), 4)
+    if kind == "grid":
+        return GridSpatial(np.array([50.0, 49.75]), np.array([1.0, 1.25]))
+    return None
+
+
+@pytest.mark.parametrize("name,options,spatial", [
+    ("csdi", {"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8}, None),
+    ("sssd", {"layers": 1, "channels": 8}, None),
+    ("graph_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "graph"),
+    ("grid_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "grid")])
+def test_every_window_family_reads_covariates_through_one_projection(name, options, spatial):
     torch.manual_seed(0)
-    net = build_model({"name": name, **options, "num_covariates": 3}, 2, 1)
+    net = build_model({"name": name, **options, "num_covariates": 3}, 4, 1)
     with torch.no_grad():  # the output layers start at zero: give every weight a value
         for p in net.parameters():
             p.normal_(0.0, 0.3)
-    x = torch.randn(2, 8, 2, 1)
-    cond = Condition(values=torch.randn(2, 8, 2, 1), cond_mask=torch.zeros(2, 8, 2, 1, dtype=torch.bool),
-                     covariates=torch.zeros(2, 8, 3))
+    x = torch.randn(2, 8, 4, 1)
+    cond = Condition(values=torch.randn(2, 8, 4, 1), cond_mask=torch.zeros(2, 8, 4, 1, dtype=torch.bool),
+                     covariates=torch.zeros(2, 8, 3), spatial=_spatial(spatial))
     net.eval()
     a = net(x, torch.tensor([5, 5]), cond)
     cond.covariates = torch.ones(2, 8, 3)
     assert not torch.allclose(a, net(x, torch.tensor([5, 5]), cond))
     with pytest.raises(DataError, match="trained with 3 covariate channels"):
-        net(x, torch.tensor([5, 5]), Condition(values=cond.values, cond_mask=cond.cond_mask))
+        net(x, torch.tensor([5, 5]), Condition(values=cond.values, cond_mask=cond.cond_mask, spatial=cond.spatial))
 
 
 def test_families_without_a_covariate_input_refuse_them():
