@@ -296,3 +296,26 @@ def test_a_frequency_without_calendar_features_warns_and_trains_without(etth1):
     assert fc.covariate_spec_ is None
     with pytest.raises(ConfigError, match="calendar must be True or False"):
         tsdiff.Forecaster(calendar="yes", **TINY).fit(monthly)
+
+
+def test_backtest_of_a_long_frame_with_covariates(etth1):
+    data = _long(etth1, 200)
+    fc = tsdiff.Forecaster(covariates=["HUFL"], future_covariates=["LULL"], **TINY)
+    fc.fit(data[data.timestamp < etth1.index[184]])
+    result = fc.backtest(data, windows=2, n_samples=2)
+    assert result.metrics["series"].tolist() == ["a", "b", "a", "b"]
+    assert result.cutoffs.tolist() == [184, 192] and np.isfinite(result.metrics["crps"]).all()
+    direct = fc.predict(data[data.timestamp < etth1.index[192]],
+                        future_covariates=data[data.timestamp >= etth1.index[192]][["item_id", "timestamp", "LULL"]])
+    np.testing.assert_array_equal(result.forecasts[1].samples, direct.samples)
+
+
+def test_backtest_refit_fits_clones_with_the_covariates(etth1):
+    base = tsdiff.Forecaster(covariates=PAST, future_covariates=["LULL"], **TINY)
+    from tsdiff.backtest import backtest
+
+    result = backtest(base, etth1.iloc[:300], windows=2, stride=8, refit=True, n_samples=2)
+    assert base.module_ is None and result.cutoffs.tolist() == [284, 292]
+    by_hand = tsdiff.Forecaster(covariates=PAST, future_covariates=["LULL"], **TINY).fit(etth1.iloc[:284])
+    np.testing.assert_array_equal(result.forecasts[0].samples,
+                                  by_hand.predict(etth1.iloc[:284], future_covariates=etth1.iloc[284:292][["LULL"]]).samples)

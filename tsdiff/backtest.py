@@ -241,7 +241,7 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         ConfigError: bad ``windows`` / ``stride`` / ``horizon`` / ``start`` / ``metrics``.
         DataError: too few steps for the windows, or data the forecaster was not trained on.
     """
-    from tsdiff.api.covariate_inputs import check_names, split_frame
+    from tsdiff.api.covariate_inputs import check_names, covariate_data, rows_between
     from tsdiff.api.inputs import to_series
 
     _positive_int("windows", windows, allow_none=True)
@@ -259,13 +259,11 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         raise ConfigError(f"horizon={horizon} is longer than the forecaster's prediction_length={length}; "
                           f"use horizon <= {length} or a forecaster with prediction_length={horizon}")
     stride = horizon if stride is None else int(stride)
-    spec = getattr(forecaster, "covariate_spec_", None) if not refit else None
-    past, future = ((spec.past, spec.future) if spec is not None else
-                    check_names(getattr(forecaster, "covariates", None), getattr(forecaster, "future_covariates", None)))
+    past, future = check_names(getattr(forecaster, "covariates", None), getattr(forecaster, "future_covariates", None))
     targets = data
     if past or future:  # the covariate columns are inputs, not scored series
-        targets = split_frame(data, past, future, (getattr(forecaster, "signature_", None) or {}).get("columns")
-                              if not refit else None, where="backtest")[0]
+        trained = None if refit else (getattr(forecaster, "signature_", None) or {}).get("columns")
+        targets = covariate_data(data, past, future, trained, where="backtest")[0]
     series, _ = to_series(targets, freq=getattr(forecaster, "freq", None), **data_options)
     T, N, C = series.shape
     first = None if start is None else _start_position(start, series.time_index)
@@ -276,8 +274,8 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     for k, c in enumerate(int(p) for p in positions):
         history, known = series.slice_time(0, c), None
         if past or future:  # the data's rows up to the cut-off, and the known-future columns after it
-            history = data.loc[: series.time_index[c - 1]]
-            known = data.loc[series.time_index[c]:, list(future)] if future else None
+            history = rows_between(data, None, series.time_index[c - 1])
+            known = rows_between(data, series.time_index[c], None, future) if future else None
         model = forecaster
         if refit:
             from sklearn.base import clone

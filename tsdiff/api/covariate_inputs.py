@@ -82,6 +82,20 @@ def covariate_data(data, past: list, future: list, targets=None, *, freq=None, w
 ITEM, TIME = "item_id", "timestamp"
 
 
+def rows_between(data: pd.DataFrame, first, last, columns: list | None = None) -> pd.DataFrame:
+    """The rows of a wide or long DataFrame with timestamps in ``[first, last]`` (None: open), and
+    only ``columns`` (with a long frame's item and time columns) if given."""
+    if {ITEM, TIME} <= set(data.columns):
+        times = pd.to_datetime(data[TIME], format="mixed")
+        keep = np.ones(len(data), dtype=bool)
+        keep &= True if first is None else (times >= first).to_numpy()
+        keep &= True if last is None else (times <= last).to_numpy()
+        out = data[keep]
+        return out if columns is None else out[[ITEM, TIME, *columns]]
+    out = data.loc[first:last]
+    return out if columns is None else out[list(columns)]
+
+
 def long_to_wide(frame: pd.DataFrame, names: list) -> pd.DataFrame:
     """A long DataFrame's columns ``names`` as a wide frame: one column ``"<item>:<name>"`` per item
     and name, on its timestamps (covariates are read per item, and every item's are shared)."""
