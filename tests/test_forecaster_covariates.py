@@ -212,9 +212,10 @@ def test_a_covariate_cannot_be_a_target(etth1, fitted):
 
 
 def test_future_covariates_for_a_model_without_them(etth1):
-    fc = tsdiff.Forecaster(calendar=False, **TINY).fit(etth1[["OT"]].iloc[:380])
-    with pytest.raises(DataError, match="trained without known-future covariates"):
-        fc.predict(future_covariates=_future(etth1))
+    for calendar in (False, True):
+        fc = tsdiff.Forecaster(calendar=calendar, **TINY).fit(etth1[["OT"]].iloc[:380])
+        with pytest.raises(DataError, match="trained without known-future covariates"):
+            fc.predict(future_covariates=_future(etth1))
 
 
 def test_covariates_need_a_wide_frame(etth1):

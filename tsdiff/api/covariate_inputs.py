@@ -11,8 +11,11 @@ from tsdiff.data.covariates import CovariateSpec
 from tsdiff.errors import ConfigError, DataError
 
 
-def check_names(covariates, future_covariates) -> tuple[list, list]:
-    """The constructor's column lists, checked: lists of labels, no label in both."""
+def check_names(covariates, future_covariates, calendar: bool = True) -> tuple[list, list]:
+    """The constructor's column lists, checked: lists of labels, no label in both (and ``calendar``
+    a bool)."""
+    if not isinstance(calendar, bool):
+        raise ConfigError(f"calendar must be True or False, got {calendar!r}")
     out = []
     for name, value in (("covariates", covariates), ("future_covariates", future_covariates)):
         if value is None:
@@ -160,6 +163,9 @@ def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.Datetim
     """
     H = len(future_index)
     if not spec.future:
+        if future_covariates is not None and source == "future_covariates":
+            raise DataError("this model was trained without known-future covariates; drop future_covariates=, or fit "
+                            "a Forecaster(future_covariates=[...columns...]) on data with those columns")
         return np.zeros((H, 0))
     if future_covariates is None:
         raise DataError(f"this model was trained with known-future covariates {spec.future}: pass "
@@ -218,8 +224,6 @@ def fit_covariates(past: pd.DataFrame | None, future: pd.DataFrame | None, index
 
     from tsdiff.data.covariates import calendar_names
 
-    if not isinstance(calendar, bool):
-        raise ConfigError(f"calendar must be True or False, got {calendar!r}")
     try:
         names = calendar_names(freq) if calendar else []
     except (RuntimeError, ValueError, KeyError):

@@ -183,7 +183,7 @@ class Forecaster(BaseEstimator):
         checks.check_lr(self.lr)
         checks.check_random_state(self.random_state)
         checks.check_freq(self.freq)
-        check_names(self.covariates, self.future_covariates)
+        check_names(self.covariates, self.future_covariates, self.calendar)
 
     def fit(self, data, graph=None, **data_options) -> "Forecaster":
         """Train on ``data`` (every window of ``context + prediction_length`` steps).
@@ -371,8 +371,7 @@ class Forecaster(BaseEstimator):
                                                horizon_source),
                                    future)
         elif future_covariates is not None:
-            raise DataError("this model was trained without known-future covariates; drop future_covariates=, or fit "
-                            "a Forecaster(future_covariates=[...columns...]) on data with those columns")
+            future_rows(future_covariates, CovariateSpec(), future, [])  # the error that names the fix
         raw = np.full((1, ctx + H, N, C), np.nan)
         raw[0, :ctx] = history.values
         cond = ~np.isnan(raw)
