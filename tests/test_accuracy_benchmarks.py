@@ -33,6 +33,22 @@ def test_forecaster_tables_scores_rolling_origins_against_the_baselines(data_dir
     assert np.isfinite(rec["metrics"]["crps"]) and rec["metrics"]["crps"] > 0
 
 
+def test_forecaster_covariates_scores_ot_with_and_without_covariates(data_dir, tmp_path):
+    import forecaster_covariates as fcov
+
+    for variant in ("covariates", "plain"):
+        fcov.main(["--variant", variant, "--max-origins", "2", "--n-samples", "2", "--max-steps", "2",
+                   "--data-dir", str(data_dir), "--out", str(tmp_path), "--set", "sampling_steps=2", TINY_MODEL])
+    with_cov = json.loads((tmp_path / "etth1_ot_report_covariates_seed0.json").read_text())
+    plain = json.loads((tmp_path / "etth1_ot_report_plain_seed0.json").read_text())
+    assert with_cov["config"]["forecaster"]["covariates"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"]
+    assert with_cov["config"]["forecaster"]["calendar"] and not plain["config"]["forecaster"]["calendar"]
+    assert with_cov["origins"] == plain["origins"] and with_cov["origins"][0] == with_cov["train_rows"]
+    for rec in (with_cov, plain):
+        assert len(rec["metrics"]["crps_per_origin"]) == 2 and np.isfinite(rec["metrics"]["crps"])
+    assert with_cov["metrics"]["seasonal_naive_mae"] == plain["metrics"]["seasonal_naive_mae"] > 0
+
+
 def test_imputer_tables_keeps_observed_values_and_scores_the_holes(data_dir, tmp_path):
     import imputer_tables as it
 

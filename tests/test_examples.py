@@ -26,6 +26,16 @@ def test_forecast_dataframe_example(tmp_path, data_dir):
     assert (tmp_path / "exchange_rate_fan.png").stat().st_size > 5000
 
 
+def test_forecast_covariates_example(tmp_path, data_dir):
+    res = run_example("forecast_covariates", tmp_path, data_dir)
+    assert res["forecast"].samples.shape == (4, 24, 1)
+    spec = res["loaded"].covariate_spec_
+    assert spec.past == ["HUFL", "HULL", "MUFL", "MULL", "LUFL"] and spec.future == ["LULL"] and spec.calendar
+    table = pd.read_csv(tmp_path / "etth1_ot_covariates_forecast.csv", header=[0, 1], index_col=0)
+    assert len(table) == 24 and np.isfinite(table.to_numpy()).all()
+    assert res["crps_covariates"] > 0 and res["crps_plain"] > 0
+
+
 def test_impute_csv_pipeline_example(tmp_path, data_dir):
     res = run_example("impute_csv_pipeline", tmp_path, data_dir)
     filled, src = res["filled"], res["input"]

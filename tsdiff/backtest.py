@@ -241,6 +241,7 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         ConfigError: bad ``windows`` / ``stride`` / ``horizon`` / ``start`` / ``metrics``.
         DataError: too few steps for the windows, or data the forecaster was not trained on.
     """
+    from tsdiff.api.covariate_inputs import check_names, covariate_data, rows_between
     from tsdiff.api.inputs import to_series
 
     _positive_int("windows", windows, allow_none=True)
@@ -258,7 +259,12 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         raise ConfigError(f"horizon={horizon} is longer than the forecaster's prediction_length={length}; "
                           f"use horizon <= {length} or a forecaster with prediction_length={horizon}")
     stride = horizon if stride is None else int(stride)
-    series, _ = to_series(data, freq=getattr(forecaster, "freq", None), **data_options)
+    past, future = check_names(getattr(forecaster, "covariates", None), getattr(forecaster, "future_covariates", None))
+    targets = data
+    if past or future:  # the covariate columns are inputs, not scored series
+        trained = None if refit else (getattr(forecaster, "signature_", None) or {}).get("columns")
+        targets = covariate_data(data, past, future, trained, where="backtest")[0]
+    series, _ = to_series(targets, freq=getattr(forecaster, "freq", None), **data_options)
     T, N, C = series.shape
     first = None if start is None else _start_position(start, series.time_index)
     min_history = context + (length if refit else 0)
@@ -266,13 +272,17 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
                                  start=first)
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):
-        history = series.slice_time(0, c)
+        history, known = series.slice_time(0, c), None
+        if past or future:  # the data's rows up to the cut-off, and the known-future columns after it
+            history = rows_between(data, None, series.time_index[c - 1])
+            known = rows_between(data, series.time_index[c], None, future) if future else None
         model = forecaster
         if refit:
             from sklearn.base import clone
 
             model = clone(forecaster).fit(history)
-        forecast = model.predict(history, n_samples=n_samples, random_state=random_state)
+        extra = {} if known is None else {"future_covariates": known}
+        forecast = model.predict(history, n_samples=n_samples, random_state=random_state, **extra)
         forecasts.append(forecast)
         samples = forecast.samples_full[:, :horizon]  # [S, h, N, C]
         truth = series.values[c: c + horizon]  # [h, N, C]

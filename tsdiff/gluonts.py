@@ -122,7 +122,7 @@ class DiffusionPredictor(Predictor):
                 training series, ending on one date.
             num_samples: sample paths (default: the Forecaster's ``n_samples``).
         """
-        from tsdiff.data.adapters.gluonts import _period, from_gluonts
+        from tsdiff.data.adapters.gluonts import _period
 
         if kwargs:
             raise ConfigError(f"DiffusionPredictor.predict got unknown arguments {sorted(kwargs)}")
@@ -135,8 +135,8 @@ class DiffusionPredictor(Predictor):
             raise DataError(f"the entries end on different dates (next periods {sorted(set(map(str, ends)))[:3]}); "
                             "the model forecasts its series jointly from one end, so cut them to a common end")
         order = self._order(entries)
-        series = from_gluonts([entries[i] for i in order], self.forecaster.freq)
-        forecast = self.forecaster.predict(series, n_samples=num_samples)
+        # the entries themselves: their feat_dynamic_real / past_feat_dynamic_real are the covariates
+        forecast = self.forecaster.predict([entries[i] for i in order], n_samples=num_samples)
         samples = forecast.samples_full  # [S, H, N, C]
         if samples.shape[2] == 1 and samples.shape[3] > 1:  # one multivariate entry: [S, H, C]
             yield SampleForecast(samples=samples[:, :, 0, :], start_date=ends[0], item_id=entries[0].get("item_id"))

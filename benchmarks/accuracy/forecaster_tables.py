@@ -46,13 +46,28 @@ def season_of(index) -> int:
     return int(get_seasonality(pd.infer_freq(index)))
 
 
+def fit_and_backtest(fc, data, lo: int, hi: int, max_origins: int, seed: int):
+    """Fit ``fc`` on ``data``'s rows before ``lo`` and backtest it from rolling origins one horizon
+    apart in rows ``lo .. hi``: one CRPS per origin over all series (:func:`tsdiff.backtest.backtest`
+    with ``per_series=False``). Returns ``(origins, result, fit start, fit end)`` (perf_counter times)."""
+    from tsdiff.backtest import backtest
+    from tsdiff.metrics.crps import ensemble_crps
+
+    H = fc.prediction_length
+    origins = list(range(lo, hi - H + 1, H))[:max_origins]
+    t0 = time.perf_counter()
+    fc.fit(data.iloc[:lo])
+    t1 = time.perf_counter()
+    result = backtest(fc, data, start=lo, windows=len(origins), stride=H, metrics={"crps": ensemble_crps},
+                      random_state=seed, per_series=False)
+    return origins, result, t0, t1
+
+
 def run(args) -> list[dict]:
     import torch
 
     import tsdiff
-    from tsdiff.backtest import backtest
     from tsdiff.bench.records import make_record, write_record
-    from tsdiff.metrics.crps import ensemble_crps
 
     settings = parse_settings(args.set)
     torch.set_num_threads(args.threads)
@@ -63,14 +78,8 @@ def run(args) -> list[dict]:
         lo, hi = (int(f * T) for f in SPANS[args.part])
         fc = tsdiff.Forecaster(random_state=args.seed, verbose=False, **settings)
         H = fc.prediction_length
-        origins = list(range(lo, hi - H + 1, H))[: args.max_origins]
         season = season_of(table.index)
-        t0 = time.perf_counter()
-        fc.fit(table.iloc[:lo])
-        t1 = time.perf_counter()
-        # one CRPS per origin over all series (tsdiff.backtest with per_series=False)
-        result = backtest(fc, table, start=lo, windows=len(origins), stride=H, metrics={"crps": ensemble_crps},
-                          random_state=args.seed, per_series=False)
+        origins, result, t0, t1 = fit_and_backtest(fc, table, lo, hi, args.max_origins, args.seed)
         crps, naive, snaive = result.metrics["crps"].tolist(), [], []
         for origin in origins:
             truth = table.iloc[origin: origin + H].to_numpy()
@@ -105,16 +114,22 @@ def run(args) -> list[dict]:
     return records
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
+    """The options every rolling-origin benchmark of the Forecaster takes: seed, origins, threads,
+    data and records folders."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-origins", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default=str(OUT), help="records folder ('' for none)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=sorted(SPANS), default="tune")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     parser.add_argument("--set", nargs="*", default=[], help="Forecaster arguments as key=value (YAML values)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-origins", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default=str(OUT), help="records folder ('' for none)")
+    add_run_arguments(parser, threads=2)
     run(parser.parse_args(argv))
 
 

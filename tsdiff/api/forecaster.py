@@ -12,11 +12,13 @@ import torch
 from tsdiff import validation as checks
 from tsdiff.api import fitting, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
+from tsdiff.api.covariate_inputs import check_names, covariate_data, fit_covariates, forecast_block, future_rows
 from tsdiff.api.fitting import _spread
-from tsdiff.api.inputs import _last_steps, to_series
+from tsdiff.api.inputs import _is_gluonts, _last_steps, to_series
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _seed
+from tsdiff.data.covariates import CovariateSpec, CovariateWindows
 from tsdiff.data.series import Series
 from tsdiff.errors import DataError, TsdiffError
 from tsdiff.forecast import Forecast
@@ -78,6 +80,20 @@ class Forecaster(BaseEstimator):
             and 1.31x
             (``benchmarks/accuracy/forecaster_tables.py --part tune``; records in
             ``benchmarks/records/accuracy/``).
+        covariates: column names of a wide (or long) DataFrame that are past-only covariates: the
+            model reads them over the context (the last ``context_length`` steps), not over the
+            horizon. A long frame's are read per item; a GluonTS dataset brings its own
+            (``feat_dynamic_real``: known-future, ``past_feat_dynamic_real``: past-only) and takes
+            neither argument.
+        future_covariates: column names of known-future covariates: read over the context from the
+            data, and over the horizon from ``predict(..., future_covariates=frame)``.
+        calendar: calendar features of the frequency as known-future covariates (GluonTS's
+            ``time_features_from_frequency_str``: hour of day, day of week, ... for hourly data),
+            computed from the timestamps. With ``calendar=False``, ``covariates=None`` and
+            ``future_covariates=None`` the model is the plain one (no covariate input).
+            Covariate columns are standardised on the training data and are not forecast; a
+            past-only value that is missing (NaN) reads as the training mean, a missing
+            known-future one is an error (:mod:`tsdiff.data.covariates`).
         random_state: seed of training and sampling.
         verbose: show Lightning's training bar and the sampling bar.
         device: where training and sampling run: ``"auto"`` (a CUDA GPU when available, else
@@ -97,8 +113,10 @@ class Forecaster(BaseEstimator):
                  trainer_kwargs: dict | None = None, batch_size: int = 16, lr: float = 1.0e-3, train_stride: int = 1,
                  n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
-                 chunk_size: int | None = None, freq: str | None = None, prior="seasonal", random_state: int = 0,
-                 verbose: bool = True, device: str = "auto", progress: bool | None = None) -> None:
+                 chunk_size: int | None = None, freq: str | None = None, prior="seasonal",
+                 covariates: list | None = None, future_covariates: list | None = None, calendar: bool = True,
+                 random_state: int = 0, verbose: bool = True, device: str = "auto",
+                 progress: bool | None = None) -> None:
         self.model = model
         self.prediction_length = prediction_length
         self.context_length = context_length
@@ -119,6 +137,9 @@ class Forecaster(BaseEstimator):
         self.chunk_size = chunk_size
         self.freq = freq
         self.prior = prior
+        self.covariates = covariates
+        self.future_covariates = future_covariates
+        self.calendar = calendar
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -127,6 +148,7 @@ class Forecaster(BaseEstimator):
         self.series_ = None
         self.source_ = None
         self.signature_: dict | None = None
+        self.covariate_frame_ = None
 
     @property
     def context(self) -> int:
@@ -161,6 +183,7 @@ class Forecaster(BaseEstimator):
         checks.check_lr(self.lr)
         checks.check_random_state(self.random_state)
         checks.check_freq(self.freq)
+        check_names(self.covariates, self.future_covariates, self.calendar)
 
     def fit(self, data, graph=None, **data_options) -> "Forecaster":
         """Train on ``data`` (every window of ``context + prediction_length`` steps).
@@ -174,7 +197,9 @@ class Forecaster(BaseEstimator):
         Args:
             data: DataFrame (wide / long), xarray grid, GluonTS dataset, numpy array or Series.
             graph: optional adjacency ``[N, N]`` (dense / scipy / GraphSpatial) for graph models.
-            data_options: passed to :func:`to_series` (``item_col``, ``time_col``, ``variables``).
+            data_options: passed to :func:`to_series` (``item_col``, ``time_col``, ``variables``), and
+                ``targets``: the target columns of a wide DataFrame (default: every column that is
+                not a covariate).
         """
         from tsdiff.data.forecasting import build_forecasting_protocol
         from tsdiff.data.splits import forecast_starts
@@ -183,6 +208,9 @@ class Forecaster(BaseEstimator):
 
         self._validate_settings()
         device = resolve_device(self.device)  # before anything slow
+        past_cols, future_cols = check_names(self.covariates, self.future_covariates)
+        targets = data_options.pop("targets", None)
+        data, past_df, future_df = covariate_data(data, past_cols, future_cols, targets, freq=self.freq)
         series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, **data_options)
         H, ctx = self.prediction_length, self.context
         T = series.shape[0]
@@ -212,25 +240,38 @@ class Forecaster(BaseEstimator):
                                 "steps; use validation=None or more data")
         protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, held, last)
         freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
+        spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, self.calendar)
         seed = _seed(self.random_state)
         signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
                                                                       series.attrs.get("columns", series.node_names)],
                      "spatial": getattr(series.spatial, "kind", None),
                      "grid_shape": list(getattr(series.spatial, "shape", ()) or []) if source is not None else None}
+        model_cfg = _model_config(self.model, self.model_options, series.shape[1] * series.shape[2])
+        if spec is not None:
+            signature["covariates"] = spec.state_dict()
+            model_cfg["num_covariates"] = spec.width
         config = {"seed": seed, "api": {"kind": "Forecaster", "params": persistence._api_params(self)}}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
-                                   _process_config(self.process),
+            module = _build_module(model_cfg, _process_config(self.process),
                                    signature, protocol.scaler, lr=self.lr, train_mask="random", config=config,
                                    spatial=series.spatial, prior=_forecast_prior(self.prior, freq, ctx))
+        windows = (lambda split: protocol.dataset(split)) if spec is None else \
+            (lambda split: CovariateWindows(protocol.dataset(split), rows, spec, ctx))
         self.training_ = fitting._train(
-            module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
+            module, windows("train"), batch_size=self.batch_size, max_steps=self.max_steps,
             max_time=self.max_time, seed=seed, progress=self._verbose(), device=device,
-            val_dataset=protocol.dataset("val") if self.validation is not None else None,
+            val_dataset=windows("val") if self.validation is not None else None,
             early_stopping=self.early_stopping, trainer_kwargs=self.trainer_kwargs)
         self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
+        self.covariate_frame_ = None if spec is None else pd.concat(
+            [f for f in (future_df, past_df) if f is not None] or [pd.DataFrame(index=series.time_index)], axis=1)
         return self
+
+    @property
+    def covariate_spec_(self) -> CovariateSpec | None:
+        """The covariates the fitted model reads (:class:`~tsdiff.data.covariates.CovariateSpec`), or None."""
+        return CovariateSpec.from_state_dict((self.signature_ or {}).get("covariates"))
 
     def _check_fitted(self) -> None:
         if self.module_ is None:
@@ -265,7 +306,7 @@ class Forecaster(BaseEstimator):
     def predict(self, data=None, *, n_samples: int | None = None, sampler: str | None = None,
                 sampling_steps: int | None = None, sampler_options: dict | None = None,
                 random_state: int | None = None, verbose: bool | None = None, graph=None,
-                steps: int | None = None, progress: bool | None = None) -> Forecast:
+                future_covariates=None, steps: int | None = None, progress: bool | None = None) -> Forecast:
         """Forecast the ``prediction_length`` steps after the end of ``data``.
 
         Args:
@@ -277,6 +318,10 @@ class Forecaster(BaseEstimator):
             sampler_options: the sampler's further options (default: the constructor's when
                 ``sampler`` is not given or is the constructor's sampler, else none).
             verbose: show the sampling bar (default: the constructor's ``verbose``).
+            future_covariates: a DataFrame (DatetimeIndex) with the model's known-future covariate
+                columns at every forecast step (more rows are ignored); needed when the model was
+                trained with ``future_covariates``. The data's other covariate columns give the
+                context's covariates.
             steps, progress: deprecated names of ``sampling_steps`` and ``verbose`` (a
                 FutureWarning); removed in the next release.
         Returns:
@@ -290,11 +335,22 @@ class Forecaster(BaseEstimator):
         n = checks.check_n_samples(self.n_samples if n_samples is None else n_samples)
         if random_state is not None:
             checks.check_random_state(random_state)
+        spec = self.covariate_spec_
+        cov_frame = self.covariate_frame_
+        horizon_source = "future_covariates"
         if data is None:
             if self.series_ is None:
                 raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
             series, source = self.series_, self.source_
         else:
+            if spec is not None and spec.columns:
+                gluonts = _is_gluonts(data)
+                past_cols, future_cols = check_names(self.covariates, self.future_covariates)
+                data, past_df, future_df = covariate_data(data, past_cols, future_cols, self.signature_.get("columns"),
+                                                          freq=self.freq, where="predict", trained=spec)
+                cov_frame = pd.concat([f for f in (future_df, past_df) if f is not None], axis=1)
+                if gluonts and future_covariates is None:  # feat_dynamic_real reaches into the horizon
+                    future_covariates, horizon_source = future_df, "the entries' feat_dynamic_real"
             series, source = to_series(data, freq=self.freq, graph=graph, lazy=True)
             self.check_data(series)
             if series.spatial is None and self.series_ is not None:
@@ -304,6 +360,18 @@ class Forecaster(BaseEstimator):
         if T < ctx:
             raise DataError(f"predict needs at least context_length = {ctx} steps of history, the data has {T}")
         history = _last_steps(series, ctx)
+        freq = self.signature_.get("freq") or pd.infer_freq(series.time_index)
+        future = pd.date_range(series.time_index[-1], periods=H + 1, freq=freq)[1:]
+        future.name = series.time_index.name
+        block = None
+        if spec is not None:
+            frame = pd.DataFrame(index=history.time_index) if cov_frame is None else cov_frame
+            block = forecast_block(spec, frame, history.time_index,
+                                   future_rows(future_covariates, spec, future, self.signature_.get("columns", []),
+                                               horizon_source),
+                                   future)
+        elif future_covariates is not None:
+            future_rows(future_covariates, CovariateSpec(), future, [])  # the error that names the fix
         raw = np.full((1, ctx + H, N, C), np.nan)
         raw[0, :ctx] = history.values
         cond = ~np.isnan(raw)
@@ -318,10 +386,7 @@ class Forecaster(BaseEstimator):
             self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
             steps=self.sampling_steps if sampling_steps is None else sampling_steps, seed=seed,
             progress=self._verbose(verbose), desc="forecast", sampler_options=sampler_options,
-            chunk_size=self.chunk_size)
-        freq = self.signature_.get("freq") or pd.infer_freq(series.time_index)
-        future = pd.date_range(series.time_index[-1], periods=H + 1, freq=freq)[1:]
-        future.name = series.time_index.name
+            chunk_size=self.chunk_size, covariates=block)
         return Forecast(samples[:, 0, ctx:], future, series.node_names, series.channel_names, freq=freq,
                         columns=series.attrs.get("columns") or self.signature_.get("columns"),
                         item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
@@ -359,6 +424,7 @@ class Forecaster(BaseEstimator):
         params = dict(api["params"])
         if "verbose" not in params and "progress" in params:  # saved before progress= became verbose=
             params["verbose"] = params.pop("progress")
+        params.setdefault("calendar", False)  # saved before calendar features existed: a model without them
         obj = cls(**{**params, "device": _load_device(params.get("device"), device, path)})
         obj.module_, obj.signature_ = module, api["signature"]
         _place(module, obj.device)

@@ -22,7 +22,7 @@ def _place(module, device_setting) -> torch.device:
 def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples: int, sampler: str = "ddpm",
                    steps: int | None = None, seed: int = 0, batch_size: int = 16, progress: bool = False,
                    desc: str = "sampling", generator: torch.Generator | None = None, anchors=None,
-                   **sample_options) -> np.ndarray:
+                   covariates=None, **sample_options) -> np.ndarray:
     """Conditional samples of a batch of windows, in data units.
 
     Args:
@@ -34,6 +34,8 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
             sampled call by call equal those of one call over all windows.
         anchors: ``[B, 4, N, C]`` the nearest known scaled values outside each window, for the
             model's prior (:class:`~tsdiff.diffusion.priors.EdgeAnchors`), or None.
+        covariates: ``[B, L, K]`` scaled covariates of each window
+            (:meth:`tsdiff.data.covariates.CovariateTable.windows`), for a model trained with them.
         sample_options: further arguments of :meth:`DiffusionModule.sample
             <tsdiff.training.module.DiffusionModule.sample>`: ``eta``, ``sampler_options``
             (e.g. ``{"spacing": "log_snr"}``), ``chunk_size``, ``conditioning``,
@@ -62,8 +64,9 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
             x = torch.from_numpy(scaled[lo:hi]).to(device)
             m = torch.from_numpy(cond_mask[lo:hi]).to(device)
             anc = None if anchors is None else torch.as_tensor(anchors[lo:hi], dtype=torch.float32).to(device)
+            cov = None if covariates is None else torch.as_tensor(covariates[lo:hi], dtype=torch.float32).to(device)
             s, _ = module.sample(x, m, tp.expand(hi - lo, L), n_samples=n_samples, sampler=sampler, steps=steps,
-                                 generator=gen, anchors=anc, **sample_options)
+                                 generator=gen, anchors=anc, covariates=cov, **sample_options)
             checks.check_finite_samples(s, (module.hparams.get("optim") or {}).get("lr"))
             out[:, lo:hi] = to_data_units(s, raw[lo:hi], cond_mask[lo:hi], module.scaler)
             bar.update((hi - lo) * n_samples)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -29,6 +30,10 @@ class Condition:
         spatial: spatial metadata (graph / grid) or None.
         prior: ``[B, L, N, C]`` the informative prior's estimate of every entry (equal to
             ``values`` on ``cond_mask``; :mod:`tsdiff.diffusion.priors`), or None.
+        covariates: ``[B, L, K]`` scaled covariates shared by every series of a window (known-future
+            and calendar columns, past-only columns zeroed over the horizon, and a channel that is 1
+            where past-only ones are known; :mod:`tsdiff.data.covariates`), or None. Networks read
+            them through :meth:`Denoiser.covariate_term`.
     """
 
     values: torch.Tensor
@@ -36,6 +41,7 @@ class Condition:
     timepoints: torch.Tensor | None = None
     spatial: Any = None
     prior: torch.Tensor | None = None
+    covariates: torch.Tensor | None = None
 
     def filled(self) -> torch.Tensor:
         """What a network reads as the conditioning input: ``values`` on ``cond_mask``, and off it
@@ -50,13 +56,13 @@ class Condition:
             return self
         rep = lambda t: None if t is None else t.repeat((n,) + (1,) * (t.dim() - 1))  # noqa: E731
         return replace(self, values=rep(self.values), cond_mask=rep(self.cond_mask), timepoints=rep(self.timepoints),
-                       prior=rep(self.prior))
+                       prior=rep(self.prior), covariates=rep(self.covariates))
 
     def slice(self, lo: int, hi: int) -> "Condition":
         """Batch entries ``lo .. hi - 1`` (the same spatial metadata)."""
         cut = lambda t: None if t is None else t[lo:hi]  # noqa: E731
         return replace(self, values=self.values[lo:hi], cond_mask=self.cond_mask[lo:hi],
-                       timepoints=cut(self.timepoints), prior=cut(self.prior))
+                       timepoints=cut(self.timepoints), prior=cut(self.prior), covariates=cut(self.covariates))
 
     def to(self, device) -> "Condition":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -97,6 +103,39 @@ class Denoiser(nn.Module):
         the data's ``Series.spatial``: None, a GraphSpatial or a GridSpatial; the same object
         arrives in every ``Condition.spatial``). Raises DataError naming the fix."""
 
+    def enable_covariates(self, num_covariates: int, dim: int) -> None:
+        """Give the network covariates: a linear map of ``Condition.covariates`` ``[B, L, K]`` to
+        ``dim`` features per time step, which the network adds to its first hidden state (the one
+        mechanism every family uses, :meth:`covariate_term`). Called last in ``__init__`` so that
+        without covariates no parameter (and no random draw of initialisation) is added."""
+        if not num_covariates:
+            return
+        if not isinstance(num_covariates, int) or isinstance(num_covariates, bool) or num_covariates < 0:
+            raise ConfigError(f"model option num_covariates must be an integer >= 0, got {num_covariates!r}")
+        self._config["num_covariates"] = num_covariates
+        self.covariate_projection = nn.Linear(num_covariates, dim)
+
+    def covariate_term(self, cond: Condition) -> torch.Tensor | None:
+        """``[B, L, dim]``: the projected covariates of ``cond`` (None for a network without them).
+
+        Raises:
+            DataError: covariates missing for a network trained with them, given to one trained
+                without, or of the wrong width.
+        """
+        k = self._config.get("num_covariates", 0)
+        cov = cond.covariates
+        if not k:
+            if cov is not None:
+                raise DataError(f"{type(self).__name__} was built without covariates but the condition has "
+                                f"{cov.shape[-1]}; rebuild it with model option num_covariates={cov.shape[-1]}")
+            return None
+        B, L = cond.values.shape[:2]
+        if cov is None or tuple(cov.shape) != (B, L, k):
+            got = "none" if cov is None else f"shape {tuple(cov.shape)}"
+            raise DataError(f"{type(self).__name__} was trained with {k} covariate channels and needs "
+                            f"Condition.covariates of shape [B, L, K] = {(B, L, k)}, got {got}")
+        return self.covariate_projection(cov.to(cond.values.dtype))
+
     def check_input(self, x: torch.Tensor, cond: Condition) -> None:
         expected = (self._config["num_nodes"], self._config["num_channels"])
         if x.dim() != 4 or tuple(x.shape[2:]) != expected:
@@ -125,6 +164,13 @@ def build_model(config: dict, num_nodes: int, num_channels: int) -> Denoiser:
     name = config.pop("name", None)
     prediction = config.pop("prediction", None)
     cls = MODELS.get(name)
+    if config.get("num_covariates") and "num_covariates" not in inspect.signature(cls).parameters:
+        able = [n for n in MODELS.names() if "num_covariates" in inspect.signature(MODELS.get(n)).parameters]
+        raise ConfigError(f"model {name!r} cannot use covariates (it has no input for them); use one of "
+                          f"{', '.join(able)}, or train without covariates (Forecaster(calendar=False) and no "
+                          "covariates=)")
+    if not config.get("num_covariates", 1):
+        config.pop("num_covariates")
     check_options(cls, config, f"model {name!r}", fixed=("num_nodes", "num_channels"))
     if prediction is not None:
         _check_prediction(prediction)

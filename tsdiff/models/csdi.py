@@ -129,6 +129,8 @@ class CSDIDenoiser(Denoiser):
         temporal: ``"transformer"`` (CSDI) or ``"s4"``: a bidirectional S4 layer over time
             (CSDI-S4 of the SSSD paper; cost linear in the window length, :mod:`tsdiff.models.s4`).
         state_size: the S4 layers' state size (``temporal: s4``).
+        num_covariates: width K of ``Condition.covariates`` (0: none); their projection is added
+            to the input projection of every feature (:meth:`Denoiser.covariate_term`).
     """
 
     prediction = "eps"
@@ -153,6 +155,7 @@ class CSDIDenoiser(Denoiser):
         attention: str = "softmax",
         temporal: str = "transformer",
         state_size: int = 64,
+        num_covariates: int = 0,
     ) -> None:
         super().__init__()
         for key, val in dict(num_nodes=num_nodes, num_channels=num_channels, layers=layers, channels=channels, heads=heads).items():
@@ -209,6 +212,7 @@ class CSDIDenoiser(Denoiser):
         nn.init.kaiming_normal_(self.output_projection1.weight)
         nn.init.zeros_(self.output_projection2.weight)
         nn.init.zeros_(self.output_projection2.bias)
+        self.enable_covariates(num_covariates, channels)
 
     def check_spatial(self, spatial) -> None:
         """With ``spatial: graph`` / ``grid``, refuse data without a graph / grid of N nodes (DataError)."""
@@ -311,7 +315,9 @@ class CSDIDenoiser(Denoiser):
         K = self.num_features
         m = cond.cond_mask.to(x_noisy.dtype)
         inp = torch.stack([cond.filled(), x_noisy * (1 - m)], dim=-1).reshape(B, L, K, 2)
-        h = F.relu(self.input_projection(inp))
+        h = self.input_projection(inp)
+        cov = self.covariate_term(cond)  # [B, L, ch], the same for every feature
+        h = F.relu(h if cov is None else h + cov[:, :, None, :])
         sides = self._cached_side_projections(cond, B, L)
         demb = self.diffusion_embedding(noise_level)
         supports = None

@@ -103,6 +103,8 @@ class GraphUNet(Denoiser):
         diffusion_embedding_dim: width of the diffusion-step embedding.
         grid_neighbours: 4 or 8, the neighbour graph used on grids.
         dropout: dropout inside the blocks.
+        num_covariates: width K of ``Condition.covariates`` (0: none), added to the input
+            projection of every node (:meth:`Denoiser.covariate_term`).
     """
 
     prediction = "eps"
@@ -119,6 +121,7 @@ class GraphUNet(Denoiser):
         diffusion_embedding_dim: int = 128,
         grid_neighbours: int = 8,
         dropout: float = 0.0,
+        num_covariates: int = 0,
     ) -> None:
         super().__init__()
         integers = dict(num_nodes=num_nodes, num_channels=num_channels, hidden=hidden, blocks=blocks,
@@ -140,6 +143,7 @@ class GraphUNet(Denoiser):
         self.down, self.middle, self.up, c = unet_stages(hidden, mults, blocks, block, TimeDown, TimeUp)
         self.output_norm = _norm(c)
         self.output_projection = nn.Conv2d(c, num_channels, 1)
+        self.enable_covariates(num_covariates, hidden)
 
     def check_data(self, signature: dict) -> None:
         """Refuse windows shorter than the U-Net depth (ConfigError)."""
@@ -175,6 +179,9 @@ class GraphUNet(Denoiser):
         m = cond.cond_mask.to(x_noisy.dtype)
         inp = torch.cat([cond.filled(), x_noisy * (1 - m), m], dim=-1)  # [B, L, N, 3C]
         h = self.input_projection(inp.permute(0, 3, 2, 1))  # [B, hidden, N, L]
+        cov = self.covariate_term(cond)  # [B, L, hidden], the same for every node
+        if cov is not None:
+            h = h + cov.transpose(1, 2)[:, :, None, :]
         emb = self.diffusion_embedding(noise_level)
         skips = [h]
         for mod in self.down:

@@ -91,6 +91,8 @@ class GridUNet(Denoiser):
         kernel_size: odd temporal kernel size.
         diffusion_embedding_dim: width of the diffusion-step embedding.
         dropout: dropout inside the blocks.
+        num_covariates: width K of ``Condition.covariates`` (0: none), added to the input
+            projection of every cell (:meth:`Denoiser.covariate_term`).
     """
 
     prediction = "eps"
@@ -105,6 +107,7 @@ class GridUNet(Denoiser):
         kernel_size: int = 3,
         diffusion_embedding_dim: int = 128,
         dropout: float = 0.0,
+        num_covariates: int = 0,
     ) -> None:
         super().__init__()
         integers = dict(num_nodes=num_nodes, num_channels=num_channels, hidden=hidden, blocks=blocks,
@@ -124,6 +127,7 @@ class GridUNet(Denoiser):
         self.down, self.middle, self.up, c = unet_stages(hidden, mults, blocks, block, SpaceDown, SpaceUp)
         self.output_norm = _norm(c)
         self.output_projection = nn.Conv3d(c, num_channels, 1)
+        self.enable_covariates(num_covariates, hidden)
 
     def check_spatial(self, spatial) -> None:
         """Refuse data that is not a grid of N cells, or a grid too small for the depth (DataError)."""
@@ -171,6 +175,9 @@ class GridUNet(Denoiser):
         inp = torch.cat([cond.filled(), x_noisy * (1 - m), m], dim=-1) * land.reshape(1, 1, N, 1)
         inp = torch.cat([inp, land.reshape(1, 1, N, 1).expand(B, L, N, 1)], dim=-1)
         h = self.input_projection(inp.reshape(B, L, H, W, 3 * C + 1).permute(0, 4, 1, 2, 3))  # [B, ch, L, H, W]
+        cov = self.covariate_term(cond)  # [B, L, ch], the same for every cell
+        if cov is not None:
+            h = h + cov.transpose(1, 2)[:, :, :, None, None]
         emb = self.diffusion_embedding(noise_level)
         skips = [h]
         for mod in self.down:

@@ -91,6 +91,8 @@ class SSSDDenoiser(Denoiser):
         discretization, init, dt_min, dt_max: S4D options (:class:`tsdiff.models.s4.S4DConv`).
         l_max: longest window the S4 layers accept (None: any).
         max_features: largest K = N C accepted (flattened graphs and grids; default 4096).
+        num_covariates: width of ``Condition.covariates`` (0: none), added to the input
+            projection (:meth:`Denoiser.covariate_term`).
     """
 
     prediction = "eps"
@@ -113,6 +115,7 @@ class SSSDDenoiser(Denoiser):
         dt_max: float = 1e-1,
         l_max: int | None = None,
         max_features: int = 4096,
+        num_covariates: int = 0,
     ) -> None:
         super().__init__()
         skip = channels if skip_channels is None else skip_channels
@@ -152,6 +155,7 @@ class SSSDDenoiser(Denoiser):
         nn.init.kaiming_normal_(self.output_projection1.weight)
         nn.init.zeros_(self.output_projection2.weight)  # DiffWave: start from a zero prediction
         nn.init.zeros_(self.output_projection2.bias)
+        self.enable_covariates(num_covariates, channels)
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The denoiser contract (tsdiff.models.base): ``[B, L, N, C]`` noisy values, read off
@@ -161,7 +165,9 @@ class SSSDDenoiser(Denoiser):
         m = cond.cond_mask.to(x_noisy.dtype)
         channels_first = lambda t: t.reshape(B, L, K).transpose(1, 2)  # noqa: E731  [B, K, L]
         # as SSSD's "only generate missing" mode: the conditioning values in place of the noisy ones
-        h = F.relu(self.input_projection(channels_first(torch.where(cond.cond_mask, cond.filled(), x_noisy))))
+        h = self.input_projection(channels_first(torch.where(cond.cond_mask, cond.filled(), x_noisy)))
+        cov = self.covariate_term(cond)  # [B, L, channels]
+        h = F.relu(h if cov is None else h + cov.transpose(1, 2))
         c = torch.cat([channels_first(cond.filled()), channels_first(m)], dim=1)  # [B, 2K, L]
         emb = self.diffusion_embedding(noise_level)
         skips = 0.0

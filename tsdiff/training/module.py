@@ -135,12 +135,14 @@ class DiffusionModule(L.LightningModule):
         return float(self.prior_scale)
 
     def condition(self, x: torch.Tensor, cond_mask: torch.Tensor, timepoints: torch.Tensor | None,
-                  anchors: torch.Tensor | None = None) -> Condition:
+                  anchors: torch.Tensor | None = None, covariates: torch.Tensor | None = None) -> Condition:
         """The network's :class:`Condition` of a batch, with the prior's estimate when there is a prior
         (``anchors [B, 4, N, C]``: the nearest known values outside each window, see
-        :class:`~tsdiff.diffusion.priors.EdgeAnchors`)."""
+        :class:`~tsdiff.diffusion.priors.EdgeAnchors`) and the window's ``covariates [B, L, K]``
+        (:mod:`tsdiff.data.covariates`), if any."""
         prior = self.prior_fn(x, cond_mask, anchors) if self.residual else None
-        return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior)
+        return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior,
+                         covariates=covariates)
 
     def to_process_space(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
         """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``."""
@@ -220,7 +222,7 @@ class DiffusionModule(L.LightningModule):
         target = observed & ~cond_mask
         t = self.process.sample_train_time(x.shape[0], generator=generator, device=x.device)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"))
+        cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"), batch.get("covariates"))
         x_t = self.process.sample_noisy(self.to_process_space(x, cond), t, noise)
         out = self.net(x_t, self.process.network_time(t), cond)
         if self.loss_fn is None:
@@ -274,7 +276,8 @@ class DiffusionModule(L.LightningModule):
         seed = int((self.hparams.get("config") or {}).get("seed", 0)) + batch_idx
         gen = torch.Generator(device=self.device).manual_seed(seed)
         samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,
-                                 anchors=batch.get("anchors"), **self.predict_settings)
+                                 anchors=batch.get("anchors"), covariates=batch.get("covariates"),
+                                 **self.predict_settings)
         data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
         return {"samples": data, "start": batch["start"]}
 
@@ -312,6 +315,7 @@ class DiffusionModule(L.LightningModule):
         conditioning: str = "conditional",
         conditioning_options: dict | None = None,
         anchors: torch.Tensor | None = None,
+        covariates: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Draw conditional samples in the scaled space.
 
@@ -330,6 +334,8 @@ class DiffusionModule(L.LightningModule):
                 network as it is; ``conditioning_options`` are the strategy's options.
             anchors: ``[B, 4, N, C]`` the nearest known values outside each window, for the prior
                 (:class:`~tsdiff.diffusion.priors.EdgeAnchors`); None: the window alone.
+            covariates: ``[B, L, K]`` scaled covariates of each window (:attr:`Condition.covariates`),
+                for a network trained with them; None without.
         Returns:
             ``(samples, nfe)``: samples ``[S, B, L, N, C]`` whose conditioning entries
             equal ``x`` exactly, and the network evaluations per sample path.
@@ -352,7 +358,7 @@ class DiffusionModule(L.LightningModule):
                              observed, mask, generator=generator)
             res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
             return res.x0, res.nfe + setup.extra_nfe()
-        cond = self.condition(x, cond_mask, timepoints, anchors).repeat(n_samples)
+        cond = self.condition(x, cond_mask, timepoints, anchors, covariates).repeat(n_samples)
         total = B * n_samples
         outs, nfe = [], 0
         for lo in range(0, total, chunk_size):

@@ -60,6 +60,53 @@ def from_gluonts(dataset, freq: str | None = None) -> Series:
     return Series(values, index, [str(i) for i in ids], ["target"], attrs={"item_ids": ids, "freq": first.freqstr})
 
 
+#: GluonTS fields read as covariates: known-future and past-only dynamic real features.
+DYNAMIC_FIELDS = {"feat_dynamic_real": "future", "past_feat_dynamic_real": "past"}
+#: Static fields, not read yet (the model is joint over the series: see tsdiff.data.covariates).
+STATIC_FIELDS = ("feat_static_cat", "feat_static_real")
+
+
+def covariate_frames(dataset, freq: str | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The dynamic covariates of a GluonTS dataset's entries as wide frames ``(past, future)``.
+
+    Each entry's ``feat_dynamic_real`` ``[K, T']`` (known-future; ``T'`` may pass the target's end,
+    covering the forecast horizon, as in GluonTS test sets) and ``past_feat_dynamic_real``
+    ``[K, T]`` become columns ``"<item_id>:<field>:<k>"`` on the timestamps from the entries'
+    starts. None for a kind no entry has.
+
+    Static features (``feat_static_cat`` / ``feat_static_real``) are not read: the model forecasts
+    the training series jointly and learns an embedding of each, so a per-series constant adds
+    nothing it can use; a UserWarning says so.
+
+    Raises:
+        DataError: a covariate field that not every entry has.
+    """
+    import warnings
+
+    entries = list(dataset)
+    static = sorted({f for e in entries for f in STATIC_FIELDS if e.get(f) is not None})
+    if static:
+        warnings.warn(f"the GluonTS entries' {static} are not used: the model forecasts its training series jointly "
+                      "and learns an embedding of each series in their place", UserWarning, stacklevel=3)
+    out: dict[str, pd.DataFrame | None] = {"past": None, "future": None}
+    for name, kind in DYNAMIC_FIELDS.items():
+        have = [e.get(name) is not None for e in entries]
+        if not any(have):
+            continue
+        if not all(have):
+            raise DataError(f"{have.count(False)} of {len(entries)} GluonTS entries lack {name!r}; give it to every "
+                            "entry or to none")
+        columns = {}
+        for i, e in enumerate(entries):
+            values = np.atleast_2d(np.asarray(as_float64(e[name], f"entry {i} {name!r}"), dtype=np.float64))
+            start = _period(e["start"], freq)
+            index = pd.period_range(start, periods=values.shape[1]).to_timestamp()
+            for k, row in enumerate(values):
+                columns[f"{e.get('item_id', i)}:{name}:{k}"] = pd.Series(row, index=index)
+        out[kind] = pd.DataFrame(columns)
+    return out["past"], out["future"]
+
+
 def from_train_datasets(datasets) -> dict:
     """GluonTS ``TrainDatasets`` -> ``{"train": Series, "test": Series | None, "prediction_length": int | None}``."""
     meta = getattr(datasets, "metadata", None)

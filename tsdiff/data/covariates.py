@@ -1,0 +1,136 @@
+"""Covariates of a forecasting model: which columns it reads, how they are scaled, and the
+``[L, K]`` block each window hands the network in :attr:`tsdiff.models.Condition.covariates`.
+
+Three kinds of dynamic covariates, all real-valued and shared by every series of the data:
+
+- known-future (``future``): known over the horizon too (prices, planned events);
+- calendar: functions of the timestamps from the frequency (GluonTS's
+  :func:`~gluonts.time_feature.time_features_from_frequency_str`: hour of day, day of week, ...,
+  each in ``[-0.5, 0.5]``), known-future by construction;
+- past-only (``past``): known up to the forecast origin only.
+
+A window's block is ``[future | calendar | past | past_known]``: known-future and past columns
+standardised with the training data's mean and standard deviation (calendar features are
+already in ``[-0.5, 0.5]``), past columns set to 0 over the horizon (and where missing), and
+``past_known`` 1 on the context steps, 0 on the horizon (present only with past columns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from tsdiff.errors import DataError
+
+
+def calendar_names(freq) -> list[str]:
+    """Names of the calendar features of a pandas frequency (GluonTS's choice for it), or ``[]``
+    without a frequency."""
+    if freq is None:
+        return []
+    from gluonts.time_feature import time_features_from_frequency_str
+
+    return [fn.__name__ for fn in time_features_from_frequency_str(str(freq))]
+
+
+def calendar_features(index: pd.DatetimeIndex, names: list[str]) -> np.ndarray:
+    """``[T, len(names)]`` float64 calendar features of ``index`` (names from :func:`calendar_names`)."""
+    import gluonts.time_feature as tf
+
+    if not names:
+        return np.zeros((len(index), 0))
+    return np.stack([np.asarray(getattr(tf, name)(pd.DatetimeIndex(index)), dtype=np.float64) for name in names],
+                    axis=1)
+
+
+@dataclass
+class CovariateSpec:
+    """The covariates a model was trained with, and their scaling (kept in model files).
+
+    Attributes:
+        past: labels of the past-only columns.
+        future: labels of the known-future columns.
+        calendar: names of the calendar features (:func:`calendar_names`).
+        mean, std: per standardised column, in the order ``future + past``.
+    """
+
+    past: list = field(default_factory=list)
+    future: list = field(default_factory=list)
+    calendar: list = field(default_factory=list)
+    mean: list = field(default_factory=list)
+    std: list = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        """K, the channels of a window's block."""
+        return len(self.future) + len(self.calendar) + len(self.past) + (1 if self.past else 0)
+
+    @property
+    def columns(self) -> list:
+        """The data columns read as covariates (known-future first)."""
+        return list(self.future) + list(self.past)
+
+    def state_dict(self) -> dict:
+        return {"past": list(self.past), "future": list(self.future), "calendar": list(self.calendar),
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_state_dict(cls, state: dict | None) -> "CovariateSpec | None":
+        return None if not state else cls(**state)
+
+    @classmethod
+    def fit(cls, past: pd.DataFrame, future: pd.DataFrame, calendar: list[str]) -> "CovariateSpec":
+        """Standardisation of the ``future`` and ``past`` columns on their observed training values
+        (a constant column gets standard deviation 1)."""
+        values = np.concatenate([future.to_numpy(np.float64), past.to_numpy(np.float64)], axis=1)
+        for j, col in enumerate(list(future.columns) + list(past.columns)):
+            if np.isnan(values[:, j]).all():
+                raise DataError(f"covariate column {col!r} has no value in the training data (all NaN); drop it "
+                                "from covariates= / future_covariates=")
+        mean = np.nanmean(values, axis=0) if values.shape[1] else np.zeros(0)
+        std = np.nanstd(values, axis=0) if values.shape[1] else np.zeros(0)
+        std = np.where(std > 0, std, 1.0)
+        return cls(list(past.columns), list(future.columns), list(calendar), mean.tolist(), std.tolist())
+
+    def rows(self, index: pd.DatetimeIndex, future: np.ndarray, past: np.ndarray) -> np.ndarray:
+        """``[T, K - 1 or K]`` float32 scaled covariates of the steps ``index``: ``future [T, Kf]`` and
+        ``past [T, Kp]`` in data units (NaN in ``past`` = unknown, 0 after scaling); the calendar
+        features come from ``index``. Without the ``past_known`` channel (see :func:`window`)."""
+        raw = np.concatenate([np.asarray(future, np.float64).reshape(len(index), -1),
+                              np.asarray(past, np.float64).reshape(len(index), -1)], axis=1)
+        scaled = np.nan_to_num((raw - np.asarray(self.mean)) / np.asarray(self.std), nan=0.0)
+        kf = len(self.future)
+        cal = calendar_features(index, self.calendar)
+        return np.concatenate([scaled[:, :kf], cal, scaled[:, kf:]], axis=1).astype(np.float32)
+
+    def window(self, rows: np.ndarray, context: int) -> np.ndarray:
+        """A window's ``[L, K]`` block from its ``rows`` (:meth:`rows`): past columns zeroed from
+        step ``context`` on, and the ``past_known`` channel appended (with past columns)."""
+        rows = np.array(rows, dtype=np.float32)
+        if not self.past:
+            return rows
+        rows[context:, -len(self.past):] = 0.0
+        known = (np.arange(len(rows)) < context).astype(np.float32)[:, None]
+        return np.concatenate([rows, known], axis=1)
+
+
+class CovariateWindows(Dataset):
+    """A forecasting :class:`~tsdiff.data.protocol.WindowDataset` whose items also carry
+    ``covariates`` ``[L, K]`` (:meth:`CovariateSpec.window`) cut from ``rows`` ``[T, K']``."""
+
+    def __init__(self, windows: Dataset, rows: np.ndarray, spec: CovariateSpec, context: int) -> None:
+        self.windows, self.rows, self.spec, self.context = windows, rows, spec, context
+        self.L = windows.L
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.windows[i]
+        s = int(item["start"])
+        item["covariates"] = torch.from_numpy(self.spec.window(self.rows[s: s + self.L], self.context))
+        return item
