@@ -22,7 +22,7 @@ PAST = ["HUFL", "HULL", "MUFL", "MULL", "LUFL"]
 @pytest.fixture(scope="module")
 def etth1(data_dir) -> pd.DataFrame:
     """The first 400 hours of ETTh1 (seven columns, OT last)."""
-    from tsdiff.data.sources.ett import load_etth1
+    from tsdiff.data.datasets.ett import load_etth1
 
     series = load_etth1(data_dir)
     values = series.values.reshape(series.shape[0], -1)[:400]
@@ -320,3 +320,11 @@ def test_backtest_refit_fits_clones_with_the_covariates(etth1):
     by_hand = tsdiff.Forecaster(covariates=PAST, future_covariates=["LULL"], **TINY).fit(etth1.iloc[:284])
     np.testing.assert_array_equal(result.forecasts[0].samples,
                                   by_hand.predict(etth1.iloc[:284], future_covariates=etth1.iloc[284:292][["LULL"]]).samples)
+
+
+def test_an_array_without_freq_gets_no_calendar_features(etth1):
+    """A numpy array's steps are positions (the hourly timestamps stand in for them): calendar
+    features read from them would be made up, so there are none; with freq= there are."""
+    values = etth1[["OT"]].to_numpy()[:400]
+    assert tsdiff.Forecaster(**TINY).fit(values).covariate_spec_ is None
+    assert tsdiff.Forecaster(freq="h", **TINY).fit(values).covariate_spec_.calendar

@@ -40,7 +40,7 @@ def load_etth1_frame(data_dir) -> "pd.DataFrame":
     """ETTh1 as a wide DataFrame: DatetimeIndex x its seven columns (HUFL ... OT)."""
     import pandas as pd
 
-    from tsdiff.data.sources.ett import load_etth1
+    from tsdiff.data.datasets.ett import load_etth1
 
     series = load_etth1(data_dir)
     values = series.values.reshape(series.shape[0], -1)

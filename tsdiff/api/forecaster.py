@@ -89,7 +89,8 @@ class Forecaster(BaseEstimator):
             data, and over the horizon from ``predict(..., future_covariates=frame)``.
         calendar: calendar features of the frequency as known-future covariates (GluonTS's
             ``time_features_from_frequency_str``: hour of day, day of week, ... for hourly data),
-            computed from the timestamps. With ``calendar=False``, ``covariates=None`` and
+            computed from the timestamps; data without timestamps (a numpy array without
+            ``freq``, whose steps are positions) gets none. With ``calendar=False``, ``covariates=None`` and
             ``future_covariates=None`` the model is the plain one (no covariate input).
             Covariate columns are standardised on the training data and are not forecast; a
             past-only value that is missing (NaN) reads as the training mean, a missing
@@ -240,7 +241,8 @@ class Forecaster(BaseEstimator):
                                 "steps; use validation=None or more data")
         protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, held, last)
         freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
-        spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, self.calendar)
+        calendar = self.calendar and not series.attrs.get("placeholder_time", False)
+        spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, calendar)
         seed = _seed(self.random_state)
         signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
                                                                       series.attrs.get("columns", series.node_names)],

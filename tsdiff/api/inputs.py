@@ -111,6 +111,8 @@ def to_series(data, *, freq: str | None = None, graph=None, item_col: str = "ite
         if data.size == 0:
             raise DataError(f"the array is empty (shape {data.shape})")
         series = frames.from_numpy(data, freq=freq or "h")
+        if freq is None:  # the hourly steps stand for positions: no calendar to read from them
+            series.attrs["placeholder_time"] = True
     elif _is_gluonts(data):
         from tsdiff.data.adapters.gluonts import from_gluonts
 
