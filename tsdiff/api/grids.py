@@ -16,7 +16,7 @@ import numpy as np
 
 from tsdiff.errors import DataError
 from tsdiff import validation as checks
-from tsdiff.quantiles import point_summary, sample_quantile
+from tsdiff.quantiles import sample_quantile
 
 #: grids up to this many bytes (as float64 values) are read into memory to train on; larger ones
 #: (dask-backed, ``xr.open_dataset(..., chunks=...)``) are read window by window
@@ -97,10 +97,7 @@ def transform(imputer, X):
     """``X`` with its NaN filled by the point summary of the imputations."""
     source = source_of(X)
     values, draws = _draws(imputer, source, imputer.n_samples)
-    missing = np.isnan(values)
-    out = np.where(missing, point_summary(draws, imputer.point), values)
-    checks.check_finite_gaps(out[missing], "the imputed values")
-    return _like(X, source, out)
+    return _like(X, source, imputer._fill(values, draws))
 
 
 def sample(imputer, X, n_samples: int):
