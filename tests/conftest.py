@@ -8,6 +8,17 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core), give each worker its share of
+    the cores: torch's default of one thread per core in every worker oversubscribes the CPU."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores // int(workers)))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data directory. Missing setting: fail in CI, skip (with the reason) elsewhere."""
