@@ -182,3 +182,22 @@ def test_global_refuses_covariates_and_backtest(long, fitted):
         tiny(covariates=["x"]).fit(long, item_col="unique_id", time_col="ds")
     with pytest.raises(TsdiffError, match="global"):
         tsdiff.api.Forecaster.backtest(fitted, long, item_col="unique_id", time_col="ds")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_gluonts_estimator_on_ragged_entries_forecasts_each_from_its_own_end(rates, tmp_path):
+    from tsdiff.gluonts import DiffusionEstimator, DiffusionPredictor
+
+    start = pd.Period(rates.index[0], freq="B")
+    entries = [{"start": start + a, "target": rates[c].to_numpy()[a:b], "item_id": c} for c, (a, b) in SPANS.items()]
+    predictor = DiffusionEstimator(prediction_length=H, context_length=CTX, max_steps=3, model_options=TINY,
+                                   n_samples=5, sampling_steps=2, verbose=False).train(entries)
+    assert predictor.forecaster.mode_ == "global"
+    out = list(predictor.predict(entries[::-1]))  # any order, any subset: each entry on its own
+    assert [f.item_id for f in out] == list(SPANS)[::-1]
+    for f, e in zip(out, entries[::-1]):
+        assert f.start_date == e["start"] + len(e["target"]) and f.samples.shape == (5, H)
+    predictor.serialize(tmp_path / "p")
+    again = list(DiffusionPredictor.deserialize(tmp_path / "p").predict(entries[::-1]))
+    for a, b in zip(out, again):
+        np.testing.assert_array_equal(a.samples, b.samples)
