@@ -148,3 +148,23 @@ def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
                      "eval.sampler_options={bogus: 1}", "-o", "p2.csv"]) == 2
         assert main(["predict", "runs/quick", "model.channels=4", "-o", "p2.csv"]) == 2
         assert not (tmp_path / "p2.csv").exists()
+
+
+def test_readme_panel_snippet_runs(data_dir, tmp_path, monkeypatch):
+    """The README's panel snippet (a ragged long frame, mode="auto" -> global) runs with tiny settings."""
+    import tsdiff.api
+
+    (code,) = [s for s in readme_snippets() if "PanelForecast" in s or 'item_col="unique_id"' in s]
+    for pattern, new in TINY_SUBSTITUTIONS:
+        code = re.sub(pattern, new, code)
+    monkeypatch.setitem(tsdiff.api.SMALL_MODEL_OPTIONS, "csdi", TINY_NET)
+    monkeypatch.setenv("TSDIFF_DATA", str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(code, "README panel snippet", "exec"), ns)
+    panel, dates = ns["panel"], ns["dates"]
+    assert ns["forecaster"].mode_ == "global" and panel.items == [f"fx{c}" for c in range(8)]
+    for c in range(8):
+        assert panel[f"fx{c}"].index[0] == dates[300 - 10 * c - 1] + dates.freq
+        assert panel[f"fx{c}"].samples.shape == (3, 30, 1)
+    assert list(panel.to_pandas().columns) == ["item_id", "ds", "mean", "0.1", "0.5", "0.9"]
