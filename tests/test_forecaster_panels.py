@@ -201,3 +201,22 @@ def test_gluonts_estimator_on_ragged_entries_forecasts_each_from_its_own_end(rat
     again = list(DiffusionPredictor.deserialize(tmp_path / "p").predict(entries[::-1]))
     for a, b in zip(out, again):
         np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_global_wide_frame_reads_each_column_over_its_observed_span(rates):
+    """mode="global" on a wide frame: one univariate series per column, from its first to its last
+    observed value; a series shorter than the context is forecast from what it has."""
+    wide = rates.iloc[:, :3].copy()
+    wide.iloc[100:, 1] = np.nan  # cur1 ends 20 days early
+    wide.iloc[:115, 2] = np.nan  # cur2 holds only its last 5 days (< context_length)
+    before = wide.copy()
+    fc = tiny(mode="global").fit(wide)
+    pd.testing.assert_frame_equal(wide, before)
+    assert fc.mode_ == "global" and fc.signature_["num_nodes"] == 1
+    out = fc.predict(wide)
+    assert out.items == ["cur0", "cur1", "cur2"]
+    assert out["cur1"].index[0] == rates.index[99] + rates.index.freq
+    assert out["cur0"].index[0] == out["cur2"].index[0] == rates.index[-1] + rates.index.freq
+    assert len(out["cur2"].history.time_index) == 5 and np.isfinite(out["cur2"].samples).all()
+    with pytest.raises(DataError, match="takes no graph"):
+        fc.predict(wide, graph=np.eye(1))

@@ -183,8 +183,6 @@ def to_panel(data, *, freq=None, item_col: str = "item_id", time_col: str = "tim
         rows = [(where[pd.Timestamp(lo.to_timestamp() if isinstance(lo, pd.Period) else lo)],
                  where[pd.Timestamp(hi.to_timestamp() if isinstance(hi, pd.Period) else hi)] + 1)
                 for lo, hi in spans.values()]
-        if series.shape[1] != len(items):  # one multivariate GluonTS entry: one series with C features
-            rows = rows[:1]
         return _cut(series, rows, items, named=_is_long(data, item_col, time_col))
     if series.shape[2] != 1:
         raise DataError(f"mode='global' on data with {series.shape[2]} channels per series; pass a list of "

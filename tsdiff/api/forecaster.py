@@ -386,6 +386,8 @@ class Forecaster(BaseEstimator):
         if random_state is not None:
             checks.check_random_state(random_state)
         if self.mode_ == "global":
+            if graph is not None:
+                raise DataError("a global model (mode='global') forecasts independent series and takes no graph")
             return self._predict_global(data, n, sampler, sampling_steps, sampler_options, random_state, verbose,
                                         future_covariates, item_col=item_col, time_col=time_col)
         if data is not None:
