@@ -99,20 +99,25 @@ TINY_NET = dict(layers=1, channels=8, heads=2, ff_dim=8, diffusion_embedding_dim
                 feature_embedding_dim=4)
 
 
-@pytest.mark.parametrize("i", range(4))
-def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
-    """Each snippet runs as written, with TSDIFF_DATA set, in an empty folder, with tiny
-    step counts and network substituted; its results are checked."""
+def _run_snippet(code: str, name: str, data_dir, tmp_path, monkeypatch) -> dict:
+    """Run a README snippet with the tiny settings substituted, in ``tmp_path``; its namespace."""
     import tsdiff.api
 
-    code = readme_snippets()[i]
     for pattern, new in TINY_SUBSTITUTIONS:
         code = re.sub(pattern, new, code)
     monkeypatch.setitem(tsdiff.api.SMALL_MODEL_OPTIONS, "csdi", TINY_NET)
     monkeypatch.setenv("TSDIFF_DATA", str(data_dir))
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
-    exec(compile(code, f"README snippet {i}", "exec"), ns)
+    exec(compile(code, name, "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
+    """Each snippet runs as written, with TSDIFF_DATA set, in an empty folder, with tiny
+    step counts and network substituted; its results are checked."""
+    ns = _run_snippet(readme_snippets()[i], f"README snippet {i}", data_dir, tmp_path, monkeypatch)
     if i == 0:
         assert ns["forecast"].samples.shape == (3, 30, 8) and np.isfinite(ns["forecast"].samples).all()
         assert ns["lower"].shape == (30, 8) and (tmp_path / "fan.png").stat().st_size > 5000
@@ -148,3 +153,15 @@ def test_readme_python_snippets_run(i, data_dir, tmp_path, monkeypatch):
                      "eval.sampler_options={bogus: 1}", "-o", "p2.csv"]) == 2
         assert main(["predict", "runs/quick", "model.channels=4", "-o", "p2.csv"]) == 2
         assert not (tmp_path / "p2.csv").exists()
+
+
+def test_readme_panel_snippet_runs(data_dir, tmp_path, monkeypatch):
+    """The README's panel snippet (a ragged long frame, mode="auto" -> global) runs with tiny settings."""
+    (code,) = [s for s in readme_snippets() if 'item_col="unique_id"' in s]
+    ns = _run_snippet(code, "README panel snippet", data_dir, tmp_path, monkeypatch)
+    panel, dates = ns["panel"], ns["dates"]
+    assert ns["forecaster"].mode_ == "global" and panel.items == [f"fx{c}" for c in range(8)]
+    for c in range(8):
+        assert panel[f"fx{c}"].index[0] == dates[300 - 10 * c - 1] + dates.freq
+        assert panel[f"fx{c}"].samples.shape == (3, 30, 1)
+    assert list(panel.to_pandas().columns) == ["item_id", "ds", "mean", "0.1", "0.5", "0.9"]

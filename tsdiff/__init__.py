@@ -3,7 +3,7 @@
 from tsdiff._version import __version__
 
 #: The user-facing API (imported on first use, so ``import tsdiff`` stays light).
-_API = ("Forecaster", "Imputer", "Forecast", "Imputation")
+_API = ("Forecaster", "Imputer", "Forecast", "PanelForecast", "Imputation")
 __all__ = ["__version__", *_API]
 
 

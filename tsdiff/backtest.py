@@ -237,7 +237,8 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         :class:`BacktestResult`: the metrics frame, the forecasts and the cut-offs.
 
     Raises:
-        TsdiffError: ``refit=False`` with an unfitted forecaster.
+        TsdiffError: ``refit=False`` with an unfitted forecaster, or a global model (``mode="global"``:
+            not supported yet).
         ConfigError: bad ``windows`` / ``stride`` / ``horizon`` / ``start`` / ``metrics``.
         DataError: too few steps for the windows, or data the forecaster was not trained on.
     """
@@ -252,6 +253,10 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     if not refit and getattr(forecaster, "module_", None) is None:
         raise TsdiffError("backtest(refit=False) needs a fitted forecaster: fit it first (on data before the first "
                           "cut-off), or pass refit=True to fit a clone on each window's history")
+    if (getattr(forecaster, "mode_", None) if not refit else getattr(forecaster, "mode", None)) == "global":
+        raise TsdiffError("backtest does not evaluate a global model (mode='global': independent series, each "
+                          "forecast from its own end) yet; backtest a joint model (mode='joint') on series that share "
+                          "one end, or score the global model's predict() on held-out ends yourself")
     scorers = resolve_metrics(metrics)
     context, length = _model_lengths(forecaster, refit)
     horizon = length if horizon is None else int(horizon)

@@ -164,3 +164,76 @@ class Forecast:
         S, H, N, C = self.samples_full.shape
         return (f"Forecast(samples={S}, prediction_length={H}, series={N}, channels={C}, "
                 f"start={self.index[0]}, freq={self.freq!r})")
+
+
+class PanelForecast:
+    """Forecasts of independent series (a global :class:`~tsdiff.api.Forecaster`): one
+    :class:`Forecast` per series, each on its own future index (one step after its own end).
+
+    ``panel[item]`` is that series' :class:`Forecast`; ``mean``, ``median`` and ``quantile(q)``
+    are ``{item: array}`` of the per-series values (the same nearest-rank quantiles).
+    """
+
+    def __init__(self, forecasts: dict) -> None:
+        self.forecasts = dict(forecasts)
+
+    @property
+    def items(self) -> list:
+        """The series' ids, in the data's order."""
+        return list(self.forecasts)
+
+    def __getitem__(self, item) -> Forecast:
+        try:
+            return self.forecasts[item]
+        except KeyError:
+            raise KeyError(f"no series {item!r} in this forecast; its items are {self.items[:5]}"
+                           f"{' ...' if len(self.forecasts) > 5 else ''}") from None
+
+    def __len__(self) -> int:
+        return len(self.forecasts)
+
+    def __iter__(self):
+        return iter(self.forecasts.values())
+
+    @property
+    def mean(self) -> dict:
+        """``{item: [H, F]}`` sample means (:attr:`Forecast.mean` of each series)."""
+        return {k: f.mean for k, f in self.forecasts.items()}
+
+    @property
+    def median(self) -> dict:
+        return {k: f.median for k, f in self.forecasts.items()}
+
+    def quantile(self, q) -> dict:
+        """``{item: Forecast.quantile(q)}``: nearest-rank sample quantiles (:mod:`tsdiff.quantiles`)."""
+        return {k: f.quantile(q) for k, f in self.forecasts.items()}
+
+    def to_pandas(self, quantiles: Iterable[float] = (0.1, 0.5, 0.9), item_col: str = "item_id") -> pd.DataFrame:
+        """A long frame: one row per series x forecast step (x feature when series have several).
+
+        Columns: ``item_col``, the time column (the data's time name, default ``"time"``), ``series``
+        (the feature, only with several features), ``"mean"`` and the quantile levels as strings
+        (``"0.1"``), the values of :meth:`Forecast.to_pandas`.
+        """
+        parts = []
+        for item, f in self.forecasts.items():
+            wide = f.to_pandas(quantiles)
+            long = wide.stack(level="series", future_stack=True).reset_index()
+            if len(f.columns) == 1:
+                long = long.drop(columns="series")
+            long.insert(0, item_col, item)
+            long.columns.name = None
+            parts.append(long.rename(columns={f.time_name: "time"}) if f.time_name != "time" else long)
+        out = pd.concat(parts, ignore_index=True)
+        names = {f.time_name for f in self.forecasts.values()}
+        return out.rename(columns={"time": names.pop()}) if len(names) == 1 else out
+
+    def to_gluonts(self, channel: int = 0) -> list:
+        """GluonTS ``SampleForecast`` objects, series after series (:meth:`Forecast.to_gluonts`); a
+        series with several features gives one per feature, ``item_id`` ``"<item>/<feature>"``."""
+        return [g for f in self.forecasts.values() for g in f.to_gluonts(channel)]
+
+    def __repr__(self) -> str:
+        f = next(iter(self.forecasts.values()), None)
+        return (f"PanelForecast(series={len(self)}, samples={f.n_samples if f else 0}, "
+                f"prediction_length={f.prediction_length if f else 0})")

@@ -9,11 +9,13 @@ With them a tsdiff model takes part in GluonTS workflows as any GluonTS model do
     agg, per_item = Evaluator()(ts_it, forecast_it)
     predictor.serialize(Path("model"));  Predictor.deserialize(Path("model"))
 
-The model is joint (the series of the training data are the nodes of one multivariate
-model, as :class:`~tsdiff.api.Forecaster` on a GluonTS dataset): ``predict`` needs the same
-series (``item_id``, any order) ending on the same date, and yields one
-``SampleForecast`` per entry, in the dataset's order, starting one period after the entry's
-end. A dataset of one multivariate entry (target ``[C, T]``) gets one forecast with samples
+The model follows the Forecaster's ``mode`` (default ``"auto"``, see
+:mod:`tsdiff.api.forecast_panels`). Entries that share one span give a joint model (the series of
+the training data are the nodes of one multivariate model): ``predict`` needs the same series
+(``item_id``, any order) ending on the same date. Ragged entries (different ends or lengths) give a
+global model (one model shared by independent series): ``predict`` takes any entries with the
+trained features, each forecast from its own end. Either way it yields one ``SampleForecast`` per
+entry, in the dataset's order, starting one period after the entry's end. A dataset of one multivariate entry (target ``[C, T]``) gets one forecast with samples
 ``[S, H, C]``. The forecasts' quantiles are GluonTS' nearest rank, tsdiff's one definition
 (:mod:`tsdiff.quantiles`), so ``Evaluator`` figures equal :mod:`tsdiff.metrics` on the same
 samples.
@@ -131,9 +133,17 @@ class DiffusionPredictor(Predictor):
             return
         targets = [_entry_target(e, i) for i, e in enumerate(entries)]
         ends = [_period(e["start"], self.forecaster.freq) + t.shape[-1] for e, t in zip(entries, targets)]
+        if self.forecaster.mode_ == "global":  # each entry forecast from its own end
+            panel = self.forecaster.predict(entries, n_samples=num_samples)
+            for i, (item, end) in enumerate(zip(panel.items, ends)):
+                samples = panel[item].samples_full[..., 0]  # [S, H, F]
+                yield SampleForecast(samples=samples[:, :, 0] if samples.shape[2] == 1 else samples,
+                                     start_date=end, item_id=entries[i].get("item_id"))
+            return
         if len(set(ends)) > 1:
             raise DataError(f"the entries end on different dates (next periods {sorted(set(map(str, ends)))[:3]}); "
-                            "the model forecasts its series jointly from one end, so cut them to a common end")
+                            "the model forecasts its series jointly from one end, so cut them to a common end, "
+                            "or train with mode='global' (each entry forecast from its own end)")
         order = self._order(entries)
         # the entries themselves: their feat_dynamic_real / past_feat_dynamic_real are the covariates
         forecast = self.forecaster.predict([entries[i] for i in order], n_samples=num_samples)

@@ -22,7 +22,8 @@ The package: :mod:`~tsdiff.api.inputs` (user data to a Series), :mod:`~tsdiff.ap
 (argument checks, seed, prior), :mod:`~tsdiff.api.building` (the CPU preset and the module, built
 by :mod:`tsdiff.training.engine`), :mod:`~tsdiff.api.fitting` (training through the engine),
 :mod:`~tsdiff.api.sampling` (samples in data units), :mod:`~tsdiff.api.persistence` (model files),
-:mod:`~tsdiff.api.forecaster` and :mod:`~tsdiff.api.imputer` (the estimators).
+:mod:`~tsdiff.api.forecaster` and :mod:`~tsdiff.api.imputer` (the estimators), :mod:`~tsdiff.api.panels`
+and :mod:`~tsdiff.api.forecast_panels` (independent series: the Imputer's and the global Forecaster's).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from tsdiff.api.inputs import check_frame, to_series
 from tsdiff.api.persistence import API_FORMAT
 from tsdiff.api.sampling import sample_windows
 from tsdiff.data.series import Series
-from tsdiff.forecast import Forecast
+from tsdiff.forecast import Forecast, PanelForecast
 from tsdiff.imputation import Imputation
 
 __all__ = ["API_FORMAT", "API_OPTIM", "DEFAULT_PROCESS", "Forecast", "Forecaster", "Imputation", "Imputer", "LINEAR_ATTENTION_FROM",
-           "MAX_VAL_WINDOWS", "SKLEARN_EXPECTED_FAILED_CHECKS", "SMALL_MODEL_OPTIONS", "Series", "check_frame",
+           "MAX_VAL_WINDOWS", "PanelForecast", "SKLEARN_EXPECTED_FAILED_CHECKS", "SMALL_MODEL_OPTIONS", "Series", "check_frame",
            "sample_windows", "to_series"]

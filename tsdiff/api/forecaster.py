@@ -10,10 +10,11 @@ import pandas as pd
 import torch
 
 from tsdiff import validation as checks
-from tsdiff.api import fitting, persistence, sampling
+from tsdiff.api import fitting, forecast_panels, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
 from tsdiff.api.covariate_inputs import check_names, covariate_data, fit_covariates, forecast_block, future_rows
 from tsdiff.api.fitting import _spread
+from tsdiff.api.forecast_panels import SeriesPanel
 from tsdiff.api.inputs import _is_gluonts, _last_steps, to_series
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
@@ -21,7 +22,7 @@ from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _s
 from tsdiff.data.covariates import CovariateSpec, CovariateWindows
 from tsdiff.data.series import Series
 from tsdiff.errors import DataError, TsdiffError
-from tsdiff.forecast import Forecast
+from tsdiff.forecast import Forecast, PanelForecast
 from tsdiff.training.recipe import check_validation, parse_duration, validation_split
 from tsdiff.training.trainer_options import check_trainer_kwargs
 
@@ -102,6 +103,23 @@ class Forecaster(BaseEstimator):
             where CUDA is not available is an error, not a silent fall-back.
         progress: deprecated name of ``verbose`` (a FutureWarning when ``fit`` or ``predict``
             uses it; when set, it wins over ``verbose``); removed in the next release.
+        mode: how the data's series relate (:mod:`tsdiff.api.forecast_panels`):
+
+            - ``"joint"``: the series are the features (nodes) of one multivariate model; they
+              share one time axis and one end, and one forecast starts after it. Series that
+              end at different times are a DataError (use ``"global"``).
+            - ``"global"``: the series are independent samples sharing the weights. Training
+              windows are drawn from every series (each window inside one series; the model's
+              features are the per-series features F), and ``predict`` forecasts each series
+              from its own last ``context_length`` steps, starting one step after its own end:
+              a :class:`~tsdiff.forecast.PanelForecast`. A wide frame / 2-D array is read as one
+              univariate series per column (over its observed span). Covariates are not
+              supported, and no calendar features are read.
+            - ``"auto"`` (default): global for a 3-D array ``[n_series, L, F]``, a list of 2-D
+              arrays / DataFrames, and a long frame (``item_col`` / ``time_col``) or GluonTS
+              dataset whose series are ragged (different ends or lengths); joint otherwise (a
+              wide DataFrame, a 2-D array, an xarray grid, series sharing one span). Under
+              ``"joint"`` a 3-D array keeps its ``[T, N, C]`` reading.
 
     A scikit-learn ``BaseEstimator``: ``get_params(deep=True)``, ``set_params(**params)`` (an
     unknown name is a ConfigError, a ValueError, listing the valid ones) and ``sklearn.base.clone`` work on
@@ -117,7 +135,7 @@ class Forecaster(BaseEstimator):
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal",
                  covariates: list | None = None, future_covariates: list | None = None, calendar: bool = True,
                  random_state: int = 0, verbose: bool = True, device: str = "auto",
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, mode: str = "auto") -> None:
         self.model = model
         self.prediction_length = prediction_length
         self.context_length = context_length
@@ -145,11 +163,13 @@ class Forecaster(BaseEstimator):
         self.verbose = verbose
         self.device = device
         self.progress = progress
+        self.mode = mode
         self.module_ = None
         self.series_ = None
         self.source_ = None
         self.signature_: dict | None = None
         self.covariate_frame_ = None
+        self.panel_: SeriesPanel | None = None
 
     @property
     def context(self) -> int:
@@ -185,6 +205,12 @@ class Forecaster(BaseEstimator):
         checks.check_random_state(self.random_state)
         checks.check_freq(self.freq)
         check_names(self.covariates, self.future_covariates, self.calendar)
+        forecast_panels.check_mode(self.mode)
+
+    @property
+    def mode_(self) -> str | None:
+        """The fitted model's mode, ``"joint"`` or ``"global"`` (None before fit)."""
+        return None if self.signature_ is None else self.signature_.get("mode", "joint")
 
     def fit(self, data, graph=None, **data_options) -> "Forecaster":
         """Train on ``data`` (every window of ``context + prediction_length`` steps).
@@ -209,6 +235,14 @@ class Forecaster(BaseEstimator):
 
         self._validate_settings()
         device = resolve_device(self.device)  # before anything slow
+        where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
+        if forecast_panels.resolve_mode(self.mode, data, freq=self.freq, **where) == "global":
+            if graph is not None or set(data_options) - {"item_col", "time_col"}:
+                raise DataError(f"mode='global' takes no graph or {sorted(set(data_options) - set(where))}; "
+                                "pass the series and item_col / time_col only")
+            forecast_panels.fit_global(self, forecast_panels.to_panel(data, freq=self.freq, **where), device)
+            self.series_ = self.source_ = self.covariate_frame_ = None
+            return self
         past_cols, future_cols = check_names(self.covariates, self.future_covariates)
         targets = data_options.pop("targets", None)
         data, past_df, future_df = covariate_data(data, past_cols, future_cols, targets, freq=self.freq)
@@ -243,11 +277,23 @@ class Forecaster(BaseEstimator):
         freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
         calendar = self.calendar and not series.attrs.get("placeholder_time", False)
         spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, calendar)
-        seed = _seed(self.random_state)
         signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
                                                                       series.attrs.get("columns", series.node_names)],
                      "spatial": getattr(series.spatial, "kind", None),
-                     "grid_shape": list(getattr(series.spatial, "shape", ()) or []) if source is not None else None}
+                     "grid_shape": list(getattr(series.spatial, "shape", ()) or []) if source is not None else None,
+                     "mode": "joint"}
+        self._train_protocol(protocol, signature, freq, device, spec=spec, rows=rows)
+        self.series_, self.source_, self.panel_ = series, source, None
+        self.covariate_frame_ = None if spec is None else pd.concat(
+            [f for f in (future_df, past_df) if f is not None] or [pd.DataFrame(index=series.time_index)], axis=1)
+        return self
+
+    def _train_protocol(self, protocol, signature: dict, freq, device, *, spec=None, rows=None) -> None:
+        """Build the module for ``protocol``'s windows (and covariates ``spec`` / ``rows``), train it and
+        keep it with ``signature`` (shared by the joint and the global mode)."""
+        ctx = protocol.context
+        series = protocol.series
+        seed = _seed(self.random_state)
         model_cfg = _model_config(self.model, self.model_options, series.shape[1] * series.shape[2])
         if spec is not None:
             signature["covariates"] = spec.state_dict()
@@ -265,10 +311,7 @@ class Forecaster(BaseEstimator):
             max_time=self.max_time, seed=seed, progress=self._verbose(), device=device,
             val_dataset=windows("val") if self.validation is not None else None,
             early_stopping=self.early_stopping, trainer_kwargs=self.trainer_kwargs)
-        self.module_, self.series_, self.source_, self.signature_ = module, series, source, signature
-        self.covariate_frame_ = None if spec is None else pd.concat(
-            [f for f in (future_df, past_df) if f is not None] or [pd.DataFrame(index=series.time_index)], axis=1)
-        return self
+        self.module_, self.signature_ = module, signature
 
     @property
     def covariate_spec_(self) -> CovariateSpec | None:
@@ -308,12 +351,16 @@ class Forecaster(BaseEstimator):
     def predict(self, data=None, *, n_samples: int | None = None, sampler: str | None = None,
                 sampling_steps: int | None = None, sampler_options: dict | None = None,
                 random_state: int | None = None, verbose: bool | None = None, graph=None,
-                future_covariates=None, steps: int | None = None, progress: bool | None = None) -> Forecast:
+                future_covariates=None, steps: int | None = None, progress: bool | None = None,
+                item_col: str = "item_id", time_col: str = "timestamp") -> Forecast | PanelForecast:
         """Forecast the ``prediction_length`` steps after the end of ``data``.
 
         Args:
             data: history to condition on (same series / frequency as in fit); default:
-                the training data. Only its last ``context_length`` steps are used.
+                the training data. Only its last ``context_length`` steps are used. A global
+                model (``mode_ == "global"``) takes any number of series with the trained
+                features and forecasts each after its own end.
+            item_col, time_col: the id and time columns of a long DataFrame (as in ``fit``).
             n_samples: sample paths (default: the constructor's).
             sampler / sampling_steps: any registered sampler and its number of steps (default:
                 the constructor's).
@@ -327,7 +374,8 @@ class Forecaster(BaseEstimator):
             steps, progress: deprecated names of ``sampling_steps`` and ``verbose`` (a
                 FutureWarning); removed in the next release.
         Returns:
-            :class:`Forecast` with ``samples`` ``[S, H, N(, C)]`` in data units.
+            :class:`Forecast` with ``samples`` ``[S, H, N(, C)]`` in data units; for a global
+            model a :class:`~tsdiff.forecast.PanelForecast` (one Forecast per series, ``[S, H, F]``).
         """
         from tsdiff.deprecation import renamed
 
@@ -337,6 +385,13 @@ class Forecaster(BaseEstimator):
         n = checks.check_n_samples(self.n_samples if n_samples is None else n_samples)
         if random_state is not None:
             checks.check_random_state(random_state)
+        if self.mode_ == "global":
+            if graph is not None:
+                raise DataError("a global model (mode='global') forecasts independent series and takes no graph")
+            return self._predict_global(data, n, sampler, sampling_steps, sampler_options, random_state, verbose,
+                                        future_covariates, item_col=item_col, time_col=time_col)
+        if data is not None:
+            forecast_panels.resolve_mode("joint", data, freq=self.freq, item_col=item_col, time_col=time_col)
         spec = self.covariate_spec_
         cov_frame = self.covariate_frame_
         horizon_source = "future_covariates"
@@ -353,7 +408,8 @@ class Forecaster(BaseEstimator):
                 cov_frame = pd.concat([f for f in (future_df, past_df) if f is not None], axis=1)
                 if gluonts and future_covariates is None:  # feat_dynamic_real reaches into the horizon
                     future_covariates, horizon_source = future_df, "the entries' feat_dynamic_real"
-            series, source = to_series(data, freq=self.freq, graph=graph, lazy=True)
+            series, source = to_series(data, freq=self.freq, graph=graph, lazy=True, item_col=item_col,
+                                       time_col=time_col)
             self.check_data(series)
             if series.spatial is None and self.series_ is not None:
                 series.spatial = self.series_.spatial
@@ -379,20 +435,40 @@ class Forecaster(BaseEstimator):
         cond = ~np.isnan(raw)
         if not cond.any():
             raise DataError(f"the last {ctx} steps of the data have no observed value; forecasting needs history")
+        samples = self._sample(raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose,
+                               covariates=block)
+        return Forecast(samples[:, 0, ctx:], future, series.node_names, series.channel_names, freq=freq,
+                        columns=series.attrs.get("columns") or self.signature_.get("columns"),
+                        item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
+                        history=history, grid=source, time_name=series.time_index.name)
+
+    def _sample(self, raw, cond, n: int, sampler, sampling_steps, sampler_options, random_state, verbose,
+                covariates=None) -> np.ndarray:
+        """Samples ``[S, B, L, N, C]`` of the windows ``raw`` with the predict-time sampling settings."""
         seed = _seed(self.random_state if random_state is None else random_state)
         if sampler_options is None and sampler in (None, self.sampler):
             sampler_options = self.sampler_options
         _check_sampling(sampler or self.sampler, sampling_steps, sampler_options, self.chunk_size)
         _place(self.module_, self.device)
-        samples = sampling.sample_windows(
+        return sampling.sample_windows(
             self.module_, raw, cond, n_samples=n, sampler=sampler or self.sampler,
             steps=self.sampling_steps if sampling_steps is None else sampling_steps, seed=seed,
             progress=self._verbose(verbose), desc="forecast", sampler_options=sampler_options,
-            chunk_size=self.chunk_size, covariates=block)
-        return Forecast(samples[:, 0, ctx:], future, series.node_names, series.channel_names, freq=freq,
-                        columns=series.attrs.get("columns") or self.signature_.get("columns"),
-                        item_ids=series.attrs.get("item_ids") or series.attrs.get("items"),
-                        history=history, grid=source, time_name=series.time_index.name)
+            chunk_size=self.chunk_size, covariates=covariates)
+
+    def _predict_global(self, data, n: int, sampler, sampling_steps, sampler_options, random_state, verbose,
+                        future_covariates, *, item_col: str, time_col: str) -> PanelForecast:
+        if future_covariates is not None:
+            raise DataError("a global model (mode='global') reads no covariates; drop future_covariates")
+        if data is None:
+            if self.panel_ is None:
+                raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
+            panel = self.panel_
+        else:
+            panel = forecast_panels.to_panel(data, freq=self.freq, item_col=item_col, time_col=time_col)
+            forecast_panels.check_panel(self, panel)
+        return forecast_panels.predict_global(self, panel, lambda raw, cond: self._sample(
+            raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose))
 
     def backtest(self, data, **options):
         """Rolling-origin evaluation on ``data``: :func:`tsdiff.backtest.backtest` with this
@@ -427,6 +503,7 @@ class Forecaster(BaseEstimator):
         if "verbose" not in params and "progress" in params:  # saved before progress= became verbose=
             params["verbose"] = params.pop("progress")
         params.setdefault("calendar", False)  # saved before calendar features existed: a model without them
+        params.setdefault("mode", "joint")  # saved before panels: a joint model
         obj = cls(**{**params, "device": _load_device(params.get("device"), device, path)})
         obj.module_, obj.signature_ = module, api["signature"]
         _place(module, obj.device)

@@ -116,15 +116,15 @@ def as_panel(X, where: str = "X") -> Panel | None:
     return Panel(arrays, columns, stacked)
 
 
-def training_windows(panel: Panel, window: int, gap: int, validation: float | None
+def training_windows(panel: Panel, window: int, gap: int, validation: float | None, stride: int = 1
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """``(train starts, held-out starts)`` of ``window``-step windows inside the samples of the
-    panel laid out with ``gap`` rows between samples. With ``validation`` the last
+    """``(train starts, held-out starts)`` of ``window``-step windows (every ``stride`` steps)
+    inside the samples of the panel laid out with ``gap`` rows between samples. With ``validation`` the last
     ``ceil(validation * n)`` samples are held out whole (at least one sample stays for training)."""
     from tsdiff.data.windows import sliding_starts
 
     offsets = panel.offsets(gap)
-    per = [sliding_starts(L, window, 1, offset=int(o)) for o, L in zip(offsets, panel.lengths)]
+    per = [sliding_starts(L, window, stride, offset=int(o)) for o, L in zip(offsets, panel.lengths)]
     n = len(per)
     n_val = 0
     if validation is not None:

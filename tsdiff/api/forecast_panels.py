@@ -1,0 +1,286 @@
+"""Panels of independent series for the :class:`~tsdiff.api.Forecaster`: which mode the data gets,
+the per-series training windows of a global model, and its per-series forecasts.
+
+``mode="joint"`` reads the series of the data as the features (nodes) of one multivariate model:
+they share one time axis and one end, and one forecast starts after it. ``mode="global"`` reads
+them as independent samples of one model with the per-series features ``F``: every training
+window lies inside one series, and each series is forecast from its own last ``context_length``
+steps, starting one step after its own end (a :class:`~tsdiff.forecast.PanelForecast`).
+
+``mode="auto"`` picks global for a 3-D array ``[n_series, L, F]``, a list of 2-D arrays /
+DataFrames, and for a long frame or GluonTS dataset whose series are ragged (different ends or
+lengths); joint otherwise (a wide frame, a 2-D array, an xarray grid, series that share one span).
+
+The panel parsing of lists and 3-D arrays is :func:`tsdiff.api.panels.as_panel` (the Imputer's);
+long frames and GluonTS datasets go through :func:`tsdiff.api.inputs.to_series` and are then cut
+back to each series' own span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsdiff.api.panels import Panel, as_panel, training_windows
+from tsdiff.errors import ConfigError, DataError
+
+#: The values of ``Forecaster(mode=...)``.
+MODES = ("auto", "joint", "global")
+
+
+@dataclass
+class SeriesPanel:
+    """Independent series, each on its own time axis: float64 ``[L_i, F]`` values (NaN = missing)."""
+
+    panel: Panel                    # the values, as the Imputer's panels hold them
+    indexes: list[pd.DatetimeIndex]  # each series' own timestamps (positions for arrays without freq)
+    items: list                     # one id per series
+    features: list[str]             # the F per-series features
+    freq: str | None
+    placeholder_time: bool = False  # steps are positions (arrays without freq)
+    named: bool = True              # features carry the data's column labels
+    time_name: str | None = None
+
+    @property
+    def ends(self) -> list[pd.Timestamp]:
+        return [ix[-1] for ix in self.indexes]
+
+
+def check_mode(mode) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
+
+
+def _is_long(data, item_col: str, time_col: str) -> bool:
+    return isinstance(data, pd.DataFrame) and item_col in data.columns and time_col in data.columns
+
+
+def _gluonts_entries(data) -> list | None:
+    from tsdiff.api.inputs import _is_gluonts
+
+    if isinstance(data, (np.ndarray, pd.DataFrame)) or not _is_gluonts(data):
+        return None
+    return list(data.train if hasattr(data, "train") and hasattr(data, "metadata") else data)
+
+
+def _long_spans(data: pd.DataFrame, item_col: str, time_col: str) -> dict:
+    """``{item: (first timestamp, last timestamp)}`` of a long frame's rows."""
+    try:
+        times = pd.to_datetime(data[time_col], format="mixed")
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"long DataFrame: column {time_col!r} does not hold timestamps ({exc})") from None
+    grouped = times.groupby(data[item_col].to_numpy(), sort=False)
+    return {item: (lo, hi) for item, lo, hi in zip(grouped.min().index, grouped.min(), grouped.max())}
+
+
+def _gluonts_spans(entries: list, freq: str | None) -> dict:
+    from tsdiff.data.adapters.gluonts import _period
+
+    spans = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "target" not in e or "start" not in e:
+            raise DataError(f"dataset entry {i} has no 'target' or 'start' field")
+        start = _period(e["start"], freq)
+        spans[e.get("item_id", i)] = (start, start + (np.shape(e["target"])[-1] - 1))
+    if len(spans) != len(entries):
+        raise DataError("the dataset's entries repeat an item_id; give each series its own item_id")
+    return spans
+
+
+def _spans(data, freq, item_col, time_col) -> dict | None:
+    """Each series' ``(first, last)`` step for long frames and GluonTS data, else None."""
+    if _is_long(data, item_col, time_col):
+        return _long_spans(data, item_col, time_col)
+    entries = _gluonts_entries(data)
+    return None if entries is None else _gluonts_spans(entries, freq)
+
+
+def resolve_mode(mode: str, data, *, freq=None, item_col: str = "item_id", time_col: str = "timestamp") -> str:
+    """``"joint"`` or ``"global"`` for ``data`` under ``mode`` (see the module docstring).
+
+    Raises:
+        DataError: ``mode="joint"`` with series that end at different times, or with a list of series.
+    """
+    check_mode(mode)
+    listed = (isinstance(data, np.ndarray) and data.ndim == 3 and mode != "joint") or (
+        isinstance(data, (list, tuple)) and as_panel(data, "data") is not None)
+    spans = None if listed else _spans(data, freq, item_col, time_col)
+    ends = sorted({str(hi) for _, hi in (spans or {}).values()})
+    if mode == "joint":
+        if len(ends) > 1:
+            raise DataError(f"the series end at different times ({', '.join(ends[:3])}{', ...' if len(ends) > 3 else ''}"
+                            "); mode='joint' forecasts all series together from one end, so each series would not "
+                            "start its forecast after its own end. Use mode='global' (independent series, each "
+                            "forecast from its own end) or cut the series to a common end")
+        if listed:
+            raise DataError("a list of series is a panel of independent series; use mode='global' (or 'auto'), "
+                            "or join them into one wide DataFrame for mode='joint'")
+        return "joint"
+    if mode == "global" or listed:
+        return "global"
+    starts = {str(lo) for lo, _ in (spans or {}).values()}
+    return "global" if len(ends) > 1 or len(starts) > 1 else "joint"
+
+
+def _placeholder(n: int, freq: str | None) -> pd.DatetimeIndex:
+    return pd.date_range("2000-01-01", periods=n, freq=freq or "h")
+
+
+def _listed(data, freq) -> SeriesPanel:
+    """A 3-D array or a list of 2-D arrays / DataFrames (:func:`~tsdiff.api.panels.as_panel`)."""
+    from tsdiff.data.adapters.frames import check_time_index
+
+    panel = as_panel(data, "data")
+    indexes, freqs = [], set()
+    for i, (x, a) in enumerate(zip(data, panel.arrays)):
+        if isinstance(x, pd.DataFrame) and isinstance(x.index, pd.DatetimeIndex):
+            index, f = check_time_index(x.index, freq, where=f"data[{i}]")
+            indexes.append(index)
+            freqs.add(pd.tseries.frequencies.to_offset(f))
+        else:
+            indexes.append(_placeholder(a.shape[0], freq))
+    if len(freqs) > 1:
+        raise DataError(f"the frames have different frequencies {sorted(map(str, freqs))}; resample them to one")
+    timed = bool(freqs) or freq is not None
+    f = freq or (next(iter(freqs)).freqstr if freqs else "h")
+    features = [str(c) for c in panel.columns] if panel.columns is not None else [
+        f"x{j}" for j in range(panel.n_features)]
+    return SeriesPanel(panel, indexes, list(range(len(panel.arrays))), features, f, placeholder_time=not timed,
+                       named=panel.columns is not None, time_name=indexes[0].name)
+
+
+def _cut(series, spans: list[tuple[int, int]], items: list, named: bool) -> SeriesPanel:
+    """Series ``[T, N, C]`` on a union time axis -> node ``n`` on rows ``spans[n]`` with its ``C`` features."""
+    arrays = [np.array(series.values[a:b, n, :]) for n, (a, b) in enumerate(spans)]
+    indexes = [series.time_index[a:b] for a, b in spans]
+    features = [str(c) for c in series.channel_names]
+    return SeriesPanel(Panel(arrays, features, stacked=False), indexes, items, features,
+                       series.attrs.get("freq"), named=named, time_name=series.time_index.name)
+
+
+def to_panel(data, *, freq=None, item_col: str = "item_id", time_col: str = "timestamp") -> SeriesPanel:
+    """The independent series of ``data``, each on its own time axis.
+
+    A wide DataFrame or 2-D array gives one univariate series per column (its span: first to
+    last observed value); a long frame one series per item (its rows' span) with the value
+    columns as features; a GluonTS dataset one series per entry (``start`` to the target's end).
+    """
+    from tsdiff.api.inputs import to_series
+
+    if isinstance(data, (np.ndarray, list, tuple)) and as_panel(data, "data") is not None:
+        return _listed(data, freq)
+    spans = _spans(data, freq, item_col, time_col)
+    series, source = to_series(data, freq=freq, item_col=item_col, time_col=time_col)
+    if source is not None or series.spatial is not None:
+        raise DataError("mode='global' reads independent series; an xarray grid or a graph is one joint sample, "
+                        "use mode='joint'")
+    index = series.time_index
+    if spans is not None:
+        items = list(spans)
+        where = {k: i for i, k in enumerate(index)}
+        rows = [(where[pd.Timestamp(lo.to_timestamp() if isinstance(lo, pd.Period) else lo)],
+                 where[pd.Timestamp(hi.to_timestamp() if isinstance(hi, pd.Period) else hi)] + 1)
+                for lo, hi in spans.values()]
+        return _cut(series, rows, items, named=_is_long(data, item_col, time_col))
+    if series.shape[2] != 1:
+        raise DataError(f"mode='global' on data with {series.shape[2]} channels per series; pass a list of "
+                        "[L, F] frames or a 3-D array [n_series, L, F] instead")
+    # a wide table: each column a univariate series over its observed span
+    rows = []
+    for n, name in enumerate(series.node_names):
+        seen = np.flatnonzero(~np.isnan(series.values[:, n, 0]))
+        if not len(seen):
+            raise DataError(f"series {name!r} has no observed value (all NaN); drop that column")
+        rows.append((int(seen[0]), int(seen[-1]) + 1))
+    out = _cut(series, rows, list(series.attrs.get("columns", series.node_names)), named=False)
+    out.placeholder_time = bool(series.attrs.get("placeholder_time"))
+    return out
+
+
+def _refuse_covariates(est) -> None:
+    if est.covariates or est.future_covariates:
+        raise ConfigError("covariates and future_covariates are not supported in mode='global' yet; drop them, or "
+                          "use mode='joint' with series that share one end")
+
+
+def fit_global(est, panel: SeriesPanel, device) -> None:
+    """Train ``est`` (a Forecaster) on windows inside each series of ``panel``.
+
+    The series are laid end to end with ``context + horizon`` all-NaN rows between them, so no
+    window (nor the prior's view past its edges) reaches from one series into the next.
+    """
+    from tsdiff.api.fitting import _spread
+    from tsdiff.data.forecasting import build_forecasting_protocol
+    from tsdiff.data.series import Series
+
+    _refuse_covariates(est)
+    ctx, H = est.context, est.prediction_length
+    window = ctx + H
+    empty = np.isnan(panel.panel.concatenated()).all(axis=0)
+    if empty.any():
+        raise DataError(f"feature {panel.features[int(np.argmax(empty))]!r} has no observed value in any series "
+                        "(all NaN); drop it")
+    starts, held = training_windows(panel.panel, window, window, est.validation, stride=est.train_stride)
+    if not len(starts):
+        raise DataError(f"no series has context_length + prediction_length = {ctx} + {H} = {window} steps to "
+                        f"train on (the longest has {max(panel.panel.lengths)}); use shorter lengths or more data")
+    values = panel.panel.concatenated(gap=window)
+    series = Series(values[:, :, None], _placeholder(values.shape[0], None), panel.features, ["value"])
+    last = starts[-1:]
+    protocol = build_forecasting_protocol("api-forecaster-global", series, ctx, H, starts,
+                                          _spread(held) if est.validation is not None else last, last)
+    signature = {**protocol.signature, "freq": panel.freq, "columns": list(panel.features), "spatial": None,
+                 "grid_shape": None, "mode": "global", "named": panel.named,
+                 "placeholder_time": panel.placeholder_time}
+    est._train_protocol(protocol, signature, panel.freq, device)
+    est.panel_ = panel
+
+
+def check_panel(est, panel: SeriesPanel) -> None:
+    """Refuse series whose features or frequency differ from the training data's."""
+    sig = est.signature_
+    if len(panel.features) != sig["num_nodes"]:
+        raise DataError(f"the series have {len(panel.features)} features but the model was trained on "
+                        f"{sig['num_nodes']} ({sig.get('columns')}); pass series with the same features as in fit")
+    if panel.named and sig.get("named") and list(panel.features) != [str(c) for c in sig["columns"]]:
+        raise DataError(f"the series' features {panel.features} differ from the trained {sig['columns']}; pass the "
+                        "same columns in the same order as in fit")
+    if not panel.placeholder_time and not sig.get("placeholder_time") and sig.get("freq") and panel.freq and \
+            pd.tseries.frequencies.to_offset(panel.freq) != pd.tseries.frequencies.to_offset(sig["freq"]):
+        raise DataError(f"the data has frequency {panel.freq!r} but the model was trained on {sig['freq']!r} data; "
+                        "resample it or train a new model")
+
+
+def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
+    """Forecast every series of ``panel`` from its own last ``context_length`` steps.
+
+    ``sample(raw, cond)`` draws ``[S, B, L, N, C]`` for windows ``raw`` ``[B, L, N, C]``; a
+    series shorter than the context is padded with missing steps at its start.
+    """
+    from tsdiff.data.series import Series
+    from tsdiff.forecast import Forecast, PanelForecast
+
+    sig = est.signature_
+    ctx, H = sig["context"], sig["window"] - sig["context"]
+    F = len(panel.features)
+    raw = np.full((len(panel.items), ctx + H, F, 1), np.nan)
+    for i, a in enumerate(panel.panel.arrays):
+        tail = a[-ctx:]
+        raw[i, ctx - len(tail): ctx, :, 0] = tail
+        if np.isnan(tail).all():
+            raise DataError(f"series {panel.items[i]!r} has no observed value in its last {ctx} steps; forecasting "
+                            "needs history")
+    samples = sample(raw, ~np.isnan(raw))  # [S, n, ctx + H, F, 1]
+    freq = sig.get("freq") or panel.freq
+    out = {}
+    for i, (item, index, a) in enumerate(zip(panel.items, panel.indexes, panel.panel.arrays)):
+        future = pd.date_range(index[-1], periods=H + 1, freq=freq)[1:]
+        future.name = index.name
+        tail = -min(ctx, len(a))
+        history = Series(np.array(a[tail:, :, None]), index[tail:], panel.features, ["value"])
+        ids = [item] if F == 1 else [f"{item}/{f}" for f in panel.features]
+        out[item] = Forecast(samples[:, i, ctx:], future, panel.features, ["value"], freq=freq,
+                             columns=panel.features, item_ids=ids, history=history, time_name=index.name)
+    return PanelForecast(out)
