@@ -114,6 +114,18 @@ def _grid(values=None, time=None, lat_units="degrees_north", dims=("time", "lat"
     return xr.DataArray(v, dims=dims, coords=coords, name="t2m")
 
 
+def _no_warnings(call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` with every warning an error: the refusal must come without a library's warning first."""
+    def wrapped():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return call()
+
+    return wrapped
+
+
 def _series(values):
     from tsdiff.data.adapters.frames import from_numpy
 
@@ -527,6 +539,16 @@ def _cases() -> list[Case]:
         # --- model files ------------------------------------------------------------------------------------
         Case("checkpoint/directory", lambda: load_model(ROOT), TsdiffError, "is a directory, not a model file"),  # fixed
         Case("checkpoint/json", lambda: load_model(json_pt), TsdiffError, "is not a loadable tsdiff model file"),
+        Case("checkpoint/text-file", lambda: load_model(_tmp("notes.pt", "hello")), TsdiffError,
+             "is not a torch checkpoint, or is damaged (KeyError); pass a file written by"),  # fixed: 'KeyError: 101'
+        Case("cli/impute-model-text-file", lambda: cli("impute", str(same_csv), "-o", str(same_csv.parent / "i.csv"),
+                                                       "--model", str(_tmp("notes.pt", "hello"))), CLIError,
+             "notes.pt is not a loadable tsdiff model file: the file is not a torch checkpoint"),
+        Case("cli/impute-save-model-into-a-directory", lambda: cli("impute", str(same_csv), "-o",
+                                                                   str(same_csv.parent / "i.csv"), "--save-model",
+                                                                   str(csv_dir)), CLIError,
+             "--save-model '" + str(csv_dir) + "' is a directory; give a file name inside it, e.g. '"
+             + str(csv_dir / "model.pt") + "'"),  # fixed: suggested 'folder.csv/output.csv' for a model
         Case("checkpoint/empty", lambda: load_model(_tmp("empty.pt", b"")), TsdiffError,
              "is not a loadable tsdiff model file"),
     ]
@@ -576,6 +598,11 @@ def _cases() -> list[Case]:
           if not (k == "cuda" and torch.cuda.is_available())],
         Case("api/forecaster-freq", _api("forecaster_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
         Case("api/to-series-freq", _api("to_series_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
+        Case("api/forecaster-freq-no-pandas-warning", _no_warnings(_api("forecaster_freq")), ConfigError,
+             "freq='bogus' is not a pandas frequency; use an alias"),  # fixed: pandas' FutureWarning and text leaked
+        Case("cli/forecast-freq-bogus", _no_warnings(lambda: cli("forecast", str(same_csv), "freq=bogus", "-o",
+                                                                 str(same_csv.parent / "f.csv"))), CLIError,
+             "freq='bogus' is not a pandas frequency"),
         Case("api/lr-diverges", _api("lr_diverges"), ConfigError, "training diverged"),
         Case("api/to-pandas-quantiles", _api("to_pandas_quantiles"), ConfigError, "must be levels in [0, 1]"),
         Case("api/forecaster-all-nan-series", _api("forecaster_all_nan_series"), DataError,

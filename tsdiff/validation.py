@@ -198,10 +198,14 @@ def seed_from(random_state) -> int:
 def check_freq(freq, name: str = "freq") -> None:
     if freq is None:
         return
+    import warnings
+
     try:
-        pd.tseries.frequencies.to_offset(freq)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}={freq!r} is not a pandas frequency ({exc}); use an alias such as 'h', 'D', "
+        with warnings.catch_warnings():  # pandas warns about the case of a name it then refuses ('bogus')
+            warnings.simplefilter("ignore", FutureWarning)
+            pd.tseries.frequencies.to_offset(freq)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={freq!r} is not a pandas frequency; use an alias such as 'h', 'D', "
                           "'15min' or 'W-SUN', or None to infer it from the timestamps") from None
 
 
