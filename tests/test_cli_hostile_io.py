@@ -141,6 +141,36 @@ def test_unwritable_outputs_are_refused_before_training(tmp_path, capsys, no_tra
     assert not Path(out).exists()
 
 
+def test_read_only_folders_are_refused_before_training_also_when_running_as_root(tmp_path, capsys, no_training,
+                                                                               monkeypatch):
+    """Root writes into read-only folders, so the test above skips them there: here the folder refuses
+    every new file (as a read-only folder or mount does), for each output of both commands."""
+    import errno
+    import tempfile
+
+    import tsdiff.io
+
+    src = _csv(tmp_path / "d.csv", _table(range(30)))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refusing(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == ro.resolve():
+            raise PermissionError(errno.EACCES, "Permission denied", str(ro))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tsdiff.io.tempfile, "mkstemp", refusing)
+    out = str(tmp_path / "o.csv")
+    for argv, role in [(["impute", str(src), "-o", str(ro / "o.csv")], "output"),
+                       (["impute", str(src), "-o", out, "--uncertainty", str(ro / "new" / "u.csv")], "--uncertainty"),
+                       (["impute", str(src), "-o", out, "--save-model", str(ro / "m.pt")], "--save-model"),
+                       (["forecast", str(src), "-o", str(ro / "f.csv")], "output"),
+                       (["forecast", str(src), "-o", out, "--plot", str(ro / "p.png")], "--plot")]:
+        _refused(capsys, argv, f"{role} '{ro}", "is not writable (Permission denied); choose another folder")
+    assert not Path(out).exists() and list(ro.iterdir()) == []
+
+
 def test_save_into_a_directory_is_a_clear_error(tmp_path):
     from tsdiff import Imputer
     from tsdiff.errors import ConfigError
