@@ -99,6 +99,20 @@ def test_forecaster_huge_values_give_finite_forecasts():
     assert np.isfinite(fc.to_pandas().to_numpy()).all() and np.isfinite(fc.quantile([0.1, 0.9])).all()
 
 
+def test_a_never_observed_series_is_treated_alike_by_imputer_and_forecaster():
+    """Issue 30 #5: fit refuses a series with no value (the same DataError for both); a fitted model
+    fills / forecasts it with finite values, the other series' observed values kept bit for bit."""
+    X = _x()
+    empty = X.copy()
+    empty[:, 1] = np.nan
+    for model in (api.Imputer(**TINY), api.Forecaster(**FTINY)):
+        with pytest.raises(DataError, match=r"'s1' has no observed value \(all NaN\); drop that column"):
+            model.fit(_frame(empty))
+    _assert_imputed(api.Imputer(**TINY).fit(_frame(X)).transform(_frame(empty)), empty)
+    fc = api.Forecaster(**FTINY).fit(_frame(X)).predict(_frame(empty))
+    assert np.isfinite(fc.samples).all() and np.isfinite(fc.to_pandas().to_numpy()).all()
+
+
 def test_non_finite_samples_are_an_error_never_output(monkeypatch):
     imp = api.Imputer(**TINY).fit(_x())
     real = imp.module_.sample

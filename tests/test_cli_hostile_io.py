@@ -171,6 +171,24 @@ def test_read_only_folders_are_refused_before_training_also_when_running_as_root
     assert not Path(out).exists() and list(ro.iterdir()) == []
 
 
+def test_refusals_of_the_inputs_data_name_the_input_file(tmp_path, capsys, no_training):
+    """The API's data errors say 'X' or 'the data'; on the command line they name INPUT (issue 30)."""
+    short = _csv(tmp_path / "short.csv", _table(range(10)))
+    _refused(capsys, ["forecast", str(short), "-o", str(tmp_path / "f.csv")],
+             f"error: {short}: the data has 10 time steps but one training window needs")
+    rows = [(t, a, "") for t, a, _ in _table(range(30))]
+    empty = _csv(tmp_path / "empty_b.csv", rows)
+    _refused(capsys, ["impute", str(empty), "-o", str(tmp_path / "i.csv")],
+             f"error: {empty}: feature 'b' has no observed value (all NaN)")
+    _refused(capsys, ["forecast", str(empty), "--prediction-length", "3", "--context-length", "4",
+                      "-o", str(tmp_path / "f.csv")], f"error: {empty}: series 'b' has no observed value (all NaN)")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("time,caf\xe9\n1,2\n".encode("latin-1"))  # already named: not named twice
+    err = _refused(capsys, ["impute", str(bad), "--encoding", "utf-8", "-o", str(tmp_path / "i.csv")],
+                   f"error: {bad} is not valid utf-8 text")
+    assert err.count("bad.csv") == 1, err
+
+
 def test_save_into_a_directory_is_a_clear_error(tmp_path):
     from tsdiff import Imputer
     from tsdiff.errors import ConfigError

@@ -8,6 +8,7 @@ YAML and ``key=value`` overrides, or a saved model with ``--model``) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 from pathlib import Path
@@ -223,6 +224,17 @@ def _check_output(args, kind_in: str) -> str:
     return kind_out
 
 
+@contextlib.contextmanager
+def _naming_input(path: str):
+    """A DataError about INPUT's data names the file (the API's messages say 'X' or 'the data')."""
+    try:
+        yield
+    except DataError as exc:
+        if not exc.args or Path(path).name not in str(exc):
+            exc.args = (f"{path}: {exc}",)
+        raise
+
+
 # --------------------------------------------------------------------------- impute
 def impute_command(args) -> int:
     from tsdiff.api import Imputer
@@ -238,10 +250,11 @@ def impute_command(args) -> int:
     else:
         imp = Imputer(**_settings(Imputer, args.config, args.settings, {"random_state": args.seed}))
     n = args.n_samples if args.n_samples is not None else imp.n_samples
-    if kind == "csv":
-        _impute_csv(imp, args, n, csv_options)
-    else:
-        _impute_grid(imp, args, n)
+    with _naming_input(args.input):
+        if kind == "csv":
+            _impute_csv(imp, args, n, csv_options)
+        else:
+            _impute_grid(imp, args, n)
     if args.save_model and not args.model:
         imp.save(args.save_model)
         print(f"saved model to {args.save_model}")
@@ -358,23 +371,24 @@ def forecast_command(args) -> int:
     csv_options = _csv_options(args, kind)
     _check_output(args, kind)
     table, relabel = None, None
-    if kind == "csv":
-        table = read_csv_table(args.input, **csv_options, strict_time=True)
-        data, relabel = _model_time_axis(table, args.input)
-    else:
-        data = open_grid(args.input)
     extra = {"prediction_length": args.prediction_length, "context_length": args.context_length,
              "random_state": args.seed}
-    if args.model:
-        fc = Forecaster.load(args.model)
-        if args.settings or any(v is not None for v in extra.values()):
-            raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model trained "
-                              "on INPUT; drop them with --model")
-    else:
-        fc = Forecaster(**{"verbose": False, **_settings(Forecaster, args.config, args.settings, extra)})
-        fc.fit(data)
-    forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, sampling_steps=args.steps,
-                          verbose=False)
+    with _naming_input(args.input):
+        if kind == "csv":
+            table = read_csv_table(args.input, **csv_options, strict_time=True)
+            data, relabel = _model_time_axis(table, args.input)
+        else:
+            data = open_grid(args.input)
+        if args.model:
+            fc = Forecaster.load(args.model)
+            if args.settings or any(v is not None for v in extra.values()):
+                raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model "
+                                  "trained on INPUT; drop them with --model")
+        else:
+            fc = Forecaster(**{"verbose": False, **_settings(Forecaster, args.config, args.settings, extra)})
+            fc.fit(data)
+        forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, sampling_steps=args.steps,
+                              verbose=False)
     index = relabel(forecast.index) if relabel else None
     write_forecast(forecast, args.output, index=index, like=table)
     print(f"forecast {forecast.prediction_length} steps x {forecast.samples_full.shape[2]} series "
