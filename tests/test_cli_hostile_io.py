@@ -302,6 +302,22 @@ def test_dialects_line_endings_comments_quotes_and_separator_rows(tmp_path, caps
 
 
 # --------------------------------------------------------------------------- 7. temporaries of killed writers
+def test_repeated_or_empty_column_names_are_renamed_with_a_warning(tmp_path, capsys, model_ab):
+    from tsdiff.csv_dialect import InputWarning
+    from tsdiff.userfiles import read_csv_table
+
+    src = _csv(tmp_path / "d.csv", [(*r, r[1]) for r in _table(range(12))], header=("time", "a", "a", ""))
+    with pytest.warns(InputWarning, match=r"repeats or leaves out column names; tsdiff calls them 'a' -> 'a.1', "
+                                          r"\(empty\) -> 'Unnamed: 3'"):
+        table = read_csv_table(src)
+    assert list(table.frame.columns) == ["a", "a.1", "Unnamed: 3"]
+    capsys.readouterr()
+    assert main(["impute", str(src), "--model", str(model_ab), "-o", str(tmp_path / "o.csv")]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"tsdiff impute: warning: {src}: the header repeats or leaves out column names")
+    assert error.startswith(f"tsdiff impute: error: {src}: the table has 3 columns but the model"), error
+
+
 def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     from tsdiff.io import atomic_write
 

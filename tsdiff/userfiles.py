@@ -206,6 +206,11 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     names = texts[id(header)]
     _warn_hidden_data(text, records, header, names, delimiter, where)
     columns = _unique(names[1:])
+    renamed = [f"{n!r} -> {c!r}" if n else f"(empty) -> {c!r}" for n, c in zip(names[1:], columns) if n != c]
+    if renamed:
+        warnings.warn(f"{where}: the header repeats or leaves out column names; tsdiff calls them "
+                      f"{', '.join(renamed[:5])}{', ...' if len(renamed) > 5 else ''} (in a forecast's columns and a "
+                      "saved model; an imputed CSV keeps the header as it is)", InputWarning, stacklevel=2)
     labels = [texts[id(r)][0] for r in rows]
     by_column = list(zip(*(texts[id(r)][1:] for r in rows)))
     values = np.empty((len(rows), len(columns)), dtype=np.float64)
