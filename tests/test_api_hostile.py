@@ -113,6 +113,16 @@ def test_a_never_observed_series_is_treated_alike_by_imputer_and_forecaster():
     assert np.isfinite(fc.samples).all() and np.isfinite(fc.to_pandas().to_numpy()).all()
 
 
+def test_forecaster_predict_names_values_far_outside_its_training_data():
+    """Issue 30 #2: a model trained on values of about 1 forecasting data x 1e30 overflowed float32
+    and said 'training diverged ... lower lr'; now the values are named (as Imputer.transform does)."""
+    fc = api.Forecaster(**FTINY).fit(_frame(_x()))
+    with pytest.raises(DataError, match=r"the data: \d+ observed value\(s\) lie too far outside the data the model "
+                                        r"was trained on, e\.g\. .* in column 's0'"):
+        fc.predict(_frame(_x() * 1e30))
+    assert np.isfinite(fc.predict(_frame(_x() * 1e3)).samples).all()  # far, but within float32's reach
+
+
 def test_non_finite_samples_are_an_error_never_output(monkeypatch):
     imp = api.Imputer(**TINY).fit(_x())
     real = imp.module_.sample
