@@ -203,6 +203,17 @@ def test_mixed_type_labels_work_for_the_forecaster():
 
 
 # --------------------------------------------------------------------------- 6. precision
+def test_numpy_integer_settings_are_integers():
+    """n_samples=np.int64(3) was refused deep in sampling ('n_samples must be an integer >= 1, got np.int64(3)')."""
+    settings = {k: np.int64(v) for k, v in TINY.items() if isinstance(v, int)}
+    X = _x()
+    X[3, 1] = np.nan
+    _assert_imputed(api.Imputer(**{**TINY, **settings, "batch_size": np.int64(4)}).fit_transform(X), X)
+    fsettings = {k: np.int64(v) for k, v in FTINY.items() if isinstance(v, int) and not isinstance(v, bool)}
+    fc = api.Forecaster(**{**FTINY, **fsettings}).fit(_frame(X))
+    assert np.isfinite(fc.predict(n_samples=np.int32(2)).samples).all()
+
+
 def test_integers_float64_holds_exactly_are_kept():
     X = (np.arange(90, dtype=np.int64).reshape(30, 3) * 2**20 + 2**60)  # beyond 2**53, still exact in float64
     out = api.Imputer(**TINY).fit_transform(X)

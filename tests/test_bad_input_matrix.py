@@ -84,6 +84,12 @@ def _tiny_imputer_file() -> str:
 _TINY_IMPUTER: str | None = None
 
 
+def _loaded_imputer():
+    from tsdiff.api import Imputer
+
+    return Imputer.load(_tiny_imputer_file())
+
+
 def cfg(*overrides: str):
     from tsdiff.config import load_config
 
@@ -574,7 +580,7 @@ def _cases() -> list[Case]:
             "supports forecasting protocols")]
     # the Python API
     rows += [
-        Case("api/imputer-strings", _api("imputer_strings"), DataError, "could not convert"),
+        Case("api/imputer-strings", _api("imputer_strings"), DataError, "X holds values that are not numbers (e.g. 'a')"),
         Case("api/imputer-window", _api("imputer_window"), ConfigError, "window"),
         Case("api/imputer-columns", _api("imputer_columns"), DataError, "3 features"),
         Case("api/imputer-inf", _api("imputer_inf"), DataError, "inf"),
@@ -598,6 +604,12 @@ def _cases() -> list[Case]:
           if not (k == "cuda" and torch.cuda.is_available())],
         Case("api/forecaster-freq", _api("forecaster_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
         Case("api/to-series-freq", _api("to_series_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
+        Case("api/imputer-transform-text", lambda: _loaded_imputer().transform(np.array([["1", "x"]] * 10)), DataError,
+             "X holds values that are not numbers (e.g. 'x'); convert them with pd.to_numeric"),  # fixed: numpy's text
+        Case("api/imputer-transform-complex", lambda: _loaded_imputer().transform(np.ones((10, 2), complex)),
+             DataError, "X holds complex numbers; tsdiff needs real numbers"),  # fixed: the whole array in the message
+        Case("api/imputer-panel-text", lambda: _loaded_imputer().transform([np.array([["1", "x"]] * 10)] * 2),
+             DataError, "X[0] holds values that are not numbers"),
         Case("api/forecaster-freq-no-pandas-warning", _no_warnings(_api("forecaster_freq")), ConfigError,
              "freq='bogus' is not a pandas frequency; use an alias"),  # fixed: pandas' FutureWarning and text leaked
         Case("cli/forecast-freq-bogus", _no_warnings(lambda: cli("forecast", str(same_csv), "freq=bogus", "-o",
