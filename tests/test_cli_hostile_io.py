@@ -318,6 +318,39 @@ def test_repeated_or_empty_column_names_are_renamed_with_a_warning(tmp_path, cap
     assert error.startswith(f"tsdiff impute: error: {src}: the table has 3 columns but the model"), error
 
 
+def _int64_grid(path, offset):
+    import xarray as xr
+
+    v = np.random.default_rng(0).integers(0, 1000, size=(12, 2, 3)).astype(np.int64) + offset
+    v[3, 0, 1] = -1  # the fill value: missing
+    coords = {"time": pd.date_range("2020-01-01", periods=12, freq="h"),
+              "lat": xr.DataArray([50.0, 51.0], dims="lat", attrs={"units": "degrees_north"}),
+              "lon": xr.DataArray([0.0, 1.0, 2.0], dims="lon", attrs={"units": "degrees_east"})}
+    xr.DataArray(v, dims=("time", "lat", "lon"), coords=coords, name="count").to_netcdf(
+        path, encoding={"count": {"_FillValue": -1, "dtype": "int64"}})
+    return path, v
+
+
+def test_int64_grids_beyond_2_to_the_53_are_refused_before_training(tmp_path, capsys, no_training):
+    """xarray reads an int64 variable with a fill value as float64: counts above 2**53 came back changed
+    in the imputed grid (issue 30 #13, the netCDF path)."""
+    src, _ = _int64_grid(tmp_path / "big.nc", 2**53 + 1)
+    for command in ("impute", "forecast"):
+        _refused(capsys, [command, str(src), "-o", str(tmp_path / "o.nc")],
+                 f"error: {src}: variable 'count': ", "integer value(s) (e.g. ", "exceed 2**53")
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_int64_grids_float64_holds_exactly_come_back_exactly(tmp_path, capsys):
+    import xarray as xr
+
+    src, v = _int64_grid(tmp_path / "small.nc", 2**52)
+    assert main(["impute", str(src), *FAST, "-o", str(tmp_path / "o.nc")]) == 0
+    with xr.open_dataset(tmp_path / "o.nc", mask_and_scale=False) as out:
+        back = out["count"].values
+    assert back.dtype == np.int64 and np.array_equal(back[v != -1], v[v != -1]) and back[3, 0, 1] != -1
+
+
 def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     from tsdiff.io import atomic_write
 

@@ -299,14 +299,36 @@ def open_grid(path: str | os.PathLike, lazy: bool = False):
     if not path.is_file():
         raise DataError(f"input file {str(path)!r} does not exist")
     try:
+        _check_exact_grid(path)
         if lazy:
             from tsdiff.data.adapters.grid import open_lazy_dataset
 
             return open_lazy_dataset(path)
         with xr.open_dataset(path) as ds:
             return ds.load()
+    except DataError:
+        raise
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable netCDF file ({exc})") from None
+
+
+def _check_exact_grid(path: Path) -> None:
+    """Refuse 64-bit integer variables holding values float64 cannot hold exactly (above 2**53):
+    xarray reads them as float64, so an imputed grid would write back changed observed values.
+    Read a block of time steps at a time (the fill value is not a value)."""
+    import xarray as xr
+
+    from tsdiff.validation import check_exact
+
+    with xr.open_dataset(path, mask_and_scale=False, decode_times=False, decode_timedelta=False) as raw:
+        for name, var in raw.data_vars.items():
+            if var.dtype.kind not in "iu" or var.dtype.itemsize < 8 or var.ndim == 0:
+                continue
+            fill = [var.attrs[k] for k in ("_FillValue", "missing_value") if k in var.attrs]
+            step = max(1, (16 << 20) // max(1, 8 * var[0].size))
+            for a in range(0, var.shape[0], step):
+                block = np.asarray(var[a: a + step].values)
+                check_exact(block[~np.isin(block, fill)] if fill else block, f"{path}: variable {name!r}")
 
 
 #: encoding keys of the input's variables that written grids keep
