@@ -397,6 +397,9 @@ def _cases() -> list[Case]:
             _tiny_imputer_file()), CLIError,
              "lie too far outside the data the model was trained on, e.g. 1e+300 in column 'b' (line 2)"),
         # fixed: "x has 1 NaN/inf value(s); missing values must be 0 in x and False in cond_mask"
+        Case("cli/impute-beyond-float64", lambda: cli("impute", str(_tmp("big.csv", "t,a\n2024-01-01,1e400\n2024-01-02,\n"
+                                                                        "2024-01-03,2\n")), "-o", "/tmp/x.csv"),
+             CLIError, "column 'a' holds a number beyond the float64 range (about 1.8e308), '1e400' at line 2"),
         Case("cli/impute-header-separators-only", lambda: cli(
             "impute", str(_tmp("sep.csv", ",\nt,a,b\n1,2,\n")), "-o", "/tmp/x.csv"), CLIError,
              "the header, line 1, is a row of separators only"),  # fixed: only "line 2 has 3 cells but the header has 2"

@@ -12,6 +12,7 @@ copied, never recomputed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -81,6 +82,13 @@ class CsvTable:
 
     def encode(self, text: str) -> bytes:
         return self.bom + text.encode(self.encoding)
+
+
+def _beyond_float64(text: str) -> bool:
+    """A number written out (``1e400``) that float64 cannot hold (Python reads it as inf)."""
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+|[+-]?\d{309,}(\.\d*)?", text):
+        return False
+    return math.isinf(float(text))
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -223,6 +231,11 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
         bad = np.flatnonzero(np.isnan(num) & ~na | cells.str.contains("_", regex=False).to_numpy())
         if len(bad):
             value = by_column[f][bad[0]]
+            number = value.strip().strip('"')
+            if _beyond_float64(number.replace(",", ".") if decimal == "," else number):
+                raise DataError(f"{where}: column {col!r} holds a number beyond the float64 range (about 1.8e308), "
+                                f"{value!r} at line {rows[bad[0]].line}; tsdiff computes in float64: change the unit "
+                                "or scale the column")
             hint = (" (a decimal comma? pass --decimal ',')" if decimal == "." and re.fullmatch(r"[+-]?\d+,\d+", value)
                     else "")
             raise DataError(f"{where}: column {col!r} is not numeric (e.g. {value!r} at line {rows[bad[0]].line})"
