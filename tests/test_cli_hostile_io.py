@@ -331,6 +331,24 @@ def _int64_grid(path, offset):
     return path, v
 
 
+def test_grids_with_a_numeric_time_without_units_are_refused_with_the_fix(tmp_path, capsys):
+    """Issue 30 #3 for grids: epoch seconds without CF units are never read as 1970 nanoseconds."""
+    import xarray as xr
+
+    src, _ = _int64_grid(tmp_path / "g.nc", 0)
+    with xr.open_dataset(src) as ds:
+        epoch = ds.load().assign_coords(time=1_700_000_000 + 3600 * np.arange(12))
+    epoch.to_netcdf(tmp_path / "epoch.nc")
+    for command in ("impute", "forecast"):
+        _refused(capsys, [command, str(tmp_path / "epoch.nc"), "-o", str(tmp_path / "o.nc")],
+                 "cannot recognise the time dimension(s)", "'seconds since 1970-01-01'")
+    epoch.time.attrs["units"] = "seconds since 1970-01-01"
+    epoch.to_netcdf(tmp_path / "cf.nc")
+    assert main(["forecast", str(tmp_path / "cf.nc"), *FC, "-o", str(tmp_path / "f.nc")]) == 0
+    with xr.open_dataset(tmp_path / "f.nc") as out:
+        assert str(out.time.values[0]).startswith("2023-11-15T")  # 1700000000 + 12 h, not 1970
+
+
 def test_int64_grids_beyond_2_to_the_53_are_refused_before_training(tmp_path, capsys, no_training):
     """xarray reads an int64 variable with a fill value as float64: counts above 2**53 came back changed
     in the imputed grid (issue 30 #13, the netCDF path)."""
