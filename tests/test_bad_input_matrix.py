@@ -549,7 +549,11 @@ def _cases() -> list[Case]:
         Case("checkpoint/directory", lambda: load_model(ROOT), TsdiffError, "is a directory, not a model file"),  # fixed
         Case("checkpoint/json", lambda: load_model(json_pt), TsdiffError, "is not a loadable tsdiff model file"),
         Case("checkpoint/text-file", lambda: load_model(_tmp("notes.pt", "hello")), TsdiffError,
-             "is not a torch checkpoint, or is damaged (KeyError); pass a file written by"),  # fixed: 'KeyError: 101'
+             "is not a torch checkpoint, or is damaged, e.g. truncated (KeyError); pass a file written by"),  # fixed: 'KeyError: 101'
+        Case("cli/impute-model-truncated", lambda: cli("impute", str(same_csv), "-o", str(same_csv.parent / "i.csv"),
+                                                       "--model", str(_tmp("cut.pt", Path(_tiny_imputer_file())
+                                                                                      .read_bytes()[:5000]))),
+             CLIError, "the file is not a torch checkpoint, or is damaged, e.g. truncated"),  # fixed: 'OSError: [Errno 22]'
         Case("cli/impute-model-text-file", lambda: cli("impute", str(same_csv), "-o", str(same_csv.parent / "i.csv"),
                                                        "--model", str(_tmp("notes.pt", "hello"))), CLIError,
              "notes.pt is not a loadable tsdiff model file: the file is not a torch checkpoint"),

@@ -82,11 +82,12 @@ def _load_failure(exc: Exception) -> str:
     if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in text:
         return ("it holds Python objects other than tensors and plain data, which tsdiff never writes "
                 "and does not run (safe loading); only load model files written by tsdiff")
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {text.strip().splitlines()[0][:200] if text.strip() else ''}"
-    # anything else (a text file, another program's pickle) fails somewhere inside torch.load
-    return (f"the file is not a torch checkpoint, or is damaged ({type(exc).__name__}); pass a file written by "
-            "Imputer.save / Forecaster.save, --save-model or `tsdiff fit`")
+    if isinstance(exc, PermissionError):
+        return f"it cannot be read ({exc.strerror or exc}); fix its permissions"
+    # anything else (a text file, another program's pickle, a truncated copy: torch raises OSError
+    # 'Invalid argument') fails somewhere inside torch.load
+    return (f"the file is not a torch checkpoint, or is damaged, e.g. truncated ({type(exc).__name__}); pass a "
+            "file written by Imputer.save / Forecaster.save, --save-model or `tsdiff fit`")
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DiffusionModule, dict]:
