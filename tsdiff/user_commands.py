@@ -452,6 +452,7 @@ def predict_command(args) -> int:
 
     from tsdiff.api import sample_windows
     from tsdiff.experiment import MODEL_FILE, load_run, sampling_context
+    from tsdiff.io import atomic_write
     from tsdiff.userfiles import file_kind
 
     kind = file_kind(args.output, "output")
@@ -487,15 +488,18 @@ def predict_command(args) -> int:
              "time": (("window", "step"), times)},
             coords={"window": starts, "node": list(series.node_names), "channel": list(series.channel_names)},
             attrs={"protocol": protocol.id, "split": ev["split"], "sampler": ev["sampler"], "model_file": str(path)})
-        out.to_netcdf(args.output)
+        data = out.to_netcdf()  # bytes, renamed into place: a killed run leaves no half-written OUTPUT
+        atomic_write(args.output, lambda fh: fh.write(bytes(data)))
     else:
         w, l, nn, c = np.nonzero(~cond)
         v = samples[:, w, l, nn, c]
         q = sample_quantile(v, [0.05, 0.5, 0.95], axis=0)
-        pd.DataFrame({"window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
-                      "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c],
-                      "mean": v.mean(0), "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]}
-                     ).to_csv(args.output, index=False)
+        table = pd.DataFrame({
+            "window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
+            "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c], "mean": v.mean(0),
+            "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]})
+        text = table.to_csv(index=False)
+        atomic_write(args.output, lambda fh: fh.write(text), mode="w")
     print(f"predicted {n_win} window(s) x {ev['n_samples']} samples of {protocol.id} ({ev['split']}) -> {args.output}")
     if args.plot:
         _plot_window(protocol, samples[:, 0], raw[0], cond[0], times[0], args.plot)
