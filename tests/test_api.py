@@ -124,7 +124,8 @@ def test_save_load_and_mismatched_data(tmp_path, rates, fitted):
     weekly.index = pd.date_range("2000-01-02", periods=len(rates), freq="W")
     with pytest.raises(DataError, match="frequency 'W-SUN' but the model was trained on 'B'"):
         again.predict(weekly)
-    with pytest.raises(TsdiffError, match="holds a tsdiff Forecaster, not a Imputer"):
+    with pytest.raises(TsdiffError, match=r"holds a tsdiff Forecaster, not an Imputer; .*\(on the command line: "
+                                          r"tsdiff forecast --model\)"):
         tsdiff.Imputer.load(path)
 
 

@@ -99,6 +99,30 @@ def test_forecaster_huge_values_give_finite_forecasts():
     assert np.isfinite(fc.to_pandas().to_numpy()).all() and np.isfinite(fc.quantile([0.1, 0.9])).all()
 
 
+def test_a_never_observed_series_is_treated_alike_by_imputer_and_forecaster():
+    """Issue 30 #5: fit refuses a series with no value (the same DataError for both); a fitted model
+    fills / forecasts it with finite values, the other series' observed values kept bit for bit."""
+    X = _x()
+    empty = X.copy()
+    empty[:, 1] = np.nan
+    for model in (api.Imputer(**TINY), api.Forecaster(**FTINY)):
+        with pytest.raises(DataError, match=r"'s1' has no observed value \(all NaN\); drop that column"):
+            model.fit(_frame(empty))
+    _assert_imputed(api.Imputer(**TINY).fit(_frame(X)).transform(_frame(empty)), empty)
+    fc = api.Forecaster(**FTINY).fit(_frame(X)).predict(_frame(empty))
+    assert np.isfinite(fc.samples).all() and np.isfinite(fc.to_pandas().to_numpy()).all()
+
+
+def test_forecaster_predict_names_values_far_outside_its_training_data():
+    """Issue 30 #2: a model trained on values of about 1 forecasting data x 1e30 overflowed float32
+    and said 'training diverged ... lower lr'; now the values are named (as Imputer.transform does)."""
+    fc = api.Forecaster(**FTINY).fit(_frame(_x()))
+    with pytest.raises(DataError, match=r"the data: \d+ observed value\(s\) lie too far outside the data the model "
+                                        r"was trained on, e\.g\. .* in column 's0'"):
+        fc.predict(_frame(_x() * 1e30))
+    assert np.isfinite(fc.predict(_frame(_x() * 1e3)).samples).all()  # far, but within float32's reach
+
+
 def test_non_finite_samples_are_an_error_never_output(monkeypatch):
     imp = api.Imputer(**TINY).fit(_x())
     real = imp.module_.sample
@@ -179,6 +203,17 @@ def test_mixed_type_labels_work_for_the_forecaster():
 
 
 # --------------------------------------------------------------------------- 6. precision
+def test_numpy_integer_settings_are_integers():
+    """n_samples=np.int64(3) was refused deep in sampling ('n_samples must be an integer >= 1, got np.int64(3)')."""
+    settings = {k: np.int64(v) for k, v in TINY.items() if isinstance(v, int)}
+    X = _x()
+    X[3, 1] = np.nan
+    _assert_imputed(api.Imputer(**{**TINY, **settings, "batch_size": np.int64(4)}).fit_transform(X), X)
+    fsettings = {k: np.int64(v) for k, v in FTINY.items() if isinstance(v, int) and not isinstance(v, bool)}
+    fc = api.Forecaster(**{**FTINY, **fsettings}).fit(_frame(X))
+    assert np.isfinite(fc.predict(n_samples=np.int32(2)).samples).all()
+
+
 def test_integers_float64_holds_exactly_are_kept():
     X = (np.arange(90, dtype=np.int64).reshape(30, 3) * 2**20 + 2**60)  # beyond 2**53, still exact in float64
     out = api.Imputer(**TINY).fit_transform(X)

@@ -84,6 +84,12 @@ def _tiny_imputer_file() -> str:
 _TINY_IMPUTER: str | None = None
 
 
+def _loaded_imputer():
+    from tsdiff.api import Imputer
+
+    return Imputer.load(_tiny_imputer_file())
+
+
 def cfg(*overrides: str):
     from tsdiff.config import load_config
 
@@ -112,6 +118,18 @@ def _grid(values=None, time=None, lat_units="degrees_north", dims=("time", "lat"
               "lat": xr.DataArray([50.0, 51.0], dims="lat", attrs={"units": lat_units}),
               "lon": xr.DataArray([0.0, 1.0, 2.0], dims="lon", attrs={"units": "degrees_east"})}
     return xr.DataArray(v, dims=dims, coords=coords, name="t2m")
+
+
+def _no_warnings(call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` with every warning an error: the refusal must come without a library's warning first."""
+    def wrapped():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return call()
+
+    return wrapped
 
 
 def _series(values):
@@ -379,6 +397,9 @@ def _cases() -> list[Case]:
             _tiny_imputer_file()), CLIError,
              "lie too far outside the data the model was trained on, e.g. 1e+300 in column 'b' (line 2)"),
         # fixed: "x has 1 NaN/inf value(s); missing values must be 0 in x and False in cond_mask"
+        Case("cli/impute-beyond-float64", lambda: cli("impute", str(_tmp("big.csv", "t,a\n2024-01-01,1e400\n2024-01-02,\n"
+                                                                        "2024-01-03,2\n")), "-o", "/tmp/x.csv"),
+             CLIError, "column 'a' holds a number beyond the float64 range (about 1.8e308), '1e400' at line 2"),
         Case("cli/impute-header-separators-only", lambda: cli(
             "impute", str(_tmp("sep.csv", ",\nt,a,b\n1,2,\n")), "-o", "/tmp/x.csv"), CLIError,
              "the header, line 1, is a row of separators only"),  # fixed: only "line 2 has 3 cells but the header has 2"
@@ -527,6 +548,20 @@ def _cases() -> list[Case]:
         # --- model files ------------------------------------------------------------------------------------
         Case("checkpoint/directory", lambda: load_model(ROOT), TsdiffError, "is a directory, not a model file"),  # fixed
         Case("checkpoint/json", lambda: load_model(json_pt), TsdiffError, "is not a loadable tsdiff model file"),
+        Case("checkpoint/text-file", lambda: load_model(_tmp("notes.pt", "hello")), TsdiffError,
+             "is not a torch checkpoint, or is damaged, e.g. truncated (KeyError); pass a file written by"),  # fixed: 'KeyError: 101'
+        Case("cli/impute-model-truncated", lambda: cli("impute", str(same_csv), "-o", str(same_csv.parent / "i.csv"),
+                                                       "--model", str(_tmp("cut.pt", Path(_tiny_imputer_file())
+                                                                                      .read_bytes()[:5000]))),
+             CLIError, "the file is not a torch checkpoint, or is damaged, e.g. truncated"),  # fixed: 'OSError: [Errno 22]'
+        Case("cli/impute-model-text-file", lambda: cli("impute", str(same_csv), "-o", str(same_csv.parent / "i.csv"),
+                                                       "--model", str(_tmp("notes.pt", "hello"))), CLIError,
+             "notes.pt is not a loadable tsdiff model file: the file is not a torch checkpoint"),
+        Case("cli/impute-save-model-into-a-directory", lambda: cli("impute", str(same_csv), "-o",
+                                                                   str(same_csv.parent / "i.csv"), "--save-model",
+                                                                   str(csv_dir)), CLIError,
+             "--save-model '" + str(csv_dir) + "' is a directory; give a file name inside it, e.g. '"
+             + str(csv_dir / "model.pt") + "'"),  # fixed: suggested 'folder.csv/output.csv' for a model
         Case("checkpoint/empty", lambda: load_model(_tmp("empty.pt", b"")), TsdiffError,
              "is not a loadable tsdiff model file"),
     ]
@@ -552,7 +587,7 @@ def _cases() -> list[Case]:
             "supports forecasting protocols")]
     # the Python API
     rows += [
-        Case("api/imputer-strings", _api("imputer_strings"), DataError, "could not convert"),
+        Case("api/imputer-strings", _api("imputer_strings"), DataError, "X holds values that are not numbers (e.g. 'a')"),
         Case("api/imputer-window", _api("imputer_window"), ConfigError, "window"),
         Case("api/imputer-columns", _api("imputer_columns"), DataError, "3 features"),
         Case("api/imputer-inf", _api("imputer_inf"), DataError, "inf"),
@@ -576,6 +611,17 @@ def _cases() -> list[Case]:
           if not (k == "cuda" and torch.cuda.is_available())],
         Case("api/forecaster-freq", _api("forecaster_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
         Case("api/to-series-freq", _api("to_series_freq"), ConfigError, "freq='bogus' is not a pandas frequency"),
+        Case("api/imputer-transform-text", lambda: _loaded_imputer().transform(np.array([["1", "x"]] * 10)), DataError,
+             "X holds values that are not numbers (e.g. 'x'); convert them with pd.to_numeric"),  # fixed: numpy's text
+        Case("api/imputer-transform-complex", lambda: _loaded_imputer().transform(np.ones((10, 2), complex)),
+             DataError, "X holds complex numbers; tsdiff needs real numbers"),  # fixed: the whole array in the message
+        Case("api/imputer-panel-text", lambda: _loaded_imputer().transform([np.array([["1", "x"]] * 10)] * 2),
+             DataError, "X[0] holds values that are not numbers"),
+        Case("api/forecaster-freq-no-pandas-warning", _no_warnings(_api("forecaster_freq")), ConfigError,
+             "freq='bogus' is not a pandas frequency; use an alias"),  # fixed: pandas' FutureWarning and text leaked
+        Case("cli/forecast-freq-bogus", _no_warnings(lambda: cli("forecast", str(same_csv), "freq=bogus", "-o",
+                                                                 str(same_csv.parent / "f.csv"))), CLIError,
+             "freq='bogus' is not a pandas frequency"),
         Case("api/lr-diverges", _api("lr_diverges"), ConfigError, "training diverged"),
         Case("api/to-pandas-quantiles", _api("to_pandas_quantiles"), ConfigError, "must be levels in [0, 1]"),
         Case("api/forecaster-all-nan-series", _api("forecaster_all_nan_series"), DataError,

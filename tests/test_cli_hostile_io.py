@@ -141,6 +141,54 @@ def test_unwritable_outputs_are_refused_before_training(tmp_path, capsys, no_tra
     assert not Path(out).exists()
 
 
+def test_read_only_folders_are_refused_before_training_also_when_running_as_root(tmp_path, capsys, no_training,
+                                                                               monkeypatch):
+    """Root writes into read-only folders, so the test above skips them there: here the folder refuses
+    every new file (as a read-only folder or mount does), for each output of both commands."""
+    import errno
+    import tempfile
+
+    import tsdiff.io
+
+    src = _csv(tmp_path / "d.csv", _table(range(30)))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refusing(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == ro.resolve():
+            raise PermissionError(errno.EACCES, "Permission denied", str(ro))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tsdiff.io.tempfile, "mkstemp", refusing)
+    out = str(tmp_path / "o.csv")
+    for argv, role in [(["impute", str(src), "-o", str(ro / "o.csv")], "output"),
+                       (["impute", str(src), "-o", out, "--uncertainty", str(ro / "new" / "u.csv")], "--uncertainty"),
+                       (["impute", str(src), "-o", out, "--save-model", str(ro / "m.pt")], "--save-model"),
+                       (["forecast", str(src), "-o", str(ro / "f.csv")], "output"),
+                       (["forecast", str(src), "-o", out, "--plot", str(ro / "p.png")], "--plot")]:
+        _refused(capsys, argv, f"{role} '{ro}", "is not writable (Permission denied); choose another folder")
+    assert not Path(out).exists() and list(ro.iterdir()) == []
+
+
+def test_refusals_of_the_inputs_data_name_the_input_file(tmp_path, capsys, no_training):
+    """The API's data errors say 'X' or 'the data'; on the command line they name INPUT (issue 30)."""
+    short = _csv(tmp_path / "short.csv", _table(range(10)))
+    _refused(capsys, ["forecast", str(short), "-o", str(tmp_path / "f.csv")],
+             f"error: {short}: the data has 10 time steps but one training window needs")
+    rows = [(t, a, "") for t, a, _ in _table(range(30))]
+    empty = _csv(tmp_path / "empty_b.csv", rows)
+    _refused(capsys, ["impute", str(empty), "-o", str(tmp_path / "i.csv")],
+             f"error: {empty}: feature 'b' has no observed value (all NaN)")
+    _refused(capsys, ["forecast", str(empty), "--prediction-length", "3", "--context-length", "4",
+                      "-o", str(tmp_path / "f.csv")], f"error: {empty}: series 'b' has no observed value (all NaN)")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("time,caf\xe9\n1,2\n".encode("latin-1"))  # already named: not named twice
+    err = _refused(capsys, ["impute", str(bad), "--encoding", "utf-8", "-o", str(tmp_path / "i.csv")],
+                   f"error: {bad} is not valid utf-8 text")
+    assert err.count("bad.csv") == 1, err
+
+
 def test_save_into_a_directory_is_a_clear_error(tmp_path):
     from tsdiff import Imputer
     from tsdiff.errors import ConfigError
@@ -254,6 +302,73 @@ def test_dialects_line_endings_comments_quotes_and_separator_rows(tmp_path, caps
 
 
 # --------------------------------------------------------------------------- 7. temporaries of killed writers
+def test_repeated_or_empty_column_names_are_renamed_with_a_warning(tmp_path, capsys, model_ab):
+    from tsdiff.csv_dialect import InputWarning
+    from tsdiff.userfiles import read_csv_table
+
+    src = _csv(tmp_path / "d.csv", [(*r, r[1]) for r in _table(range(12))], header=("time", "a", "a", ""))
+    with pytest.warns(InputWarning, match=r"repeats or leaves out column names; tsdiff calls them 'a' -> 'a.1', "
+                                          r"\(empty\) -> 'Unnamed: 3'"):
+        table = read_csv_table(src)
+    assert list(table.frame.columns) == ["a", "a.1", "Unnamed: 3"]
+    capsys.readouterr()
+    assert main(["impute", str(src), "--model", str(model_ab), "-o", str(tmp_path / "o.csv")]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"tsdiff impute: warning: {src}: the header repeats or leaves out column names")
+    assert error.startswith(f"tsdiff impute: error: {src}: the table has 3 columns but the model"), error
+
+
+def _int64_grid(path, offset):
+    import xarray as xr
+
+    v = np.random.default_rng(0).integers(0, 1000, size=(12, 2, 3)).astype(np.int64) + offset
+    v[3, 0, 1] = -1  # the fill value: missing
+    coords = {"time": pd.date_range("2020-01-01", periods=12, freq="h"),
+              "lat": xr.DataArray([50.0, 51.0], dims="lat", attrs={"units": "degrees_north"}),
+              "lon": xr.DataArray([0.0, 1.0, 2.0], dims="lon", attrs={"units": "degrees_east"})}
+    xr.DataArray(v, dims=("time", "lat", "lon"), coords=coords, name="count").to_netcdf(
+        path, encoding={"count": {"_FillValue": -1, "dtype": "int64"}})
+    return path, v
+
+
+def test_grids_with_a_numeric_time_without_units_are_refused_with_the_fix(tmp_path, capsys):
+    """Issue 30 #3 for grids: epoch seconds without CF units are never read as 1970 nanoseconds."""
+    import xarray as xr
+
+    src, _ = _int64_grid(tmp_path / "g.nc", 0)
+    with xr.open_dataset(src) as ds:
+        epoch = ds.load().assign_coords(time=1_700_000_000 + 3600 * np.arange(12))
+    epoch.to_netcdf(tmp_path / "epoch.nc")
+    for command in ("impute", "forecast"):
+        _refused(capsys, [command, str(tmp_path / "epoch.nc"), "-o", str(tmp_path / "o.nc")],
+                 "cannot recognise the time dimension(s)", "'seconds since 1970-01-01'")
+    epoch.time.attrs["units"] = "seconds since 1970-01-01"
+    epoch.to_netcdf(tmp_path / "cf.nc")
+    assert main(["forecast", str(tmp_path / "cf.nc"), *FC, "-o", str(tmp_path / "f.nc")]) == 0
+    with xr.open_dataset(tmp_path / "f.nc") as out:
+        assert str(out.time.values[0]).startswith("2023-11-15T")  # 1700000000 + 12 h, not 1970
+
+
+def test_int64_grids_beyond_2_to_the_53_are_refused_before_training(tmp_path, capsys, no_training):
+    """xarray reads an int64 variable with a fill value as float64: counts above 2**53 came back changed
+    in the imputed grid (issue 30 #13, the netCDF path)."""
+    src, _ = _int64_grid(tmp_path / "big.nc", 2**53 + 1)
+    for command in ("impute", "forecast"):
+        _refused(capsys, [command, str(src), "-o", str(tmp_path / "o.nc")],
+                 f"error: {src}: variable 'count': ", "integer value(s) (e.g. ", "exceed 2**53")
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_int64_grids_float64_holds_exactly_come_back_exactly(tmp_path, capsys):
+    import xarray as xr
+
+    src, v = _int64_grid(tmp_path / "small.nc", 2**52)
+    assert main(["impute", str(src), *FAST, "-o", str(tmp_path / "o.nc")]) == 0
+    with xr.open_dataset(tmp_path / "o.nc", mask_and_scale=False) as out:
+        back = out["count"].values
+    assert back.dtype == np.int64 and np.array_equal(back[v != -1], v[v != -1]) and back[3, 0, 1] != -1
+
+
 def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     from tsdiff.io import atomic_write
 

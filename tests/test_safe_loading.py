@@ -337,7 +337,8 @@ def test_unreadable_model_files_get_a_one_line_reason(tmp_path):
     with pytest.raises(TsdiffError) as info:
         load_model(text)
     assert str(info.value) == f"{text} is not a loadable tsdiff model file: the file is not a torch checkpoint, " \
-                              "or is damaged (UnpicklingError)"
+                              "or is damaged, e.g. truncated (UnpicklingError); pass a file written by Imputer.save / " \
+                              "Forecaster.save, --save-model or `tsdiff fit`"
 
     obj = tmp_path / "object.pt"
     torch.save({"format": "tsdiff-model-v1", "hparams": datetime.date(2020, 1, 1)}, obj)

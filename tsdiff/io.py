@@ -135,7 +135,7 @@ def check_writable(path: str | os.PathLike, role: str = "output") -> Path:
         raise ConfigError(f"{role}: the file name is empty; give a file to write")
     if p.is_dir():
         raise ConfigError(f"{role} {str(path)!r} is a directory; give a file name inside it, "
-                          f"e.g. {str(p / ('output' + p.suffix))!r}")
+                          f"e.g. {str(p / ('model.pt' if role == '--save-model' else 'output' + p.suffix))!r}")
     folder = p.absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -8,6 +8,7 @@ YAML and ``key=value`` overrides, or a saved model with ``--model``) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 from pathlib import Path
@@ -223,6 +224,17 @@ def _check_output(args, kind_in: str) -> str:
     return kind_out
 
 
+@contextlib.contextmanager
+def _naming_input(path: str):
+    """A DataError about INPUT's data names the file (the API's messages say 'X' or 'the data')."""
+    try:
+        yield
+    except DataError as exc:
+        if not exc.args or Path(path).name not in str(exc):
+            exc.args = (f"{path}: {exc}",)
+        raise
+
+
 # --------------------------------------------------------------------------- impute
 def impute_command(args) -> int:
     from tsdiff.api import Imputer
@@ -238,10 +250,11 @@ def impute_command(args) -> int:
     else:
         imp = Imputer(**_settings(Imputer, args.config, args.settings, {"random_state": args.seed}))
     n = args.n_samples if args.n_samples is not None else imp.n_samples
-    if kind == "csv":
-        _impute_csv(imp, args, n, csv_options)
-    else:
-        _impute_grid(imp, args, n)
+    with _naming_input(args.input):
+        if kind == "csv":
+            _impute_csv(imp, args, n, csv_options)
+        else:
+            _impute_grid(imp, args, n)
     if args.save_model and not args.model:
         imp.save(args.save_model)
         print(f"saved model to {args.save_model}")
@@ -358,23 +371,24 @@ def forecast_command(args) -> int:
     csv_options = _csv_options(args, kind)
     _check_output(args, kind)
     table, relabel = None, None
-    if kind == "csv":
-        table = read_csv_table(args.input, **csv_options, strict_time=True)
-        data, relabel = _model_time_axis(table, args.input)
-    else:
-        data = open_grid(args.input)
     extra = {"prediction_length": args.prediction_length, "context_length": args.context_length,
              "random_state": args.seed}
-    if args.model:
-        fc = Forecaster.load(args.model)
-        if args.settings or any(v is not None for v in extra.values()):
-            raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model trained "
-                              "on INPUT; drop them with --model")
-    else:
-        fc = Forecaster(**{"verbose": False, **_settings(Forecaster, args.config, args.settings, extra)})
-        fc.fit(data)
-    forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, sampling_steps=args.steps,
-                          verbose=False)
+    with _naming_input(args.input):
+        if kind == "csv":
+            table = read_csv_table(args.input, **csv_options, strict_time=True)
+            data, relabel = _model_time_axis(table, args.input)
+        else:
+            data = open_grid(args.input)
+        if args.model:
+            fc = Forecaster.load(args.model)
+            if args.settings or any(v is not None for v in extra.values()):
+                raise ConfigError("settings, --prediction-length, --context-length and --seed apply to a model "
+                                  "trained on INPUT; drop them with --model")
+        else:
+            fc = Forecaster(**{"verbose": False, **_settings(Forecaster, args.config, args.settings, extra)})
+            fc.fit(data)
+        forecast = fc.predict(data, n_samples=args.n_samples, sampler=args.sampler, sampling_steps=args.steps,
+                              verbose=False)
     index = relabel(forecast.index) if relabel else None
     write_forecast(forecast, args.output, index=index, like=table)
     print(f"forecast {forecast.prediction_length} steps x {forecast.samples_full.shape[2]} series "
@@ -438,6 +452,7 @@ def predict_command(args) -> int:
 
     from tsdiff.api import sample_windows
     from tsdiff.experiment import MODEL_FILE, load_run, sampling_context
+    from tsdiff.io import atomic_write
     from tsdiff.userfiles import file_kind
 
     kind = file_kind(args.output, "output")
@@ -473,15 +488,18 @@ def predict_command(args) -> int:
              "time": (("window", "step"), times)},
             coords={"window": starts, "node": list(series.node_names), "channel": list(series.channel_names)},
             attrs={"protocol": protocol.id, "split": ev["split"], "sampler": ev["sampler"], "model_file": str(path)})
-        out.to_netcdf(args.output)
+        data = out.to_netcdf()  # bytes, renamed into place: a killed run leaves no half-written OUTPUT
+        atomic_write(args.output, lambda fh: fh.write(bytes(data)))
     else:
         w, l, nn, c = np.nonzero(~cond)
         v = samples[:, w, l, nn, c]
         q = sample_quantile(v, [0.05, 0.5, 0.95], axis=0)
-        pd.DataFrame({"window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
-                      "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c],
-                      "mean": v.mean(0), "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]}
-                     ).to_csv(args.output, index=False)
+        table = pd.DataFrame({
+            "window_start": times[w, 0], "time": times[w, l], "node": np.asarray(series.node_names)[nn],
+            "channel": np.asarray(series.channel_names)[c], "observed": raw[w, l, nn, c], "mean": v.mean(0),
+            "std": v.std(0), "q0.05": q[0], "q0.5": q[1], "q0.95": q[2]})
+        text = table.to_csv(index=False)
+        atomic_write(args.output, lambda fh: fh.write(text), mode="w")
     print(f"predicted {n_win} window(s) x {ev['n_samples']} samples of {protocol.id} ({ev['split']}) -> {args.output}")
     if args.plot:
         _plot_window(protocol, samples[:, 0], raw[0], cond[0], times[0], args.plot)

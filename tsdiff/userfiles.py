@@ -12,6 +12,7 @@ copied, never recomputed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -81,6 +82,13 @@ class CsvTable:
 
     def encode(self, text: str) -> bytes:
         return self.bom + text.encode(self.encoding)
+
+
+def _beyond_float64(text: str) -> bool:
+    """A number written out (``1e400``) that float64 cannot hold (Python reads it as inf)."""
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+|[+-]?\d{309,}(\.\d*)?", text):
+        return False
+    return math.isinf(float(text))
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -206,6 +214,11 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
     names = texts[id(header)]
     _warn_hidden_data(text, records, header, names, delimiter, where)
     columns = _unique(names[1:])
+    renamed = [f"{n!r} -> {c!r}" if n else f"(empty) -> {c!r}" for n, c in zip(names[1:], columns) if n != c]
+    if renamed:
+        warnings.warn(f"{where}: the header repeats or leaves out column names; tsdiff calls them "
+                      f"{', '.join(renamed[:5])}{', ...' if len(renamed) > 5 else ''} (in a forecast's columns and a "
+                      "saved model; an imputed CSV keeps the header as it is)", InputWarning, stacklevel=2)
     labels = [texts[id(r)][0] for r in rows]
     by_column = list(zip(*(texts[id(r)][1:] for r in rows)))
     values = np.empty((len(rows), len(columns)), dtype=np.float64)
@@ -218,6 +231,11 @@ def read_csv_table(path: str | os.PathLike, *, encoding: str | None = None, sep:
         bad = np.flatnonzero(np.isnan(num) & ~na | cells.str.contains("_", regex=False).to_numpy())
         if len(bad):
             value = by_column[f][bad[0]]
+            number = value.strip().strip('"')
+            if _beyond_float64(number.replace(",", ".") if decimal == "," else number):
+                raise DataError(f"{where}: column {col!r} holds a number beyond the float64 range (about 1.8e308), "
+                                f"{value!r} at line {rows[bad[0]].line}; tsdiff computes in float64: change the unit "
+                                "or scale the column")
             hint = (" (a decimal comma? pass --decimal ',')" if decimal == "." and re.fullmatch(r"[+-]?\d+,\d+", value)
                     else "")
             raise DataError(f"{where}: column {col!r} is not numeric (e.g. {value!r} at line {rows[bad[0]].line})"
@@ -294,14 +312,36 @@ def open_grid(path: str | os.PathLike, lazy: bool = False):
     if not path.is_file():
         raise DataError(f"input file {str(path)!r} does not exist")
     try:
+        _check_exact_grid(path)
         if lazy:
             from tsdiff.data.adapters.grid import open_lazy_dataset
 
             return open_lazy_dataset(path)
         with xr.open_dataset(path) as ds:
             return ds.load()
+    except DataError:
+        raise
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable netCDF file ({exc})") from None
+
+
+def _check_exact_grid(path: Path) -> None:
+    """Refuse 64-bit integer variables holding values float64 cannot hold exactly (above 2**53):
+    xarray reads them as float64, so an imputed grid would write back changed observed values.
+    Read a block of time steps at a time (the fill value is not a value)."""
+    import xarray as xr
+
+    from tsdiff.validation import check_exact
+
+    with xr.open_dataset(path, mask_and_scale=False, decode_times=False, decode_timedelta=False) as raw:
+        for name, var in raw.data_vars.items():
+            if var.dtype.kind not in "iu" or var.dtype.itemsize < 8 or var.ndim == 0:
+                continue
+            fill = [var.attrs[k] for k in ("_FillValue", "missing_value") if k in var.attrs]
+            step = max(1, (16 << 20) // max(1, 8 * var[0].size))
+            for a in range(0, var.shape[0], step):
+                block = np.asarray(var[a: a + step].values)
+                check_exact(block[~np.isin(block, fill)] if fill else block, f"{path}: variable {name!r}")
 
 
 #: encoding keys of the input's variables that written grids keep

@@ -94,6 +94,28 @@ def as_float64(values, where: str = "data") -> np.ndarray:
     return arr
 
 
+def array_problem(values, exc: Exception, where: str = "X") -> DataError:
+    """The DataError for ``values`` that scikit-learn's ``check_array`` could not turn into float64
+    (its own text dumps the whole array for complex input, or names a numpy scalar type)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is not None and arr.dtype.kind == "c":
+        return DataError(f"{where} holds complex numbers; tsdiff needs real numbers (e.g. np.abs(X) or X.real), with "
+                         "NaN for missing values")
+    if arr is not None and arr.dtype.kind in "OUSV":
+        for x in arr.ravel():
+            try:
+                float(x)
+            except (TypeError, ValueError):
+                return DataError(f"{where} holds values that are not numbers (e.g. {str(x)[:40]!r}); convert them "
+                                 "with pd.to_numeric(..., errors='coerce') to make bad entries NaN (missing), or drop "
+                                 "those columns")
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{where}: {first}")
+
+
 def is_scipy_sparse(obj) -> bool:
     try:
         import scipy.sparse as sp
@@ -198,10 +220,14 @@ def seed_from(random_state) -> int:
 def check_freq(freq, name: str = "freq") -> None:
     if freq is None:
         return
+    import warnings
+
     try:
-        pd.tseries.frequencies.to_offset(freq)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}={freq!r} is not a pandas frequency ({exc}); use an alias such as 'h', 'D', "
+        with warnings.catch_warnings():  # pandas warns about the case of a name it then refuses ('bogus')
+            warnings.simplefilter("ignore", FutureWarning)
+            pd.tseries.frequencies.to_offset(freq)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={freq!r} is not a pandas frequency; use an alias such as 'h', 'D', "
                           "'15min' or 'W-SUN', or None to infer it from the timestamps") from None
 
 

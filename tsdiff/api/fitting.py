@@ -46,6 +46,8 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
     from tsdiff.training import engine
     from tsdiff.training.devices import lightning_placement
 
+    batch_size, max_steps = int(batch_size), int(max_steps)  # numpy integers: torch's samplers want int
+
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     with _quiet(progress), torch.random.fork_rng(devices=[]), warnings.catch_warnings():

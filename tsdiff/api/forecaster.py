@@ -418,6 +418,9 @@ class Forecaster(BaseEstimator):
         if T < ctx:
             raise DataError(f"predict needs at least context_length = {ctx} steps of history, the data has {T}")
         history = _last_steps(series, ctx)
+        # values far outside the training data overflow the float32 network: say so, not "diverged"
+        checks.check_model_range(self.module_.scaler, history.values, "the data",
+                                 columns=[str(n) for n in series.node_names] if C == 1 else None)
         freq = self.signature_.get("freq") or pd.infer_freq(series.time_index)
         future = pd.date_range(series.time_index[-1], periods=H + 1, freq=freq)[1:]
         future.name = series.time_index.name

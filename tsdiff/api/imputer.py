@@ -170,7 +170,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         except TsdiffError:
             raise
         except ValueError as exc:
-            raise DataError(f"{exc}") from None
+            raise checks.array_problem(X, exc, "X") from None
         if not reset and isinstance(X, pd.DataFrame) and isinstance(X.index, pd.DatetimeIndex) \
                 and getattr(self, "freq_", None) and len(X.index) >= 3:
             freq = pd.infer_freq(X.index)

@@ -74,7 +74,7 @@ def _sample(values, i: int, where: str) -> tuple[np.ndarray, list | None]:
     try:
         arr = check_array(values, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=1)
     except ValueError as exc:
-        raise DataError(f"{label}: {exc}") from None
+        raise checks.array_problem(values, exc, label) from None
     return arr, columns
 
 

@@ -55,7 +55,9 @@ def _load_api(path, kind: str):
     if api.get("format") != API_FORMAT:
         return module, None
     if api.get("kind") != kind:
-        raise TsdiffError(f"{path} holds a tsdiff {api.get('kind')}, not a {kind}; load it with "
-                          f"tsdiff.{api.get('kind')}.load()")
+        command = {"Imputer": "tsdiff impute", "Forecaster": "tsdiff forecast"}.get(api.get("kind"))
+        raise TsdiffError(f"{path} holds a tsdiff {api.get('kind')}, not {'an' if kind[0] in 'AEIOU' else 'a'} {kind}; "
+                          f"load it with tsdiff.{api.get('kind')}.load()"
+                          + (f" (on the command line: {command} --model)" if command else ""))
     return module, api
 

@@ -77,15 +77,17 @@ def save_model(module: DiffusionModule, path: str | os.PathLike, extra: dict | N
 def _load_failure(exc: Exception) -> str:
     """One line on why ``torch.load(weights_only=True)`` failed (torch's own text spans a page)."""
     import pickle
-    import zipfile
 
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in text:
         return ("it holds Python objects other than tensors and plain data, which tsdiff never writes "
                 "and does not run (safe loading); only load model files written by tsdiff")
-    if isinstance(exc, (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError)):
-        return f"the file is not a torch checkpoint, or is damaged ({type(exc).__name__})"
-    return f"{type(exc).__name__}: {text.strip().splitlines()[0][:200] if text.strip() else ''}"
+    if isinstance(exc, PermissionError):
+        return f"it cannot be read ({exc.strerror or exc}); fix its permissions"
+    # anything else (a text file, another program's pickle, a truncated copy: torch raises OSError
+    # 'Invalid argument') fails somewhere inside torch.load
+    return (f"the file is not a torch checkpoint, or is damaged, e.g. truncated ({type(exc).__name__}); pass a "
+            "file written by Imputer.save / Forecaster.save, --save-model or `tsdiff fit`")
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[DiffusionModule, dict]:

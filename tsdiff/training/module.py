@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import lightning as L
 import torch
@@ -48,8 +49,9 @@ def check_sample_input(x: torch.Tensor, cond_mask: torch.Tensor, n_samples: int)
     """
     from tsdiff.errors import ConfigError, DataError
 
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
         raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    n_samples = int(n_samples)  # numpy integers too
     if tuple(cond_mask.shape) != tuple(x.shape):
         raise DataError(f"cond_mask shape {tuple(cond_mask.shape)} must equal x's shape {tuple(x.shape)} "
                         "([B, L, N, C]: one flag per value)")

@@ -63,7 +63,8 @@ def find_cf_axes(obj) -> tuple[str, str, str]:
         raise DataError(
             f"cannot recognise the {' and '.join(missing)} dimension(s) of the grid; dims and their attributes: "
             f"{desc}. Give latitude/longitude coordinates units='degrees_north'/'degrees_east' (or standard_name "
-            "'latitude'/'longitude', or axis 'Y'/'X') and a datetime time coordinate"
+            "'latitude'/'longitude', or axis 'Y'/'X') and a datetime time coordinate (numbers need CF units, e.g. "
+            "time.attrs['units'] = 'seconds since 1970-01-01' for epoch seconds; they are never read as nanoseconds)"
         )
     return found["time"][0], found["lat"][0], found["lon"][0]
 
