@@ -129,9 +129,9 @@ def test_imputer_and_forecaster_run_sssd():
     X = np.stack([np.sin(t / 5), np.cos(t / 7), np.sin(t / 3)], axis=1) + 0.1 * rng.normal(size=(120, 3))
     Xm = X.copy()
     Xm[rng.random(X.shape) < 0.2] = np.nan
-    # no model_options: the API's preset for sssd (SMALL_MODEL_OPTIONS["sssd"]), x0 prediction included
+    # no model_options: the API's preset for sssd (SMALL_MODEL_OPTIONS["sssd"]), v prediction included
     imp = tsdiff.Imputer(model="sssd", window=24, max_steps=3, n_samples=2, sampling_steps=2).fit(Xm)
-    assert imp.module_.net.prediction == "x0"
+    assert imp.module_.net.prediction == "v"
     out = imp.transform(Xm)
     assert out.shape == X.shape and np.isfinite(out).all()
     assert np.array_equal(out[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
@@ -141,9 +141,9 @@ def test_imputer_and_forecaster_run_sssd():
     assert fc.samples.shape == (2, 6, 3) and np.isfinite(fc.samples).all()
 
 
-def test_the_cpu_preset_is_small_and_predicts_x0():
+def test_the_cpu_preset_is_small_and_predicts_v():
     net = build_model({"name": "sssd", **SSSD_CPU_PRESET}, 36, 1)
-    assert sum(p.numel() for p in net.parameters()) < 200_000 and net.prediction == "x0"
+    assert sum(p.numel() for p in net.parameters()) < 200_000 and net.prediction == "v"
 
 
 def test_sssd_configs_load_with_the_paper_settings():
