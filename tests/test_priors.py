@@ -384,3 +384,19 @@ def test_auto_prior_is_chosen_at_training_start_saved_and_loaded(tmp_path):
     # a context shorter than a day: no seasonal candidate
     short = tsdiff.Forecaster(prior="auto", **{**tiny, "context_length": 12}).fit(_hourly_frame())
     assert short.module_.prior_fn.names == ["interpolation", "last_value"]
+
+
+def test_cross_series_fit_windows_are_capped_by_entries_on_wide_data():
+    from tsdiff.diffusion.prior_regression import CROSS_SERIES_FIT_ENTRIES
+    from tsdiff.diffusion.priors import fit_window_count
+
+    assert CROSS_SERIES_FIT_ENTRIES == 8192 * 48 * 36
+    xs = build_prior({"name": "cross_series"}, num_series=36)
+    assert fit_window_count(xs, 8000, 48 * 36) == 8192  # AQI-36 at the Imputer's defaults: unchanged
+    assert fit_window_count(xs, 100, 48 * 36) == 400  # a short table: each window 4 times
+    assert fit_window_count(xs, 5000, 24 * 207) == CROSS_SERIES_FIT_ENTRIES // (24 * 207) == 2849  # METR-LA
+    assert fit_window_count(xs, 5000, 48 * 1617) == 256  # a 33 x 49 grid, 48 steps: the floor
+    small = build_prior({"name": "cross_series", "fit_windows": 512}, num_series=207)
+    assert fit_window_count(small, 5000, 24 * 207) == 512
+    auto = build_prior({"name": "auto"}, num_series=1617)  # scores candidates only: not capped by entries
+    assert fit_window_count(auto, 5000, 24 * 1617) == 512

@@ -34,6 +34,12 @@ NO_SIDE = len(BUCKETS)  # a series with no conditioning value near it: the relat
 _FIT_ENTRIES = 1 << 17  # (step, series) entries whose features the fit holds at once
 
 
+#: entries (windows x steps x series) the module fits a cross-series prior on at most: those of
+#: the defaults on AQI-36 (8192 windows of 48 steps x 36 stations). The fit's cost grows with
+#: them: on METR-LA's 207 sensors 8192 windows of 24 steps took 208 s on one thread.
+CROSS_SERIES_FIT_ENTRIES = 8192 * 48 * 36
+
+
 class CrossSeriesPrior(torch.nn.Module):
     """Fitted cross-series prior of ``num_series`` series (all nodes and channels).
 

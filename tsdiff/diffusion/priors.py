@@ -34,7 +34,8 @@ name               estimate of an entry without a conditioning value
 Configs name a prior in the top-level section ``prior: {name: interpolation}``;
 ``seasonal`` takes ``season`` (steps, >= 1); ``cross_series`` takes ``neighbours`` (related
 series per series, default 16), ``ridge`` (default 10), ``passes`` (chained passes, default 2)
-and ``fit_windows`` (training windows the fit sums over, default 8192); ``auto`` takes
+and ``fit_windows`` (training windows the fit sums over, default 8192, fewer on wide data:
+:func:`fit_window_count`); ``auto`` takes
 ``candidates`` (prior names or sections, default interpolation and last_value), ``seasons``
 (a seasonal candidate for each) and ``fit_windows`` (default 512). ``scale`` is not an option of the prior: the
 module estimates it from training windows (the standard deviation of the residual on
@@ -48,7 +49,7 @@ import torch
 
 from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
 from tsdiff.diffusion.prior_choice import AutoPrior
-from tsdiff.diffusion.prior_regression import CrossSeriesPrior
+from tsdiff.diffusion.prior_regression import CROSS_SERIES_FIT_ENTRIES, CrossSeriesPrior
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
 
@@ -262,6 +263,18 @@ def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = N
     runs = observed & ~(fails & (steps >= start) & (steps < start + length))
     pick = (rand((B,)) < 0.5).reshape((-1,) + (1,) * (observed.dim() - 1))
     return torch.where(pick, random_train_mask(observed, generator), runs)
+
+
+def fit_window_count(prior, n_windows: int, window_entries: int) -> int:
+    """How many training windows a fitted prior is fitted on, of a dataset of ``n_windows``
+    windows of ``window_entries`` entries (steps x series) each: its ``fit_windows``, but each
+    window at most 4 times (with other holes; a short table needs no 8192 windows), at least 256,
+    and for ``cross_series``, whose cost grows with the entries fitted, at most
+    :data:`~tsdiff.diffusion.prior_regression.CROSS_SERIES_FIT_ENTRIES` entries."""
+    n_fit = min(prior.fit_windows, max(256, 4 * n_windows))
+    if isinstance(prior, CrossSeriesPrior):
+        n_fit = min(n_fit, max(256, CROSS_SERIES_FIT_ENTRIES // max(window_entries, 1)))
+    return n_fit
 
 
 def build_prior(config: dict | str | None, num_series: int = 1):

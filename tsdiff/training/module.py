@@ -13,7 +13,7 @@ from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler, to_data_units
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
-from tsdiff.diffusion.priors import build_prior, prior_fit_mask, prior_none, prior_scale_option
+from tsdiff.diffusion.priors import build_prior, fit_window_count, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
 from tsdiff.training.recipe import check_optim, lr_factor, time_budget_spent
@@ -199,8 +199,7 @@ class DiffusionModule(L.LightningModule):
             # a fitted prior (cross_series) learns every gap shape: holes from the training
             # strategy in half the windows, runs of any length in the other half; auto scores its
             # candidates on the training strategy's own holes.
-            # each window at most 4 times (with other holes): a short table needs no 8192 windows
-            n_fit = min(self.prior_fn.fit_windows, max(256, 4 * len(dataset)))
+            n_fit = fit_window_count(self.prior_fn, len(dataset), int(dataset[0]["x"].numel()) if len(dataset) else 1)
             mask_fn = None if getattr(self.prior_fn, "fit_on_training_masks", False) else prior_fit_mask
             self.prior_fn.fit(lambda: self._prior_windows(dataset, n_fit, 1, mask_fn=mask_fn))
         if not torch.isfinite(self.prior_scale):
