@@ -177,11 +177,54 @@ def test_old_files_without_mode_load_as_joint(rates, tmp_path):
     assert back.mode == "joint" and back.mode_ == "joint"
 
 
-def test_global_refuses_covariates_and_backtest(long, fitted):
+def test_global_refuses_covariates_and_a_backtest_without_a_frame(long, fitted):
     with pytest.raises(ConfigError, match="not supported in mode='global'"):
         tiny(covariates=["x"]).fit(long, item_col="unique_id", time_col="ds")
-    with pytest.raises(TsdiffError, match="global"):
-        tsdiff.api.Forecaster.backtest(fitted, long, item_col="unique_id", time_col="ds")
+    arrays = [long[long.unique_id == c]["y"].to_numpy()[:, None] for c in SPANS]
+    with pytest.raises(TsdiffError, match="global model .* pass a DataFrame"):
+        fitted.backtest(arrays)
+
+
+def test_global_backtest_scores_each_series_on_its_own_next_steps(rates, long, fitted):
+    from tsdiff.backtest import backtest
+    from tsdiff.metrics import ensemble_crps
+
+    before = long.copy()
+    res = backtest(fitted, long, windows=3, stride=H, item_col="unique_id", time_col="ds", random_state=0)
+    pd.testing.assert_frame_equal(long, before)
+    assert list(res.cutoffs) == [120 - 3 * H, 120 - 2 * H, 120 - H]
+    for k, (cut, panel) in enumerate(zip(res.cutoffs, res.forecasts)):
+        cutoff = rates.index[cut - 1]
+        # every series that has started by the cut-off, each from its own last step up to it
+        started = [c for c, (a, b) in SPANS.items() if a < cut]
+        assert panel.items == started
+        for c in started:
+            a, b = SPANS[c]
+            own_end = rates.index[min(b, cut) - 1]
+            fc = panel[c]
+            assert fc.index[0] == rates.index[rates.index.get_loc(own_end) + 1] and own_end <= cutoff
+            truth = rates[c].iloc[a:b].reindex(fc.index).to_numpy()  # NaN past the series' own end
+            row = res.metrics[(res.metrics.window == k) & (res.metrics.series == c)].iloc[0]
+            mask = ~np.isnan(truth)
+            assert row.observed == mask.sum()
+            if mask.any():
+                want = ensemble_crps(fc.samples_full[:, :, 0, 0], truth, mask)
+                assert row.crps == pytest.approx(want, rel=1e-12)
+            else:
+                assert np.isnan(row.crps)
+    # cur2 ended at row 70: forecast from there at every cut-off, never scored (no truth after it)
+    assert res.metrics[res.metrics.series == "cur2"].observed.eq(0).all()
+    pooled = backtest(fitted, long, windows=3, stride=H, item_col="unique_id", time_col="ds", random_state=0,
+                      per_series=False)
+    assert len(pooled.metrics) == 3 and (pooled.metrics.observed > 0).all()
+
+
+def test_global_backtest_on_a_wide_frame_with_refit(rates):
+    wide = rates.iloc[:60, :3].copy()
+    wide.iloc[:20, 1] = np.nan  # starts later
+    res = tiny(mode="global", max_steps=2).backtest(wide, windows=2, refit=True, random_state=0)
+    assert set(res.metrics.series) == set(wide.columns) and len(res.metrics) == 2 * 3
+    assert res.metrics.observed.eq(H).all() and np.isfinite(res.metrics.crps).all()
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")

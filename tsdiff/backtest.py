@@ -237,8 +237,8 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
         :class:`BacktestResult`: the metrics frame, the forecasts and the cut-offs.
 
     Raises:
-        TsdiffError: ``refit=False`` with an unfitted forecaster, or a global model (``mode="global"``:
-            not supported yet).
+        TsdiffError: ``refit=False`` with an unfitted forecaster, or a global model (``mode="global"``)
+            on data other than a DataFrame.
         ConfigError: bad ``windows`` / ``stride`` / ``horizon`` / ``start`` / ``metrics``.
         DataError: too few steps for the windows, or data the forecaster was not trained on.
     """
@@ -253,10 +253,10 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     if not refit and getattr(forecaster, "module_", None) is None:
         raise TsdiffError("backtest(refit=False) needs a fitted forecaster: fit it first (on data before the first "
                           "cut-off), or pass refit=True to fit a clone on each window's history")
-    if (getattr(forecaster, "mode_", None) if not refit else getattr(forecaster, "mode", None)) == "global":
-        raise TsdiffError("backtest does not evaluate a global model (mode='global': independent series, each "
-                          "forecast from its own end) yet; backtest a joint model (mode='joint') on series that share "
-                          "one end, or score the global model's predict() on held-out ends yourself")
+    is_global = (getattr(forecaster, "mode_", None) if not refit else getattr(forecaster, "mode", None)) == "global"
+    if is_global and not isinstance(data, pd.DataFrame):
+        raise TsdiffError("backtest of a global model (mode='global') cuts the data at each cut-off's time: pass a "
+                          "DataFrame, wide (a DatetimeIndex, one series per column) or long (item_col / time_col)")
     scorers = resolve_metrics(metrics)
     context, length = _model_lengths(forecaster, refit)
     horizon = length if horizon is None else int(horizon)
@@ -275,6 +275,10 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     min_history = context + (length if refit else 0)
     positions = cutoff_positions(T, windows=windows, stride=stride, horizon=horizon, min_history=min_history,
                                  start=first)
+    if is_global:
+        rows, forecasts = _global_windows(forecaster, data, series.time_index, positions, horizon, scorers, refit,
+                                          n_samples, random_state, per_series, data_options)
+        return BacktestResult(pd.DataFrame(rows), forecasts, positions, horizon, stride, list(scorers))
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):
         history, known = series.slice_time(0, c), None
@@ -302,3 +306,52 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
                     label["channel"] = forecast.channel_names[ch]
                 rows.append({**head, **label, **_score(scorers, samples[:, :, n, ch], truth[:, n, ch])})
     return BacktestResult(pd.DataFrame(rows), forecasts, positions, horizon, stride, list(scorers))
+
+
+def _cut_at(data: pd.DataFrame, cutoff, time_col: str) -> pd.DataFrame:
+    """The rows of ``data`` up to ``cutoff`` (a wide frame: its index; a long one: ``time_col``);
+    columns of a wide frame without an observed value by then are left out (not started yet)."""
+    if time_col in data.columns:
+        return data[pd.to_datetime(data[time_col]) <= cutoff]
+    rows = data[data.index <= cutoff]
+    return rows.loc[:, rows.notna().any()]
+
+
+def _global_windows(forecaster, data, time_index, positions, horizon, scorers, refit, n_samples, random_state,
+                    per_series, data_options):
+    """Rolling origins of a global model: at each cut-off every series that has started is
+    forecast from its own last observed step (``predict`` on the rows up to the cut-off) and
+    scored on its own next ``horizon`` steps."""
+    from tsdiff.api import forecast_panels
+
+    where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
+    full = forecast_panels.to_panel(data, freq=getattr(forecaster, "freq", None), **where)
+    truth_of = {item: pd.DataFrame(a, index=ix) for item, ix, a in zip(full.items, full.indexes, full.panel.arrays)}
+    rows, forecasts = [], []
+    for k, c in enumerate(int(p) for p in positions):
+        cutoff = time_index[c - 1]
+        history = _cut_at(data, cutoff, where.get("time_col", "timestamp"))
+        model = forecaster
+        if refit:
+            from sklearn.base import clone
+
+            model = clone(forecaster).fit(history, **where)
+        panel = model.predict(history, n_samples=n_samples, random_state=random_state, **where)
+        forecasts.append(panel)
+        head = {"window": k, "cutoff": cutoff}
+        pooled_s, pooled_t = [], []
+        for item in panel.items:
+            fc = panel[item]
+            samples = fc.samples_full[:, :horizon, :, 0]  # [S, h, F]
+            truth = truth_of[item].reindex(fc.index[:horizon]).to_numpy(dtype=np.float64)  # [h, F]
+            if not per_series:
+                pooled_s.append(samples)
+                pooled_t.append(truth)
+                continue
+            for f, feature in enumerate(fc.node_names):
+                label = {"series": item} if len(fc.node_names) == 1 else {"series": item, "channel": feature}
+                rows.append({**head, **label, **_score(scorers, samples[:, :, f], truth[:, f])})
+        if not per_series:
+            rows.append({**head, "series": None, **_score(scorers, np.concatenate(pooled_s, axis=2),
+                                                          np.concatenate(pooled_t, axis=1))})
+    return rows, forecasts
