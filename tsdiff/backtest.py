@@ -269,7 +269,9 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     if past or future:  # the covariate columns are inputs, not scored series
         trained = None if refit else (getattr(forecaster, "signature_", None) or {}).get("columns")
         targets = covariate_data(data, past, future, trained, where="backtest")[0]
-    series, _ = to_series(targets, freq=getattr(forecaster, "freq", None), **data_options)
+    static = [c for c in getattr(forecaster, "static_covariates", None) or [] if c in getattr(targets, "columns", [])]
+    series, _ = to_series(targets.drop(columns=static) if static else targets, freq=getattr(forecaster, "freq", None),
+                          **data_options)  # static covariates (a long frame's columns) are no targets either
     T, N, C = series.shape
     first = None if start is None else _start_position(start, series.time_index)
     min_history = context + (length if refit else 0)
@@ -322,10 +324,11 @@ def _global_windows(forecaster, data, time_index, positions, horizon, scorers, r
     """Rolling origins of a global model: at each cut-off every series that has started is
     forecast from its own last observed step (``predict`` on the rows up to the cut-off) and
     scored on its own next ``horizon`` steps."""
-    from tsdiff.api import forecast_panels
+    from tsdiff.api import panel_covariates
 
     where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
-    full = forecast_panels.to_panel(data, freq=getattr(forecaster, "freq", None), **where)
+    static = panel_covariates.check_static_names(getattr(forecaster, "static_covariates", None))
+    full = panel_covariates.read_panel(data, static, freq=getattr(forecaster, "freq", None), **where)
     truth_of = {item: pd.DataFrame(a, index=ix) for item, ix, a in zip(full.items, full.indexes, full.panel.arrays)}
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):

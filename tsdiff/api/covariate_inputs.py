@@ -209,6 +209,21 @@ def forecast_block(spec: CovariateSpec, history: pd.DataFrame, history_index: pd
     return spec.window(spec.rows(index, fut, past), len(history_index))[None]
 
 
+def calendar_columns(freq, calendar: bool, stacklevel: int = 3) -> list[str]:
+    """The calendar feature names of ``freq`` when ``calendar`` (:func:`~tsdiff.data.covariates.calendar_names`);
+    ``[]`` with a UserWarning for a frequency GluonTS has none for."""
+    import warnings
+
+    from tsdiff.data.covariates import calendar_names
+
+    try:
+        return calendar_names(freq) if calendar else []
+    except (RuntimeError, ValueError, KeyError):
+        warnings.warn(f"GluonTS has no calendar features for frequency {freq!r}: the model gets none (pass "
+                      "calendar=False to say so)", UserWarning, stacklevel=stacklevel)
+        return []
+
+
 def fit_covariates(past: pd.DataFrame | None, future: pd.DataFrame | None, index: pd.DatetimeIndex, freq,
                    calendar: bool) -> tuple[CovariateSpec | None, np.ndarray | None]:
     """The covariate spec of a training set and its ``[T, K']`` scaled rows
@@ -220,16 +235,7 @@ def fit_covariates(past: pd.DataFrame | None, future: pd.DataFrame | None, index
     Raises:
         DataError: NaN in known-future covariates, a covariate without any value.
     """
-    import warnings
-
-    from tsdiff.data.covariates import calendar_names
-
-    try:
-        names = calendar_names(freq) if calendar else []
-    except (RuntimeError, ValueError, KeyError):
-        warnings.warn(f"GluonTS has no calendar features for frequency {freq!r}: the model gets none (pass "
-                      "calendar=False to say so)", UserWarning, stacklevel=3)
-        names = []
+    names = calendar_columns(freq, calendar, stacklevel=4)
     empty = pd.DataFrame(index=index)
     past = empty if past is None else past.reindex(index)
     future = empty if future is None else future.reindex(index)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tsdiff.api import panel_covariates
 from tsdiff.api.panels import Panel, as_panel, training_windows
 from tsdiff.errors import ConfigError, DataError
 
@@ -42,6 +43,7 @@ class SeriesPanel:
     placeholder_time: bool = False  # steps are positions (arrays without freq)
     named: bool = True              # features carry the data's column labels
     time_name: str | None = None
+    static: pd.DataFrame | None = None  # the raw static covariates, one row per item (panel_covariates)
 
     @property
     def ends(self) -> list[pd.Timestamp]:
@@ -199,14 +201,16 @@ def to_panel(data, *, freq=None, item_col: str = "item_id", time_col: str = "tim
     return out
 
 
-def _refuse_covariates(est) -> None:
+def refuse_covariates(est) -> None:
     if est.covariates or est.future_covariates:
-        raise ConfigError("covariates and future_covariates are not supported in mode='global' yet; drop them, or "
-                          "use mode='joint' with series that share one end")
+        raise ConfigError("covariates and future_covariates (dynamic covariates) are not supported in "
+                          "mode='global' yet (static_covariates and calendar features are); drop them, or use "
+                          "mode='joint' with series that share one end")
 
 
 def fit_global(est, panel: SeriesPanel, device) -> None:
-    """Train ``est`` (a Forecaster) on windows inside each series of ``panel``.
+    """Train ``est`` (a Forecaster) on windows inside each series of ``panel``, with its calendar
+    features and static covariates (:mod:`tsdiff.api.panel_covariates`).
 
     The series are laid end to end with ``context + horizon`` all-NaN rows between them, so no
     window (nor the prior's view past its edges) reaches from one series into the next.
@@ -215,7 +219,6 @@ def fit_global(est, panel: SeriesPanel, device) -> None:
     from tsdiff.data.forecasting import build_forecasting_protocol
     from tsdiff.data.series import Series
 
-    _refuse_covariates(est)
     ctx, H = est.context, est.prediction_length
     window = ctx + H
     empty = np.isnan(panel.panel.concatenated()).all(axis=0)
@@ -234,7 +237,9 @@ def fit_global(est, panel: SeriesPanel, device) -> None:
     signature = {**protocol.signature, "freq": panel.freq, "columns": list(panel.features), "spatial": None,
                  "grid_shape": None, "mode": "global", "named": panel.named,
                  "placeholder_time": panel.placeholder_time}
-    est._train_protocol(protocol, signature, panel.freq, device)
+    spec = panel_covariates.fit_spec(est, panel)
+    rows = None if spec is None else panel_covariates.training_rows(spec, panel, window)
+    est._train_protocol(protocol, signature, panel.freq, device, spec=spec, rows=rows)
     est.panel_ = panel
 
 
@@ -256,8 +261,9 @@ def check_panel(est, panel: SeriesPanel) -> None:
 def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
     """Forecast every series of ``panel`` from its own last ``context_length`` steps.
 
-    ``sample(raw, cond)`` draws ``[S, B, L, N, C]`` for windows ``raw`` ``[B, L, N, C]``; a
-    series shorter than the context is padded with missing steps at its start.
+    ``sample(raw, cond, covariates)`` draws ``[S, B, L, N, C]`` for windows ``raw`` ``[B, L, N, C]``
+    (``covariates``: their ``[B, L, K]`` block, or None); a series shorter than the context is
+    padded with missing steps at its start.
     """
     from tsdiff.data.series import Series
     from tsdiff.forecast import Forecast, PanelForecast
@@ -272,8 +278,9 @@ def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
         if np.isnan(tail).all():
             raise DataError(f"series {panel.items[i]!r} has no observed value in its last {ctx} steps; forecasting "
                             "needs history")
-    samples = sample(raw, ~np.isnan(raw))  # [S, n, ctx + H, F, 1]
     freq = sig.get("freq") or panel.freq
+    block = panel_covariates.forecast_covariates(est.covariate_spec_, panel, ctx, H, freq)
+    samples = sample(raw, ~np.isnan(raw), block)  # [S, n, ctx + H, F, 1]
     out = {}
     for i, (item, index, a) in enumerate(zip(panel.items, panel.indexes, panel.panel.arrays)):
         future = pd.date_range(index[-1], periods=H + 1, freq=freq)[1:]

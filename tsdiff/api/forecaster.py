@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from tsdiff import validation as checks
-from tsdiff.api import fitting, forecast_panels, persistence, sampling
+from tsdiff.api import fitting, forecast_panels, panel_covariates, persistence, sampling
 from tsdiff.api.building import _build_module, _model_config, _process_config
 from tsdiff.api.covariate_inputs import check_names, covariate_data, fit_covariates, forecast_block, future_rows
 from tsdiff.api.fitting import _spread
@@ -21,7 +21,7 @@ from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _seed
 from tsdiff.data.covariates import CovariateSpec, CovariateWindows
 from tsdiff.data.series import Series
-from tsdiff.errors import DataError, TsdiffError
+from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff.forecast import Forecast, PanelForecast
 from tsdiff.training.recipe import check_validation, parse_duration, validation_split
 from tsdiff.training.trainer_options import check_trainer_kwargs
@@ -95,7 +95,15 @@ class Forecaster(BaseEstimator):
             ``future_covariates=None`` the model is the plain one (no covariate input).
             Covariate columns are standardised on the training data and are not forecast; a
             past-only value that is missing (NaN) reads as the training mean, a missing
-            known-future one is an error (:mod:`tsdiff.data.covariates`).
+            known-future one is an error (:mod:`tsdiff.data.covariates`). A global model reads the
+            calendar features of each series' own timestamps.
+        static_covariates: names of per-series static covariates of a global model (``mode="global"``;
+            ``"auto"`` then picks it): columns of a long DataFrame that are constant within each item,
+            or a GluonTS dataset's ``"feat_static_cat"`` / ``"feat_static_real"`` fields. Numeric
+            ones are standardised with the training mean and standard deviation; categorical ones
+            (non-numeric, bool or ``category`` dtype) are one-hot encoded over the training levels
+            plus an "unknown" level, which unseen values at predict map to. ``predict`` takes new
+            series with their static values (:mod:`tsdiff.api.panel_covariates`).
         random_state: seed of training and sampling.
         verbose: show Lightning's training bar and the sampling bar.
         device: where training and sampling run: ``"auto"`` (a CUDA GPU when available, else
@@ -113,8 +121,9 @@ class Forecaster(BaseEstimator):
               features are the per-series features F), and ``predict`` forecasts each series
               from its own last ``context_length`` steps, starting one step after its own end:
               a :class:`~tsdiff.forecast.PanelForecast`. A wide frame / 2-D array is read as one
-              univariate series per column (over its observed span). Covariates are not
-              supported, and no calendar features are read.
+              univariate series per column (over its observed span). Calendar features and
+              ``static_covariates`` are read; ``covariates`` / ``future_covariates`` are not
+              supported yet (a ConfigError).
             - ``"auto"`` (default): global for a 3-D array ``[n_series, L, F]``, a list of 2-D
               arrays / DataFrames, and a long frame (``item_col`` / ``time_col``) or GluonTS
               dataset whose series are ragged (different ends or lengths); joint otherwise (a
@@ -134,6 +143,7 @@ class Forecaster(BaseEstimator):
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal",
                  covariates: list | None = None, future_covariates: list | None = None, calendar: bool = True,
+                 static_covariates: list | None = None,
                  random_state: int = 0, verbose: bool = True, device: str = "auto",
                  progress: bool | None = None, mode: str = "auto") -> None:
         self.model = model
@@ -159,6 +169,7 @@ class Forecaster(BaseEstimator):
         self.covariates = covariates
         self.future_covariates = future_covariates
         self.calendar = calendar
+        self.static_covariates = static_covariates
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -205,6 +216,10 @@ class Forecaster(BaseEstimator):
         checks.check_random_state(self.random_state)
         checks.check_freq(self.freq)
         check_names(self.covariates, self.future_covariates, self.calendar)
+        if panel_covariates.check_static_names(self.static_covariates, self.covariates, self.future_covariates) \
+                and self.mode == "joint":
+            raise ConfigError("static_covariates are per-series covariates of a global model; use mode='global' "
+                              "(or 'auto')")
         forecast_panels.check_mode(self.mode)
 
     @property
@@ -236,11 +251,15 @@ class Forecaster(BaseEstimator):
         self._validate_settings()
         device = resolve_device(self.device)  # before anything slow
         where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
-        if forecast_panels.resolve_mode(self.mode, data, freq=self.freq, **where) == "global":
+        mode = forecast_panels.resolve_mode(self.mode, data, freq=self.freq, **where)
+        if mode == "global" or self.static_covariates:  # static covariates belong to independent series
             if graph is not None or set(data_options) - {"item_col", "time_col"}:
                 raise DataError(f"mode='global' takes no graph or {sorted(set(data_options) - set(where))}; "
                                 "pass the series and item_col / time_col only")
-            forecast_panels.fit_global(self, forecast_panels.to_panel(data, freq=self.freq, **where), device)
+            forecast_panels.refuse_covariates(self)
+            panel = panel_covariates.read_panel(data, panel_covariates.check_static_names(self.static_covariates),
+                                                freq=self.freq, **where)
+            forecast_panels.fit_global(self, panel, device)
             self.series_ = self.source_ = self.covariate_frame_ = None
             return self
         past_cols, future_cols = check_names(self.covariates, self.future_covariates)
@@ -462,16 +481,17 @@ class Forecaster(BaseEstimator):
     def _predict_global(self, data, n: int, sampler, sampling_steps, sampler_options, random_state, verbose,
                         future_covariates, *, item_col: str, time_col: str) -> PanelForecast:
         if future_covariates is not None:
-            raise DataError("a global model (mode='global') reads no covariates; drop future_covariates")
+            raise DataError("a global model (mode='global') reads no dynamic covariates; drop future_covariates")
         if data is None:
             if self.panel_ is None:
                 raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
             panel = self.panel_
         else:
-            panel = forecast_panels.to_panel(data, freq=self.freq, item_col=item_col, time_col=time_col)
+            static = (self.covariate_spec_ or CovariateSpec()).static.get("names", [])
+            panel = panel_covariates.read_panel(data, static, freq=self.freq, item_col=item_col, time_col=time_col)
             forecast_panels.check_panel(self, panel)
-        return forecast_panels.predict_global(self, panel, lambda raw, cond: self._sample(
-            raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose))
+        return forecast_panels.predict_global(self, panel, lambda raw, cond, block: self._sample(
+            raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose, covariates=block))
 
     def backtest(self, data, **options):
         """Rolling-origin evaluation on ``data``: :func:`tsdiff.backtest.backtest` with this

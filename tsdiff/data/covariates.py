@@ -13,6 +13,10 @@ A window's block is ``[future | calendar | past | past_known]``: known-future an
 standardised with the training data's mean and standard deviation (calendar features are
 already in ``[-0.5, 0.5]``), past columns set to 0 over the horizon (and where missing), and
 ``past_known`` 1 on the context steps, 0 on the horizon (present only with past columns).
+
+A global model (``Forecaster(mode="global")``) reads calendar features and per-series static
+covariates (``static``, :mod:`tsdiff.api.panel_covariates`): its block is ``[calendar | static]``,
+the static columns constant over each window.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class CovariateSpec:
         future: labels of the known-future columns.
         calendar: names of the calendar features (:func:`calendar_names`).
         mean, std: per standardised column, in the order ``future + past``.
+        static: the per-series static covariates' encoding (``{"real": [...], "mean": [...], "std":
+            [...], "categorical": {name: [levels]}}``; :class:`tsdiff.api.panel_covariates.StaticEncoding`),
+            empty without them.
     """
 
     past: list = field(default_factory=list)
@@ -63,11 +70,17 @@ class CovariateSpec:
     calendar: list = field(default_factory=list)
     mean: list = field(default_factory=list)
     std: list = field(default_factory=list)
+    static: dict = field(default_factory=dict)
+
+    @property
+    def static_width(self) -> int:
+        """The static channels: one per real static, one per level (and the unknown level) of a categorical one."""
+        return len(self.static.get("real", [])) + sum(len(v) + 1 for v in self.static.get("categorical", {}).values())
 
     @property
     def width(self) -> int:
         """K, the channels of a window's block."""
-        return len(self.future) + len(self.calendar) + len(self.past) + (1 if self.past else 0)
+        return len(self.future) + len(self.calendar) + len(self.past) + (1 if self.past else 0) + self.static_width
 
     @property
     def columns(self) -> list:
@@ -76,7 +89,7 @@ class CovariateSpec:
 
     def state_dict(self) -> dict:
         return {"past": list(self.past), "future": list(self.future), "calendar": list(self.calendar),
-                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "static": dict(self.static)}
 
     @classmethod
     def from_state_dict(cls, state: dict | None) -> "CovariateSpec | None":
