@@ -161,6 +161,7 @@ def test_readme_panel_snippet_runs(data_dir, tmp_path, monkeypatch):
     ns = _run_snippet(code, "README panel snippet", data_dir, tmp_path, monkeypatch)
     panel, dates = ns["panel"], ns["dates"]
     assert ns["forecaster"].mode_ == "global" and panel.items == [f"fx{c}" for c in range(8)]
+    assert ns["forecaster"].covariate_spec_.static["categorical"] == {"region": ["asia", "europe"]}
     for c in range(8):
         assert panel[f"fx{c}"].index[0] == dates[300 - 10 * c - 1] + dates.freq
         assert panel[f"fx{c}"].samples.shape == (3, 30, 1)

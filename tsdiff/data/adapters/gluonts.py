@@ -62,7 +62,7 @@ def from_gluonts(dataset, freq: str | None = None) -> Series:
 
 #: GluonTS fields read as covariates: known-future and past-only dynamic real features.
 DYNAMIC_FIELDS = {"feat_dynamic_real": "future", "past_feat_dynamic_real": "past"}
-#: Static fields, not read yet (the model is joint over the series: see tsdiff.data.covariates).
+#: Static fields, not read by a joint model (a global one reads them: tsdiff.api.panel_covariates).
 STATIC_FIELDS = ("feat_static_cat", "feat_static_real")
 
 
@@ -87,7 +87,8 @@ def covariate_frames(dataset, freq: str | None = None) -> tuple[pd.DataFrame | N
     static = sorted({f for e in entries for f in STATIC_FIELDS if e.get(f) is not None})
     if static:
         warnings.warn(f"the GluonTS entries' {static} are not used: the model forecasts its training series jointly "
-                      "and learns an embedding of each series in their place", UserWarning, stacklevel=3)
+                      "and learns an embedding of each series in their place (a global model reads them: "
+                      "Forecaster(mode='global', static_covariates=['feat_static_cat', 'feat_static_real']))", UserWarning, stacklevel=3)
     out: dict[str, pd.DataFrame | None] = {"past": None, "future": None}
     for name, kind in DYNAMIC_FIELDS.items():
         have = [e.get(name) is not None for e in entries]
