@@ -13,7 +13,8 @@ lengths); joint otherwise (a wide frame, a 2-D array, an xarray grid, series tha
 
 The panel parsing of lists and 3-D arrays is :func:`tsdiff.api.panels.as_panel` (the Imputer's);
 long frames and GluonTS datasets go through :func:`tsdiff.api.inputs.to_series` and are then cut
-back to each series' own span.
+back to each series' own span. A global model's calendar features and static covariates are
+:mod:`tsdiff.api.panel_covariates`.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ def refuse_covariates(est) -> None:
                           "mode='joint' with series that share one end")
 
 
-def fit_global(est, panel: SeriesPanel, device) -> None:
-    """Train ``est`` (a Forecaster) on windows inside each series of ``panel``, with its calendar
+def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = "timestamp") -> None:
+    """Train ``est`` (a Forecaster) on windows inside each series of ``data``, with their calendar
     features and static covariates (:mod:`tsdiff.api.panel_covariates`).
 
     The series are laid end to end with ``context + horizon`` all-NaN rows between them, so no
@@ -219,6 +220,9 @@ def fit_global(est, panel: SeriesPanel, device) -> None:
     from tsdiff.data.forecasting import build_forecasting_protocol
     from tsdiff.data.series import Series
 
+    refuse_covariates(est)
+    panel = panel_covariates.read_panel(data, panel_covariates.check_static_names(est.static_covariates),
+                                        freq=est.freq, item_col=item_col, time_col=time_col)
     ctx, H = est.context, est.prediction_length
     window = ctx + H
     empty = np.isnan(panel.panel.concatenated()).all(axis=0)
@@ -241,6 +245,20 @@ def fit_global(est, panel: SeriesPanel, device) -> None:
     rows = None if spec is None else panel_covariates.training_rows(spec, panel, window)
     est._train_protocol(protocol, signature, panel.freq, device, spec=spec, rows=rows)
     est.panel_ = panel
+
+
+def predict_panel(est, data, *, item_col: str = "item_id", time_col: str = "timestamp") -> SeriesPanel:
+    """The series ``est.predict(data)`` forecasts (the training series for None), with the model's
+    static covariates, checked against the training data (:func:`check_panel`)."""
+    if data is None:
+        if est.panel_ is None:
+            raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
+        return est.panel_
+    spec = est.covariate_spec_
+    static = [] if spec is None else spec.static.get("names", [])
+    panel = panel_covariates.read_panel(data, static, freq=est.freq, item_col=item_col, time_col=time_col)
+    check_panel(est, panel)
+    return panel
 
 
 def check_panel(est, panel: SeriesPanel) -> None:

@@ -256,10 +256,7 @@ class Forecaster(BaseEstimator):
             if graph is not None or set(data_options) - {"item_col", "time_col"}:
                 raise DataError(f"mode='global' takes no graph or {sorted(set(data_options) - set(where))}; "
                                 "pass the series and item_col / time_col only")
-            forecast_panels.refuse_covariates(self)
-            panel = panel_covariates.read_panel(data, panel_covariates.check_static_names(self.static_covariates),
-                                                freq=self.freq, **where)
-            forecast_panels.fit_global(self, panel, device)
+            forecast_panels.fit_global(self, data, device, **where)
             self.series_ = self.source_ = self.covariate_frame_ = None
             return self
         past_cols, future_cols = check_names(self.covariates, self.future_covariates)
@@ -482,14 +479,7 @@ class Forecaster(BaseEstimator):
                         future_covariates, *, item_col: str, time_col: str) -> PanelForecast:
         if future_covariates is not None:
             raise DataError("a global model (mode='global') reads no dynamic covariates; drop future_covariates")
-        if data is None:
-            if self.panel_ is None:
-                raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
-            panel = self.panel_
-        else:
-            static = (self.covariate_spec_ or CovariateSpec()).static.get("names", [])
-            panel = panel_covariates.read_panel(data, static, freq=self.freq, item_col=item_col, time_col=time_col)
-            forecast_panels.check_panel(self, panel)
+        panel = forecast_panels.predict_panel(self, data, item_col=item_col, time_col=time_col)
         return forecast_panels.predict_global(self, panel, lambda raw, cond, block: self._sample(
             raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose, covariates=block))
 
