@@ -154,3 +154,18 @@ def test_global_backtest_with_static_covariates(fitted, long):
     res = fitted.backtest(long, windows=2, stride=H, random_state=0, **WHERE)
     assert set(res.metrics.series) == set(SPANS) and len(res.forecasts) == 2
     assert np.isfinite(res.metrics.crps[res.metrics.observed > 0]).all()
+
+
+def test_static_encoding_kinds_and_fit_errors():
+    table = pd.DataFrame({"n": [1, 2, 3], "b": [True, False, True], "k": pd.Categorical([10, 20, 10]),
+                          "s": ["x", "y", None]}, index=["i0", "i1", "i2"])
+    enc = StaticEncoding.fit(list(table.columns), table)
+    assert enc.real == ["n"] and enc.categorical == {"b": ["False", "True"], "k": ["10", "20"], "s": ["x", "y"]}
+    codes = enc.encode(table)
+    assert codes.shape == (3, 1 + 3 + 3 + 3) and codes.dtype == np.float32
+    np.testing.assert_allclose(codes[:, 0], [-1, 0, 1])
+    np.testing.assert_array_equal(codes[:, 7:], [[1, 0, 0], [0, 1, 0], [0, 0, 1]])  # a missing category: unknown
+    with pytest.raises(DataError, match="'n' is missing \\(NaN\\) for item 'i1'"):
+        StaticEncoding.fit(["n"], pd.DataFrame({"n": [1.0, np.nan]}, index=["i0", "i1"]))
+    with pytest.raises(DataError, match="'n' was real-valued in training but holds non-numbers"):
+        enc.encode(table.assign(n=["a", "b", "c"]))

@@ -130,7 +130,8 @@ def _long_statics(data: pd.DataFrame, names: list, item_col: str) -> pd.DataFram
     missing = [c for c in names if c not in data.columns]
     if missing:
         raise DataError(f"static covariate column(s) {missing} are not in the long DataFrame (its columns: "
-                        f"{list(data.columns)[:12]}); add them, or leave them out of static_covariates=")
+                        f"{list(data.columns)[:12]}); every series needs its value of each static covariate (at fit, "
+                        "leave a column out of static_covariates= to drop it)")
     groups = data.groupby(item_col, sort=False)
     for c in names:
         varies = groups[c].nunique(dropna=False) > 1
