@@ -169,3 +169,16 @@ def test_static_encoding_kinds_and_fit_errors():
         StaticEncoding.fit(["n"], pd.DataFrame({"n": [1.0, np.nan]}, index=["i0", "i1"]))
     with pytest.raises(DataError, match="'n' was real-valued in training but holds non-numbers"):
         enc.encode(table.assign(n=["a", "b", "c"]))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_gluonts_estimator_passes_static_covariates(rates):
+    from tsdiff.gluonts import DiffusionEstimator
+
+    start = pd.Period(rates.index[0], freq="B")
+    entries = [{"start": start + a, "target": rates[c].to_numpy()[a:b], "item_id": c, "feat_static_cat": [i % 2]}
+               for i, (c, (a, b)) in enumerate(SPANS.items())]
+    predictor = DiffusionEstimator(prediction_length=H, context_length=CTX, max_steps=1, n_samples=3, sampling_steps=2,
+                                   verbose=False, static_covariates=["feat_static_cat"]).train(entries)
+    assert predictor.forecaster.covariate_spec_.static["categorical"] == {"feat_static_cat_0": ["0", "1"]}
+    assert [f.samples.shape for f in predictor.predict(entries)] == [(3, H)] * len(SPANS)
