@@ -59,7 +59,7 @@ def test_the_forecast_block_holds_each_series_calendar_and_statics(fitted, long)
     from tsdiff.api import forecast_panels, panel_covariates
     from tsdiff.data.covariates import calendar_features
 
-    panel = panel_covariates.read_panel(long, ["region", "size"], **WHERE)
+    panel = forecast_panels.read_panel(long, ["region", "size"], **WHERE)
     block = panel_covariates.forecast_covariates(fitted.covariate_spec_, panel, CTX, H, "B")
     assert block.shape == (4, CTX + H, 7)
     for i, (c, index) in enumerate(zip(panel.items, panel.indexes)):

@@ -324,11 +324,11 @@ def _global_windows(forecaster, data, time_index, positions, horizon, scorers, r
     """Rolling origins of a global model: at each cut-off every series that has started is
     forecast from its own last observed step (``predict`` on the rows up to the cut-off) and
     scored on its own next ``horizon`` steps."""
-    from tsdiff.api import panel_covariates
+    from tsdiff.api import forecast_panels, panel_covariates
 
     where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
     static = panel_covariates.check_static_names(getattr(forecaster, "static_covariates", None))
-    full = panel_covariates.read_panel(data, static, freq=getattr(forecaster, "freq", None), **where)
+    full = forecast_panels.read_panel(data, static, freq=getattr(forecaster, "freq", None), **where)
     truth_of = {item: pd.DataFrame(a, index=ix) for item, ix, a in zip(full.items, full.indexes, full.panel.arrays)}
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):

@@ -112,8 +112,10 @@ def array_problem(values, exc: Exception, where: str = "X") -> DataError:
                 return DataError(f"{where} holds values that are not numbers (e.g. {str(x)[:40]!r}); convert them "
                                  "with pd.to_numeric(..., errors='coerce') to make bad entries NaN (missing), or drop "
                                  "those columns")
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-    return DataError(f"{where}: {first}")
+    # scikit-learn's own text says what is wrong and how to fix it (e.g. "Reshape your data ..."):
+    # keep it, less its dump of the array
+    lines = [line[:300] for line in str(exc).strip().splitlines() if not line.startswith("array=")]
+    return DataError(f"{where}: " + ("\n".join(lines) if lines else type(exc).__name__))
 
 
 def is_scipy_sparse(obj) -> bool:

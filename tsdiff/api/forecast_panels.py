@@ -202,6 +202,26 @@ def to_panel(data, *, freq=None, item_col: str = "item_id", time_col: str = "tim
     return out
 
 
+def read_panel(data, names: list, *, freq=None, item_col: str = "item_id", time_col: str = "timestamp"):
+    """The :class:`SeriesPanel` of ``data`` with its raw static covariates ``names`` (a table
+    indexed by the panel's items; :mod:`tsdiff.api.panel_covariates` reads them) in ``panel.static``."""
+    table = None
+    if names:
+        if _is_long(data, item_col, time_col):
+            table = panel_covariates.long_statics(data, names, item_col)
+            data = data.drop(columns=list(names))
+        elif (entries := _gluonts_entries(data)) is not None:
+            table = panel_covariates.gluonts_statics(entries, names)
+        else:
+            raise DataError(f"static covariates {names} are read from a long DataFrame (columns constant within "
+                            f"each {item_col!r}) or a GluonTS dataset (feat_static_cat / feat_static_real); got "
+                            f"{type(data).__name__}. Pass the series as a long frame with those columns")
+    panel = to_panel(data, freq=freq, item_col=item_col, time_col=time_col)
+    if table is not None:
+        panel.static = table.loc[list(panel.items)]
+    return panel
+
+
 def refuse_covariates(est) -> None:
     if est.covariates or est.future_covariates:
         raise ConfigError("covariates and future_covariates (dynamic covariates) are not supported in "
@@ -221,7 +241,7 @@ def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = 
     from tsdiff.data.series import Series
 
     refuse_covariates(est)
-    panel = panel_covariates.read_panel(data, panel_covariates.check_static_names(est.static_covariates),
+    panel = read_panel(data, panel_covariates.check_static_names(est.static_covariates),
                                         freq=est.freq, item_col=item_col, time_col=time_col)
     ctx, H = est.context, est.prediction_length
     window = ctx + H
@@ -256,7 +276,7 @@ def predict_panel(est, data, *, item_col: str = "item_id", time_col: str = "time
         return est.panel_
     spec = est.covariate_spec_
     static = [] if spec is None else spec.static.get("names", [])
-    panel = panel_covariates.read_panel(data, static, freq=est.freq, item_col=item_col, time_col=time_col)
+    panel = read_panel(data, static, freq=est.freq, item_col=item_col, time_col=time_col)
     check_panel(est, panel)
     return panel
 

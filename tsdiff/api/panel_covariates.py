@@ -126,7 +126,7 @@ def _real(column: pd.Series, name) -> pd.Series:
     return values
 
 
-def _long_statics(data: pd.DataFrame, names: list, item_col: str) -> pd.DataFrame:
+def long_statics(data: pd.DataFrame, names: list, item_col: str) -> pd.DataFrame:
     missing = [c for c in names if c not in data.columns]
     if missing:
         raise DataError(f"static covariate column(s) {missing} are not in the long DataFrame (its columns: "
@@ -144,7 +144,7 @@ def _long_statics(data: pd.DataFrame, names: list, item_col: str) -> pd.DataFram
     return groups.head(1).set_index(item_col)[list(names)]
 
 
-def _gluonts_statics(entries: list, names: list) -> pd.DataFrame:
+def gluonts_statics(entries: list, names: list) -> pd.DataFrame:
     bad = [n for n in names if n not in GLUONTS_FIELDS]
     if bad:
         raise DataError(f"a GluonTS dataset's static covariates are its fields {list(GLUONTS_FIELDS)}; "
@@ -162,28 +162,6 @@ def _gluonts_statics(entries: list, names: list) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index")
     cats = [c for c in table.columns if c.startswith("feat_static_cat")]
     return table.astype({c: object for c in cats})
-
-
-def read_panel(data, names: list, *, freq=None, item_col: str = "item_id", time_col: str = "timestamp"):
-    """The :class:`~tsdiff.api.forecast_panels.SeriesPanel` of ``data`` with its raw static covariates
-    ``names`` (a table indexed by the panel's items) in ``panel.static``."""
-    from tsdiff.api.forecast_panels import _gluonts_entries, _is_long, to_panel
-
-    table = None
-    if names:
-        if _is_long(data, item_col, time_col):
-            table = _long_statics(data, names, item_col)
-            data = data.drop(columns=list(names))
-        elif (entries := _gluonts_entries(data)) is not None:
-            table = _gluonts_statics(entries, names)
-        else:
-            raise DataError(f"static covariates {names} are read from a long DataFrame (columns constant within "
-                            f"each {item_col!r}) or a GluonTS dataset (feat_static_cat / feat_static_real); got "
-                            f"{type(data).__name__}. Pass the series as a long frame with those columns")
-    panel = to_panel(data, freq=freq, item_col=item_col, time_col=time_col)
-    if table is not None:
-        panel.static = table.loc[list(panel.items)]
-    return panel
 
 
 def fit_spec(est, panel) -> CovariateSpec | None:
