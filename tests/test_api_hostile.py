@@ -99,6 +99,22 @@ def test_forecaster_huge_values_give_finite_forecasts():
     assert np.isfinite(fc.to_pandas().to_numpy()).all() and np.isfinite(fc.quantile([0.1, 0.9])).all()
 
 
+def test_a_never_observed_grid_cell_is_named_by_its_coordinates():
+    """A grid cell without any value is named by latitude / longitude, not by its position label."""
+    import xarray as xr
+
+    v = _x(T=24, F=6).reshape(24, 2, 3)
+    v[:, 1, 2] = np.nan
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), v)},
+                    coords={"time": pd.date_range("2024-01-01", periods=24, freq="h"),
+                            "latitude": ("latitude", [50.5, 51.25], {"units": "degrees_north"}),
+                            "longitude": ("longitude", [0.0, 0.25, 0.5], {"units": "degrees_east"})})
+    for model in (api.Imputer(**TINY), api.Forecaster(**FTINY)):
+        with pytest.raises(DataError, match=r"the cell at latitude=51.25, longitude=0.5 has no observed value of "
+                                            r"'t2m' \(all NaN\); select a region without it"):
+            model.fit(ds)
+
+
 def test_a_never_observed_series_is_treated_alike_by_imputer_and_forecaster():
     """Issue 30 #5: fit refuses a series with no value (the same DataError for both); a fitted model
     fills / forecasts it with finite values, the other series' observed values kept bit for bit."""

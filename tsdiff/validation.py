@@ -118,6 +118,18 @@ def array_problem(values, exc: Exception, where: str = "X") -> DataError:
     return DataError(f"{where}: " + ("\n".join(lines) if lines else type(exc).__name__))
 
 
+def never_observed(series, n: int, c: int, label: str) -> DataError:
+    """The DataError for series ``n`` (channel ``c``) of ``series`` without an observed value:
+    ``label`` names it, or on a grid its cell's coordinates (its ``"i_j"`` label is a position)."""
+    from tsdiff.data.spatial import GridSpatial
+
+    spatial = getattr(series, "spatial", None)
+    if isinstance(spatial, GridSpatial):
+        return DataError(f"{spatial.cell_name(n)} has no observed value of {series.channel_names[c]!r} (all NaN); "
+                         "select a region without it (ds.sel / ds.isel) or fill it another way")
+    return DataError(f"{label} has no observed value (all NaN); drop that column or fill it another way")
+
+
 def is_scipy_sparse(obj) -> bool:
     try:
         import scipy.sparse as sp

@@ -276,8 +276,7 @@ class Forecaster(BaseEstimator):
                 n, c = (int(i) for i in np.argwhere(empty)[0])
                 what = f"series {series.node_names[n]!r}" + (f" channel {series.channel_names[c]!r}"
                                                             if series.shape[2] > 1 else "")
-                raise DataError(f"{what} has no observed value (all NaN); drop that column or fill it another "
-                                "way")
+                raise checks.never_observed(series, n, c, what)
         starts = forecast_starts(T, ctx, H, stride=self.train_stride)
         last = np.asarray([T - ctx - H], dtype=np.int64)
         held = last

@@ -272,8 +272,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise DataError("X has no observed value (all NaN); there is nothing to learn from")
         if not observed.all():
             n, c = np.argwhere(~observed)[0]
-            raise DataError(f"feature {series.node_names[n]!r} has no observed value (all NaN); drop that column "
-                            "or fill it another way")
+            raise checks.never_observed(series, int(n), int(c), f"feature {series.node_names[n]!r}")
         if isinstance(series, Series):
             scaler = fit_scaler_on_windows(series, starts, w)
         none = np.zeros(0, dtype=np.int64)

@@ -110,3 +110,9 @@ class GridSpatial:
     @property
     def num_nodes(self) -> int:
         return len(self.lat) * len(self.lon)
+
+    def cell_name(self, n: int) -> str:
+        """Cell ``n`` by its coordinates, for messages (the spatial axis' ``"i_j"`` labels are
+        positions the user never saw)."""
+        i, j = divmod(int(n), len(self.lon))
+        return f"the cell at {self.dims[1]}={self.lat[i]:g}, {self.dims[2]}={self.lon[j]:g}"
