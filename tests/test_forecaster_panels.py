@@ -177,6 +177,12 @@ def test_old_files_without_mode_load_as_joint(rates, tmp_path):
     assert back.mode == "joint" and back.mode_ == "joint"
 
 
+def test_global_predict_names_values_far_outside_the_training_data(long, fitted):
+    huge = long.assign(y=long["y"] * 1e30)
+    with pytest.raises(DataError, match="too far outside the data the model was trained on"):
+        fitted.predict(huge, item_col="unique_id", time_col="ds")
+
+
 def test_global_refuses_covariates_and_a_backtest_without_a_frame(long, fitted):
     with pytest.raises(ConfigError, match="not supported in mode='global'"):
         tiny(covariates=["x"]).fit(long, item_col="unique_id", time_col="ds")

@@ -27,6 +27,7 @@ import pandas as pd
 from tsdiff.api import panel_covariates
 from tsdiff.api.panels import Panel, as_panel, training_windows
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.validation import check_model_range
 
 #: The values of ``Forecaster(mode=...)``.
 MODES = ("auto", "joint", "global")
@@ -241,8 +242,8 @@ def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = 
     from tsdiff.data.series import Series
 
     refuse_covariates(est)
-    panel = read_panel(data, panel_covariates.check_static_names(est.static_covariates),
-                                        freq=est.freq, item_col=item_col, time_col=time_col)
+    panel = read_panel(data, panel_covariates.check_static_names(est.static_covariates), freq=est.freq,
+                       item_col=item_col, time_col=time_col)
     ctx, H = est.context, est.prediction_length
     window = ctx + H
     empty = np.isnan(panel.panel.concatenated()).all(axis=0)
@@ -316,6 +317,8 @@ def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
         if np.isnan(tail).all():
             raise DataError(f"series {panel.items[i]!r} has no observed value in its last {ctx} steps; forecasting "
                             "needs history")
+    # values far outside the training data overflow the float32 network: say so, not "diverged"
+    check_model_range(est.module_.scaler, raw[:, :ctx].reshape(-1, F, 1), "the data", columns=panel.features)
     freq = sig.get("freq") or panel.freq
     block = panel_covariates.forecast_covariates(est.covariate_spec_, panel, ctx, H, freq)
     samples = sample(raw, ~np.isnan(raw), block)  # [S, n, ctx + H, F, 1]
