@@ -190,7 +190,13 @@ def test_cross_series_prior_is_fitted_at_training_start_and_saved(tmp_path):
 
 
 @pytest.mark.parametrize("config, error, match", [
-    ("interp", UnknownNameError, "valid prior names are: auto, cross_series, interpolation, last_value, none, seasonal"),
+    ("interp", UnknownNameError,
+     "valid prior names are: auto, climatology, cross_series, interpolation, last_value, none, seasonal"),
+    ({"name": "climatology"}, TypeError, "season"),
+    ({"name": "climatology", "season": 1}, ConfigError, "season must be an integer >= 2"),
+    ({"name": "climatology", "season": 24, "damping": 1.5}, ConfigError, "damping must be a number in \\[0, 1\\] or 'fit'"),
+    ({"name": "climatology", "season": 24, "damping": "auto"}, ConfigError, "damping must be"),
+    ({"name": "climatology", "season": 24, "fit_windows": 0}, ConfigError, "fit_windows must be an integer >= 1"),
     ({"name": "auto", "candidates": "last_value"}, ConfigError, "candidates must be a non-empty list"),
     ({"name": "auto", "candidates": []}, ConfigError, "candidates must be a non-empty list"),
     ({"name": "auto", "candidates": ["auto"]}, ConfigError, "other than auto and none"),
@@ -400,3 +406,151 @@ def test_cross_series_fit_windows_are_capped_by_entries_on_wide_data():
     assert fit_window_count(small, 5000, 24 * 207) == 512
     auto = build_prior({"name": "auto"}, num_series=1617)  # scores candidates only: not capped by entries
     assert fit_window_count(auto, 5000, 24 * 1617) == 512
+
+
+# ----------------------------------------------------------------------------- climatology
+def _daily(T: int = 24 * 20, N: int = 2, anomaly_decay: float = 0.9, seed: int = 0):
+    """Hourly series: a daily cycle plus an AR(1) anomaly with lag-1 coefficient ``anomaly_decay``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    cycle = np.stack([np.sin(2 * np.pi * t / 24) * (1 + n) for n in range(N)], axis=1)
+    anomaly = np.zeros((T, N))
+    for i in range(1, T):
+        anomaly[i] = anomaly_decay * anomaly[i - 1] + 0.3 * rng.normal(size=N)
+    return cycle, anomaly
+
+
+def _forecast_windows(v, L: int = 48, ctx: int = 24, stride: int = 5):
+    starts = torch.arange(0, len(v) - L + 1, stride)
+    x = torch.stack([torch.tensor(v[s:s + L]) for s in starts.tolist()])[..., None]  # [B, L, N, 1]
+    cond = torch.zeros_like(x, dtype=torch.bool)
+    cond[:, :ctx] = True
+    return x, cond, starts
+
+
+def test_climatology_prior_is_the_phase_mean_plus_the_damped_anomaly():
+    from tsdiff.diffusion.prior_contract import apply_prior
+
+    cycle, _ = _daily()
+    x, cond, starts = _forecast_windows(cycle)
+    prior = build_prior({"name": "climatology", "season": 24, "damping": 0.8}, num_series=2)
+    prior.fit(lambda: [(x, cond, ~cond, None, starts)])
+    # every window holds every phase about equally often: the fitted means are the cycle itself
+    torch.testing.assert_close(prior.mean, torch.tensor(cycle[:24], dtype=prior.mean.dtype), atol=1e-6, rtol=0)
+    shifted = x + 2.0  # an anomaly of +2 over the whole context
+    est = apply_prior(prior, shifted, cond, None, starts)
+    assert torch.equal(est[cond], shifted[cond])
+    lead = torch.arange(1, 25, dtype=x.dtype).view(1, 24, 1, 1)
+    torch.testing.assert_close(est[:, 24:] - x[:, 24:], 2.0 * 0.8 ** lead.expand_as(x[:, 24:]), atol=1e-5, rtol=0)
+    # a gap between two conditioning values interpolates the anomaly linearly
+    gap = torch.ones_like(cond)
+    gap[:, 10:15] = False
+    ramp = x.clone()
+    ramp[:, 9], ramp[:, 15] = x[:, 9] + 1.0, x[:, 15] + 7.0
+    est = apply_prior(prior, ramp, gap, None, starts)
+    want = x[:, 10:15] + (1.0 + 6.0 * torch.arange(1, 6, dtype=x.dtype) / 6).view(1, 5, 1, 1)
+    torch.testing.assert_close(est[:, 10:15], want, atol=1e-5, rtol=0)
+
+
+def test_climatology_prior_fits_the_damping_that_forecasts_best_on_training_windows():
+    cycle, anomaly = _daily(T=24 * 60, anomaly_decay=0.9)
+    x, cond, starts = _forecast_windows(cycle + anomaly)
+    prior = build_prior({"name": "climatology", "season": 24}, num_series=2)
+    prior.fit(lambda: [(x, cond, ~cond, None, starts)])
+    # the anomaly decays by 0.9 a step: its best forecast at lead h is 0.9 ** h times the last one
+    assert prior.damping.tolist() == pytest.approx([0.9, 0.9])
+    persist = build_prior({"name": "climatology", "season": 24}, num_series=2)
+    cycle, anomaly = _daily(T=24 * 60, anomaly_decay=1.0)  # a random walk: the anomaly persists
+    x, cond, starts = _forecast_windows(cycle + anomaly)
+    persist.fit(lambda: [(x, cond, ~cond, None, starts)])
+    assert persist.damping.min() >= 0.97
+
+
+def test_climatology_prior_reads_anchors_at_their_own_phase():
+    """A gap across the window's edge is filled as over the whole series."""
+    from tsdiff.diffusion.prior_contract import apply_prior
+
+    cycle, anomaly = _daily(T=24 * 10)
+    v = cycle + anomaly
+    known = np.ones_like(v, dtype=bool)
+    known[100:140] = False
+    prior = build_prior({"name": "climatology", "season": 24, "damping": 0.9}, num_series=2)
+    prior.mean.copy_(torch.tensor(cycle[:24]))
+    vt, kt = torch.tensor(v[:, :, None]), torch.tensor(known[:, :, None])
+    whole = apply_prior(prior, torch.where(kt, vt, 0.0)[None], kt[None], None, torch.tensor([0]))[0]
+    for s in (96, 110, 130):
+        L = 24
+        anchors = edge_anchors(vt, kt, [s], L)
+        win = apply_prior(prior, torch.where(kt[s:s + L], vt[s:s + L], 0.0)[None], kt[s:s + L][None], anchors,
+                          torch.tensor([s]))[0]
+        torch.testing.assert_close(win, whole[s:s + L], atol=1e-9, rtol=0)
+
+
+def test_climatology_prior_without_window_positions_is_a_clear_error():
+    from tsdiff.diffusion.prior_contract import apply_prior
+
+    cycle, _ = _daily()
+    x, cond, starts = _forecast_windows(cycle)
+    prior = build_prior({"name": "climatology", "season": 24}, num_series=2)
+    with pytest.raises(ConfigError, match="needs the position of each window in its series"):
+        apply_prior(prior, x, cond, None, None)
+    with pytest.raises(ConfigError, match="fitted on windows with their positions"):
+        prior.fit(lambda: [(x, cond, ~cond, None)])
+    auto = build_prior({"name": "auto", "candidates": ["last_value", {"name": "climatology", "season": 24}]},
+                       num_series=2)
+    assert auto.uses_starts
+    auto.fit(lambda: [(x, cond, ~cond, None, starts)])
+    assert auto.chosen() == {"last_value": 0, "climatology(season=24)": 2}  # an exact cycle: climatology wins
+
+
+def _etth1_hours(data_dir, T: int = 24 * 30) -> pd.DataFrame:
+    from tsdiff.data.datasets.ett import load_etth1
+
+    series = load_etth1(data_dir)
+    values = series.values.reshape(series.shape[0], -1)[:T, -1:]  # OT, the oil temperature
+    return pd.DataFrame(values, index=series.time_index[:T], columns=["OT"])
+
+
+def test_forecaster_climatology_prior_places_windows_by_their_timestamps(data_dir):
+    """Real hourly data: the season comes from the frequency, the means from the training part
+    only, and at predict each window's phase from its first timestamp."""
+    import tsdiff
+
+    frame = _etth1_hours(data_dir)
+    fc = tsdiff.Forecaster(prediction_length=24, context_length=48, max_steps=2, n_samples=2, sampling_steps=2,
+                           prior="climatology", verbose=False, device="cpu", validation=None,
+                           model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    fc.fit(frame.iloc[:-100])
+    prior = fc.module_.prior_fn
+    assert prior.season == 24 and bool(prior.fitted)
+    train = frame["OT"].to_numpy()[:-100]
+    scaled = (train - fc.module_.scaler.mean.ravel()[0]) / fc.module_.scaler.std.ravel()[0]
+    by_hour = np.array([scaled[h::24].mean() for h in range(24)])  # training windows cover each hour alike
+    np.testing.assert_allclose(prior.mean[:, 0].numpy(), by_hour, atol=0.05)
+    seen = []
+    forward = prior.forward
+    prior.forward = lambda *a, starts=None, **k: (seen.append(starts.tolist()), forward(*a, starts=starts, **k))[1]
+    for cut in (100, 95, 0):  # the phase follows the data's last timestamp, also beyond the training data
+        f = fc.predict(frame.iloc[:len(frame) - cut])
+        assert np.isfinite(np.asarray(f.samples)).all()
+        assert seen[-1] == [len(frame) - cut - 48]
+    # a shifted copy of the same hours (another origin) keeps the phase: the timestamps decide
+    later = frame.iloc[24 * 7: len(frame) - 95]
+    fc.predict(later)
+    assert seen[-1] == [len(frame) - 95 - 48]
+
+
+def test_climatology_prior_is_refused_where_windows_have_no_common_origin(data_dir):
+    import tsdiff
+
+    frame = _etth1_hours(data_dir, 24 * 10)
+    tiny = dict(max_steps=1, n_samples=2, sampling_steps=2, verbose=False, device="cpu",
+                model_options={"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8})
+    with pytest.raises(ConfigError, match="Imputer fills tables .* prior 'climatology' is for tsdiff.Forecaster"):
+        tsdiff.Imputer(window=24, prior="climatology", **tiny).fit(frame)
+    with pytest.raises(ConfigError, match="independent series \\(mode='global'\\) do not share"):
+        tsdiff.Forecaster(prediction_length=12, context_length=24, prior="climatology", mode="global",
+                          **tiny).fit(frame)
+    daily = frame.resample("D").mean()
+    with pytest.raises(ConfigError, match="takes its season from the data's frequency.*'season': 7"):
+        tsdiff.Forecaster(prediction_length=2, context_length=3, prior="climatology", **tiny).fit(daily)

@@ -19,6 +19,7 @@ import torch
 
 from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.diffusion import CONDITIONING, PROCESSES, SAMPLERS, build_conditioning
+from tsdiff.diffusion.prior_contract import apply_prior, uses_starts
 from tsdiff.diffusion.priors import PRIORS, build_prior, edge_anchors, prior_fit_mask
 
 COMBOS = list(itertools.product(PROCESSES.names(), SAMPLERS.names(), CONDITIONING.names()))
@@ -48,7 +49,7 @@ def test_the_registries_are_the_documented_ones():
     assert PROCESSES.names() == ["ddpm", "flow", "subvp", "ve", "vp"]
     assert SAMPLERS.names() == ["ddim", "ddpm", "dpm_solver_pp", "euler_maruyama", "heun", "pc", "sde_dpm_solver_pp"]
     assert CONDITIONING.names() == ["conditional", "guidance", "inpainting"]
-    assert PRIORS.names() == ["auto", "cross_series", "interpolation", "last_value", "none", "seasonal"]
+    assert PRIORS.names() == ["auto", "climatology", "cross_series", "interpolation", "last_value", "none", "seasonal"]
     assert TRAIN_MASKS.names() == ["block", "historical", "mix", "random"]
 
 
@@ -66,6 +67,7 @@ def test_every_process_sampler_and_strategy_keeps_the_contract(process, sampler,
 
 # ----------------------------------------------------------------------------- priors
 PRIOR_OPTIONS = {"seasonal": {"season": 6}, "cross_series": {"neighbours": 2, "fit_windows": 64},
+                 "climatology": {"season": 6, "fit_windows": 64},
                  "auto": {"seasons": [6], "fit_windows": 64}}
 
 
@@ -80,41 +82,48 @@ def _windows(seed: int = 0, T: int = 240, N: int = 3, L: int = 24):
     vt, kt = torch.tensor(v[:, :, None]), torch.tensor(known[:, :, None])
     xs = torch.stack([torch.where(kt[s:s + L], vt[s:s + L], 0.0) for s in starts])
     ms = torch.stack([kt[s:s + L] for s in starts])
-    return xs, ms, edge_anchors(vt, kt, starts, L)
+    return xs, ms, edge_anchors(vt, kt, starts, L), torch.tensor(starts)
 
 
-def _built_prior(name: str, xs, ms, anchors):
+def _built_prior(name: str, xs, ms, anchors, starts):
     prior = build_prior({"name": name, **PRIOR_OPTIONS.get(name, {})}, num_series=xs.shape[2] * xs.shape[3])
     if hasattr(prior, "fit"):
         gen = torch.Generator().manual_seed(0)
         cond = prior_fit_mask(ms, gen)
-        prior.fit(lambda: [(xs, cond, ms & ~cond, anchors)])
+        prior.fit(lambda: [(xs, cond, ms & ~cond, anchors, starts)])
         assert bool(prior.fitted)
     return prior
 
 
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_every_prior_keeps_the_contract(name):
-    xs, ms, anchors = _windows()
-    prior = _built_prior(name, xs, ms, anchors)
+    xs, ms, anchors, starts = _windows()
+    prior = _built_prior(name, xs, ms, anchors, starts)
     for anc in (None, anchors):
-        est = prior(xs, ms, anc)
+        est = apply_prior(prior, xs, ms, anc, starts)
         assert est.shape == xs.shape and est.dtype == xs.dtype
         assert torch.isfinite(est).all()  # a series with no observed value included
         assert torch.equal(est[ms], xs[ms])  # conditioning values bit for bit
         # it reads the conditioning entries only: any values elsewhere give the same estimate
         noise = torch.randn(xs.shape, generator=torch.Generator().manual_seed(3), dtype=xs.dtype)
         scrambled = torch.where(ms, xs, 1e6 * noise)
-        assert torch.equal(prior(scrambled, ms, anc), est)
+        assert torch.equal(apply_prior(prior, scrambled, ms, anc, starts), est)
 
 
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_every_prior_returns_the_mean_for_a_window_with_nothing_known(name):
-    xs, ms, anchors = _windows()
-    prior = _built_prior(name, xs, ms, anchors)
+    xs, ms, anchors, starts = _windows()
+    prior = _built_prior(name, xs, ms, anchors, starts)
     nothing = torch.zeros_like(ms)
-    est = prior(torch.zeros_like(xs), nothing, None)
-    assert torch.equal(est, torch.zeros_like(xs))  # 0 is the training mean in the scaled space
+    est = apply_prior(prior, torch.zeros_like(xs), nothing, None, starts)
+    if uses_starts(prior):  # the training mean at each step's phase of the season
+        L, season = xs.shape[1], prior.season
+        phase = (starts.view(-1, 1) + torch.arange(L).view(1, L)) % season
+        mean = prior.mean.to(xs.dtype)[phase].reshape(xs.shape)
+        assert torch.equal(est, mean)
+        assert not torch.equal(mean, torch.zeros_like(mean))  # fitted from the windows, not left at 0
+    else:
+        assert torch.equal(est, torch.zeros_like(xs))  # 0 is the training mean in the scaled space
 
 
 # ----------------------------------------------------------------------------- training masks

@@ -20,6 +20,7 @@ from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_l
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _seed
 from tsdiff.data.series import Series
+from tsdiff.diffusion.prior_contract import uses_starts
 from tsdiff.errors import ConfigError, DataError, TsdiffError
 from tsdiff.quantiles import POINT_SUMMARIES, point_summary, sample_quantile
 from tsdiff.training.recipe import check_validation, parse_duration, validation_split
@@ -286,12 +287,20 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         sig.update({"spatial": getattr(series.spatial, "kind", None),
                     "grid_shape": list(grid_shape) if grid_shape is not None else None})
         config = {"seed": seed, "api": {"kind": "Imputer", "params": persistence._api_params(self)}}
+        named = self.prior.get("name") if isinstance(self.prior, dict) else self.prior
+        if named == "climatology":
+            raise ConfigError("the Imputer fills tables whose rows need not continue the training data, so it cannot "
+                              "place them in a season: prior 'climatology' is for tsdiff.Forecaster and configs "
+                              "(tsdiff fit); use prior='cross_series' (default), 'interpolation' or 'auto'")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = _build_module(_model_config(self.model, self.model_options, series.shape[1] * series.shape[2]),
                                    _process_config(self.process),
                                    sig, protocol.scaler, lr=self.lr, train_mask=self.train_mask, config=config,
                                    spatial=series.spatial, prior=self.prior)
+        if uses_starts(module.prior_fn):  # e.g. an auto prior with a climatology candidate
+            raise ConfigError("the Imputer cannot place its windows in a season: drop the climatology candidate "
+                              "of the prior")
         self.training_ = fitting._train(
             module, protocol.dataset("train"), batch_size=self.batch_size, max_steps=self.max_steps,
             max_time=self.max_time, seed=seed, progress=bool(self.verbose), device=device,

@@ -22,7 +22,7 @@ def _place(module, device_setting) -> torch.device:
 def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples: int, sampler: str = "ddpm",
                    steps: int | None = None, seed: int = 0, batch_size: int = 16, progress: bool = False,
                    desc: str = "sampling", generator: torch.Generator | None = None, anchors=None,
-                   covariates=None, **sample_options) -> np.ndarray:
+                   covariates=None, starts=None, **sample_options) -> np.ndarray:
     """Conditional samples of a batch of windows, in data units.
 
     Args:
@@ -36,6 +36,8 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
             model's prior (:class:`~tsdiff.diffusion.priors.EdgeAnchors`), or None.
         covariates: ``[B, L, K]`` scaled covariates of each window
             (:meth:`tsdiff.data.covariates.CovariateTable.windows`), for a model trained with them.
+        starts: ``[B]`` each window's first step counted from the training data's first step, for
+            a prior that places windows in a season (``climatology``), or None.
         sample_options: further arguments of :meth:`DiffusionModule.sample
             <tsdiff.training.module.DiffusionModule.sample>`: ``eta``, ``sampler_options``
             (e.g. ``{"spacing": "log_snr"}``), ``chunk_size``, ``conditioning``,
@@ -65,8 +67,9 @@ def sample_windows(module, raw: np.ndarray, cond_mask: np.ndarray, *, n_samples:
             m = torch.from_numpy(cond_mask[lo:hi]).to(device)
             anc = None if anchors is None else torch.as_tensor(anchors[lo:hi], dtype=torch.float32).to(device)
             cov = None if covariates is None else torch.as_tensor(covariates[lo:hi], dtype=torch.float32).to(device)
+            st = None if starts is None else torch.as_tensor(np.asarray(starts)[lo:hi], dtype=torch.long)
             s, _ = module.sample(x, m, tp.expand(hi - lo, L), n_samples=n_samples, sampler=sampler, steps=steps,
-                                 generator=gen, anchors=anc, covariates=cov, **sample_options)
+                                 generator=gen, anchors=anc, covariates=cov, starts=st, **sample_options)
             checks.check_finite_samples(s, (module.hparams.get("optim") or {}).get("lr"))
             out[:, lo:hi] = to_data_units(s, raw[lo:hi], cond_mask[lo:hi], module.scaler)
             bar.update((hi - lo) * n_samples)

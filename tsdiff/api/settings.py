@@ -77,9 +77,17 @@ def _forecast_prior(prior, freq, context: int):
     frequency (GluonTS's seasonality, :func:`gluonts.time_feature.get_seasonality`: 24 for
     hourly data, 5 for business days, 12 for monthly, 1 for daily), or 1 (persistence) where the
     data has no frequency or the context holds no whole season. A season given explicitly must
-    fit in the context. ``"auto"`` without ``seasons`` adds a seasonal candidate at the
+    fit in the context. ``"climatology"`` without a season takes the frequency's too (it is
+    fitted on the training data, so it need not fit in the context). ``"auto"`` without ``seasons`` adds a seasonal candidate at the
     frequency's season where the context holds one."""
     section = {"name": prior} if isinstance(prior, str) else prior
+    if isinstance(section, dict) and section.get("name") == "climatology" and "season" not in section:
+        season = _freq_season(freq)
+        if season < 2:
+            raise ConfigError(f"prior 'climatology' takes its season from the data's frequency, and "
+                              f"{freq or 'data without a frequency'} has no season of 2 steps or more; give it, "
+                              "e.g. prior={'name': 'climatology', 'season': 7} for a weekly cycle of daily data")
+        return {**section, "season": season}
     if isinstance(section, dict) and section.get("name") == "auto" and "seasons" not in section:
         # auto's candidates gain seasonal naive at the frequency's season where the context holds one
         season = _freq_season(freq)

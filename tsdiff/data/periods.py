@@ -93,3 +93,12 @@ def to_period(timestamp, freq) -> pd.Period:
         warnings.filterwarnings("ignore", message=".*Period with BDay freq.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*PeriodDtype\\[B\\].*", category=FutureWarning)
         return pd.Period(timestamp, freq=pf)
+
+
+def steps_between(origin, timestamp, freq) -> int:
+    """How many steps of ``freq`` lead from ``origin`` to ``timestamp`` (negative before it): the
+    position of ``timestamp`` in a series of that frequency starting at ``origin``."""
+    origin, timestamp = pd.Timestamp(origin), pd.Timestamp(timestamp)
+    if timestamp >= origin:
+        return len(pd.date_range(origin, timestamp, freq=freq)) - 1
+    return -(len(pd.date_range(timestamp, origin, freq=freq)) - 1)

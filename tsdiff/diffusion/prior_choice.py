@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from tsdiff.diffusion.prior_contract import apply_prior, fit_batch, uses_starts
+
 #: a series needs at least this many scored training entries for a choice of its own
 MIN_ENTRIES_PER_SERIES = 64
 
@@ -48,22 +50,28 @@ class AutoPrior(torch.nn.Module):
         counts = torch.bincount(self.choice.cpu(), minlength=len(self.names))
         return {n: int(c) for n, c in zip(self.names, counts)}
 
-    def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def uses_starts(self) -> bool:
+        """Whether a candidate reads the windows' positions (then so does ``auto``)."""
+        return any(uses_starts(p) for p in self.priors)
+
+    def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, anchors: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> torch.Tensor:
         choice = self.choice.to(values.device)
         used = torch.unique(choice).tolist()
         if len(used) == 1:
-            return self.priors[used[0]](values, cond_mask, anchors)
+            return apply_prior(self.priors[used[0]], values, cond_mask, anchors, starts)
         shape = values.shape
         out = torch.zeros_like(values).reshape(shape[0], shape[1], -1)
         for k in used:
-            est = self.priors[k](values, cond_mask, anchors).reshape(shape[0], shape[1], -1)
+            est = apply_prior(self.priors[k], values, cond_mask, anchors, starts).reshape(shape[0], shape[1], -1)
             out = torch.where((choice == k).view(1, 1, -1), est, out)
         return out.reshape(shape)
 
     @torch.no_grad()
     def fit(self, batches) -> None:
         """Score the candidates on ``batches()`` (a function returning a fresh iterable of ``(x,
-        cond_mask, target, anchors)`` batches, the same each time) and choose per series.
+        cond_mask, target, anchors[, starts])`` batches, the same each time) and choose per series.
         Fitted candidates (``cross_series``) are fitted first, on the same batches."""
         for p in self.priors:
             if getattr(p, "fitted_prior", False) and not bool(p.fitted):
@@ -71,12 +79,12 @@ class AutoPrior(torch.nn.Module):
         K, S = len(self.priors), self.num_series
         err = torch.zeros(K, S, dtype=torch.float64)
         count = torch.zeros(S, dtype=torch.float64)
-        for x, cond_mask, target, anchors in batches():
+        for x, cond_mask, target, anchors, starts in map(fit_batch, batches()):
             B, L = x.shape[:2]
             t = target.reshape(B, L, S).cpu()
             count += t.sum(dim=(0, 1)).double()
             for k, p in enumerate(self.priors):
-                diff = (p(x, cond_mask, anchors) - x).abs().reshape(B, L, S).cpu().double()
+                diff = (apply_prior(p, x, cond_mask, anchors, starts) - x).abs().reshape(B, L, S).cpu().double()
                 err[k] += torch.where(t, diff, torch.zeros((), dtype=torch.float64)).sum(dim=(0, 1))
         total = err.sum(dim=1)
         best = int(torch.argmin(total)) if count.sum() > 0 else 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
+from tsdiff.diffusion.prior_contract import fit_batch
 from tsdiff.errors import ConfigError
 
 #: gap shapes with a model each: (both sides known?, lowest distance, highest distance)
@@ -147,7 +148,7 @@ class CrossSeriesPrior(torch.nn.Module):
     @torch.no_grad()
     def fit(self, batches) -> None:
         """Fit from ``batches()``, a function returning a fresh iterable of ``(x, cond_mask,
-        target, anchors)`` batches (``[B, L, N, C]``; ``target``: the entries to predict;
+        target, anchors[, starts])`` batches (``[B, L, N, C]``; ``target``: the entries to predict;
         ``anchors`` may be None) that yields the same batches each time: it is read twice, for
         the neighbours and then for the models, holding one batch at a time."""
         if self.k:
@@ -163,7 +164,7 @@ class CrossSeriesPrior(torch.nn.Module):
         nb = NO_SIDE + 1
         xtx = torch.zeros(S, nb, F, F, dtype=torch.float64)
         xty = torch.zeros(S, nb, F, dtype=torch.float64)
-        for x, cond_mask, target, anchors in batches():
+        for x, cond_mask, target, anchors, _ in map(fit_batch, batches()):
             B, L = x.shape[:2]
             step = max(1, _FIT_ENTRIES // (L * S))  # windows at a time, to bound memory on large grids
             for lo in range(0, B, step):
@@ -198,7 +199,7 @@ class CrossSeriesPrior(torch.nn.Module):
         sx = torch.zeros(S, S, dtype=torch.float64)
         sy = torch.zeros_like(sx)
         sxx, syy, sxy = torch.zeros_like(sx), torch.zeros_like(sx), torch.zeros_like(sx)
-        for x, cond_mask, target, _ in batches:
+        for x, cond_mask, target, _, _ in map(fit_batch, batches):
             obs = (cond_mask | target).reshape(-1, S).double().cpu()
             v = torch.where(obs.bool(), x.reshape(-1, S).double().cpu(), torch.zeros((), dtype=torch.float64))
             n += obs.T @ obs

@@ -26,6 +26,11 @@ name               estimate of an entry without a conditioning value
                    on its most correlated series at the same step and on how they moved away
                    from the straight line across the gap; fitted on training windows when
                    training starts (:mod:`tsdiff.diffusion.prior_regression`)
+``climatology``   the training mean at the same phase of a season (e.g. the hour of the day),
+                   plus the conditioning values' anomaly from it, interpolated inside gaps
+                   and damped with the distance beyond them (anomaly persistence); fitted on
+                   training windows, needs each window's position in its series
+                   (:mod:`tsdiff.diffusion.prior_climatology`)
 ``auto``           per series, the candidate prior with the lowest MAE on training windows
                    with the training strategy's masks, chosen when training starts
                    (:mod:`tsdiff.diffusion.prior_choice`)
@@ -35,7 +40,8 @@ Configs name a prior in the top-level section ``prior: {name: interpolation}``;
 ``seasonal`` takes ``season`` (steps, >= 1); ``cross_series`` takes ``neighbours`` (related
 series per series, default 16), ``ridge`` (default 10), ``passes`` (chained passes, default 2)
 and ``fit_windows`` (training windows the fit sums over, default 8192, fewer on wide data:
-:func:`fit_window_count`); ``auto`` takes
+:func:`fit_window_count`); ``climatology`` takes ``season`` (steps, >= 2), ``damping`` (a number
+in [0, 1] or ``fit``, the default) and ``fit_windows`` (default 512); ``auto`` takes
 ``candidates`` (prior names or sections, default interpolation and last_value), ``seasons``
 (a seasonal candidate for each) and ``fit_windows`` (default 512). ``scale`` is not an option of the prior: the
 module estimates it from training windows (the standard deviation of the residual on
@@ -49,6 +55,7 @@ import torch
 
 from tsdiff.diffusion.interpolation import conditioning_sides, prior_interpolation
 from tsdiff.diffusion.prior_choice import AutoPrior
+from tsdiff.diffusion.prior_climatology import ClimatologyPrior
 from tsdiff.diffusion.prior_regression import CROSS_SERIES_FIT_ENTRIES, CrossSeriesPrior
 from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
@@ -197,6 +204,7 @@ class SeasonalPrior:
 
 PRIORS.add("seasonal", SeasonalPrior)
 PRIORS.add("cross_series", CrossSeriesPrior)
+PRIORS.add("climatology", ClimatologyPrior)
 
 #: candidates of ``auto`` when its options name none
 AUTO_CANDIDATES = ("interpolation", "last_value")
@@ -236,9 +244,9 @@ def prior_auto(num_series: int, candidates=None, seasons=(), fit_windows: int = 
 PRIORS.add("auto", prior_auto)
 
 #: priors built from options (classes or factories); the others are plain functions without options
-_WITH_OPTIONS = {"seasonal", "cross_series", "auto"}
+_WITH_OPTIONS = {"seasonal", "cross_series", "climatology", "auto"}
 #: priors whose constructor takes the number of series (N * C) of the data
-_SIZED = {"cross_series", "auto"}
+_SIZED = {"cross_series", "climatology", "auto"}
 
 
 def prior_fit_mask(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

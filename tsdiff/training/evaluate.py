@@ -60,6 +60,7 @@ def evaluate(
             n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
             generator=gen, chunk_size=chunk_size, conditioning=conditioning,
             conditioning_options=conditioning_options, anchors=_on(batch.get("anchors"), device),
+            starts=batch.get("start"),
         )
         raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
         if scaled:  # scored on the normalised values (the protocol's choice)
@@ -168,7 +169,7 @@ def estimate_eps_sq_norm(
         x0 = np.nan_to_num(module.scaler.transform(raw), nan=0.0)
         target = torch.as_tensor(batch["score_mask"].numpy() & ~batch["cond_mask"].numpy() & ~np.isnan(raw))
         cond = module.condition(batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
-                                _on(batch.get("anchors"), device))
+                                _on(batch.get("anchors"), device), starts=batch.get("start"))
         x0 = module.to_process_space(torch.as_tensor(x0, dtype=batch["x"].dtype, device=device), cond)
         batches.append((x0, target.to(device), cond))
     count = sum(int(b[1].sum()) for b in batches)

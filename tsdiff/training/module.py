@@ -13,6 +13,7 @@ from tsdiff.data.masking import TRAIN_MASKS
 from tsdiff.data.scalers import StandardScaler, to_data_units
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
+from tsdiff.diffusion.prior_contract import apply_prior
 from tsdiff.diffusion.priors import build_prior, fit_window_count, prior_fit_mask, prior_none, prior_scale_option
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
@@ -137,12 +138,14 @@ class DiffusionModule(L.LightningModule):
         return float(self.prior_scale)
 
     def condition(self, x: torch.Tensor, cond_mask: torch.Tensor, timepoints: torch.Tensor | None,
-                  anchors: torch.Tensor | None = None, covariates: torch.Tensor | None = None) -> Condition:
+                  anchors: torch.Tensor | None = None, covariates: torch.Tensor | None = None,
+                  starts: torch.Tensor | None = None) -> Condition:
         """The network's :class:`Condition` of a batch, with the prior's estimate when there is a prior
         (``anchors [B, 4, N, C]``: the nearest known values outside each window, see
-        :class:`~tsdiff.diffusion.priors.EdgeAnchors`) and the window's ``covariates [B, L, K]``
-        (:mod:`tsdiff.data.covariates`), if any."""
-        prior = self.prior_fn(x, cond_mask, anchors) if self.residual else None
+        :class:`~tsdiff.diffusion.priors.EdgeAnchors`; ``starts [B]``: each window's first step in
+        its series, for a prior that reads it, :mod:`tsdiff.diffusion.prior_contract`) and the
+        window's ``covariates [B, L, K]`` (:mod:`tsdiff.data.covariates`), if any."""
+        prior = apply_prior(self.prior_fn, x, cond_mask, anchors, starts) if self.residual else None
         return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior,
                          covariates=covariates)
 
@@ -160,7 +163,7 @@ class DiffusionModule(L.LightningModule):
 
     def _prior_windows(self, dataset, n_windows: int, seed: int, mask_fn=None):
         """``n_windows`` windows spread over ``dataset`` in batches of 64, as
-        ``(x, cond_mask, target, anchors)``: evaluation windows keep their ``cond_mask``, training
+        ``(x, cond_mask, target, anchors, starts)``: evaluation windows keep their ``cond_mask``, training
         windows get one from ``mask_fn`` (default: the training strategy) drawn from their own
         generator, so training's random stream is not touched."""
         n = len(dataset)
@@ -175,15 +178,16 @@ class DiffusionModule(L.LightningModule):
             cond_mask = (torch.stack([it["cond_mask"] for it in items]).bool() if "cond_mask" in items[0]
                          else mask_fn(observed, gen))
             anchors = torch.stack([it["anchors"] for it in items]).float() if "anchors" in items[0] else None
-            yield x, cond_mask, observed & ~cond_mask, anchors
+            starts = torch.tensor([int(it["start"]) for it in items]) if "start" in items[0] else None
+            yield x, cond_mask, observed & ~cond_mask, anchors, starts
 
     @torch.no_grad()
     def estimate_prior_scale(self, dataset, n_windows: int = 512, seed: int = 0) -> float:
         """Standard deviation of ``x - prior`` on training targets of ``dataset``: up to
         ``n_windows`` windows spread over it, conditioning masks from the training strategy."""
         total, count = 0.0, 0
-        for x, cond_mask, target, anchors in self._prior_windows(dataset, n_windows, seed):
-            r = (x - self.prior_fn(x, cond_mask, anchors))[target].double()
+        for x, cond_mask, target, anchors, starts in self._prior_windows(dataset, n_windows, seed):
+            r = (x - apply_prior(self.prior_fn, x, cond_mask, anchors, starts))[target].double()
             total, count = total + float((r ** 2).sum()), count + int(r.numel())
         if count == 0:
             return 1.0
@@ -223,7 +227,8 @@ class DiffusionModule(L.LightningModule):
         target = observed & ~cond_mask
         t = self.process.sample_train_time(x.shape[0], generator=generator, device=x.device)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"), batch.get("covariates"))
+        cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"), batch.get("covariates"),
+                              batch.get("start"))
         x_t = self.process.sample_noisy(self.to_process_space(x, cond), t, noise)
         out = self.net(x_t, self.process.network_time(t), cond)
         if self.loss_fn is None:
@@ -278,6 +283,7 @@ class DiffusionModule(L.LightningModule):
         gen = torch.Generator(device=self.device).manual_seed(seed)
         samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,
                                  anchors=batch.get("anchors"), covariates=batch.get("covariates"),
+                                 starts=batch.get("start"),
                                  **self.predict_settings)
         data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
         return {"samples": data, "start": batch["start"]}
@@ -317,6 +323,7 @@ class DiffusionModule(L.LightningModule):
         conditioning_options: dict | None = None,
         anchors: torch.Tensor | None = None,
         covariates: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Draw conditional samples in the scaled space.
 
@@ -337,6 +344,8 @@ class DiffusionModule(L.LightningModule):
                 (:class:`~tsdiff.diffusion.priors.EdgeAnchors`); None: the window alone.
             covariates: ``[B, L, K]`` scaled covariates of each window (:attr:`Condition.covariates`),
                 for a network trained with them; None without.
+            starts: ``[B]`` each window's first step in its series, for a prior that reads it
+                (``climatology``); None: not known.
         Returns:
             ``(samples, nfe)``: samples ``[S, B, L, N, C]`` whose conditioning entries
             equal ``x`` exactly, and the network evaluations per sample path.
@@ -359,7 +368,7 @@ class DiffusionModule(L.LightningModule):
                              observed, mask, generator=generator)
             res = fn(setup.denoise_fn, x_T, self.process, generator=generator, step_hook=setup.step_hook)
             return res.x0, res.nfe + setup.extra_nfe()
-        cond = self.condition(x, cond_mask, timepoints, anchors, covariates).repeat(n_samples)
+        cond = self.condition(x, cond_mask, timepoints, anchors, covariates, starts).repeat(n_samples)
         total = B * n_samples
         outs, nfe = [], 0
         for lo in range(0, total, chunk_size):
