@@ -314,7 +314,9 @@ def _cut_at(data: pd.DataFrame, cutoff, time_col: str) -> pd.DataFrame:
     """The rows of ``data`` up to ``cutoff`` (a wide frame: its index; a long one: ``time_col``);
     columns of a wide frame without an observed value by then are left out (not started yet)."""
     if time_col in data.columns:
-        return data[pd.to_datetime(data[time_col]) <= cutoff]
+        from tsdiff.api.inputs import long_times
+
+        return data[(long_times(data, time_col) <= cutoff).to_numpy()]
     rows = data[data.index <= cutoff]
     return rows.loc[:, rows.notna().any()]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tsdiff.api.inputs import long_times
 from tsdiff.data.covariates import CovariateSpec
 from tsdiff.errors import ConfigError, DataError
 
@@ -89,7 +90,7 @@ def rows_between(data: pd.DataFrame, first, last, columns: list | None = None) -
     """The rows of a wide or long DataFrame with timestamps in ``[first, last]`` (None: open), and
     only ``columns`` (with a long frame's item and time columns) if given."""
     if {ITEM, TIME} <= set(data.columns):
-        times = pd.to_datetime(data[TIME], format="mixed")
+        times = long_times(data, TIME)
         keep = np.ones(len(data), dtype=bool)
         keep &= True if first is None else (times >= first).to_numpy()
         keep &= True if last is None else (times <= last).to_numpy()
@@ -102,7 +103,7 @@ def rows_between(data: pd.DataFrame, first, last, columns: list | None = None) -
 def long_to_wide(frame: pd.DataFrame, names: list) -> pd.DataFrame:
     """A long DataFrame's columns ``names`` as a wide frame: one column ``"<item>:<name>"`` per item
     and name, on its timestamps (covariates are read per item, and every item's are shared)."""
-    times = pd.to_datetime(frame[TIME], format="mixed")
+    times = long_times(frame, TIME)
     wide = frame.assign(**{TIME: times}).pivot(index=TIME, columns=ITEM, values=list(names))
     wide.columns = [f"{item}:{name}" for name, item in wide.columns]
     return wide.astype(np.float64)

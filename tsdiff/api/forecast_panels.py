@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.api import panel_covariates
+from tsdiff.api.inputs import long_times
 from tsdiff.api.panels import Panel, as_panel, training_windows
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.validation import check_model_range
@@ -71,10 +72,7 @@ def _gluonts_entries(data) -> list | None:
 
 def _long_spans(data: pd.DataFrame, item_col: str, time_col: str) -> dict:
     """``{item: (first timestamp, last timestamp)}`` of a long frame's rows."""
-    try:
-        times = pd.to_datetime(data[time_col], format="mixed")
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"long DataFrame: column {time_col!r} does not hold timestamps ({exc})") from None
+    times = long_times(data, time_col)
     grouped = times.groupby(data[item_col].to_numpy(), sort=False)
     return {item: (lo, hi) for item, lo, hi in zip(grouped.min().index, grouped.min(), grouped.max())}
 

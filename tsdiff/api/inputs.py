@@ -148,3 +148,12 @@ def _graph(graph, series: Series):
     if hasattr(graph, "tocoo"):
         return from_scipy(graph, list(series.node_names), num_nodes=n)
     return from_dense(np.asarray(graph), list(series.node_names), num_nodes=n)
+
+
+def long_times(data: pd.DataFrame, time_col: str) -> pd.Series:
+    """The timestamps of a long DataFrame's ``time_col`` (text in any pandas-readable form, mixed
+    formats allowed), or a DataError naming the column."""
+    try:
+        return pd.to_datetime(data[time_col], format="mixed")
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"long DataFrame: column {time_col!r} does not hold timestamps ({exc})") from None

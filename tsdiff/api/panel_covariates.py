@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tsdiff.data.covariates import CovariateSpec, calendar_features
+from tsdiff.data.covariates import CovariateSpec, calendar_features, static_channels
 from tsdiff.errors import ConfigError, DataError
 
 #: The GluonTS fields ``static_covariates`` may name.
@@ -84,8 +84,8 @@ class StaticEncoding:
 
     @property
     def columns(self) -> list[str]:
-        """The static channels' names: the real columns, then ``"col=level"`` per level and ``"col=<unknown>"``."""
-        return list(self.real) + [f"{c}={v}" for c, levels in self.categorical.items() for v in [*levels, "<unknown>"]]
+        """The static channels' names (:func:`~tsdiff.data.covariates.static_channels`)."""
+        return static_channels(self.state_dict())
 
     def state_dict(self) -> dict:
         return {"names": list(self.names), "real": list(self.real), "mean": list(self.mean), "std": list(self.std),

@@ -31,6 +31,15 @@ from torch.utils.data import Dataset
 from tsdiff.errors import DataError
 
 
+def static_channels(static: dict) -> list[str]:
+    """The static channels of an encoding (``{"real": [...], "categorical": {col: levels}}``, as
+    :class:`~tsdiff.api.panel_covariates.StaticEncoding` keeps it): the real columns, then
+    ``"col=level"`` for every training level of a categorical column and ``"col=<unknown>"``."""
+    categorical = static.get("categorical", {})
+    return list(static.get("real", [])) + [f"{c}={v}" for c, levels in categorical.items()
+                                           for v in [*levels, "<unknown>"]]
+
+
 def calendar_names(freq) -> list[str]:
     """Names of the calendar features of a pandas frequency (GluonTS's choice for it), or ``[]``
     without a frequency."""
@@ -74,8 +83,8 @@ class CovariateSpec:
 
     @property
     def static_width(self) -> int:
-        """The static channels: one per real static, one per level (and the unknown level) of a categorical one."""
-        return len(self.static.get("real", [])) + sum(len(v) + 1 for v in self.static.get("categorical", {}).values())
+        """The static channels' count (:func:`static_channels`)."""
+        return len(static_channels(self.static))
 
     @property
     def width(self) -> int:
