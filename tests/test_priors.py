@@ -554,3 +554,26 @@ def test_climatology_prior_is_refused_where_windows_have_no_common_origin(data_d
     daily = frame.resample("D").mean()
     with pytest.raises(ConfigError, match="takes its season from the data's frequency.*'season': 7"):
         tsdiff.Forecaster(prediction_length=2, context_length=3, prior="climatology", **tiny).fit(daily)
+
+
+def test_configs_fit_test_and_predict_with_the_climatology_prior(tmp_path, data_dir):
+    """`tsdiff fit --test` and `tsdiff predict` hand every window's position to the prior (the
+    exchange rates, business days: a weekly season of 5 steps)."""
+    from pathlib import Path
+
+    from tests.test_training import CLI_TINY
+    from tsdiff.cli import main
+    from tsdiff.training.checkpoint import load_model
+
+    cfg = str(Path(__file__).resolve().parents[1] / "configs/forecasting/csdi_exchange_rate.yaml")
+    run = tmp_path / "run"
+    args = [*CLI_TINY, f"data.data_dir={data_dir}", "prior={name: climatology, season: 5, fit_windows: 64}",
+            f"output.dir={run}",
+            f"output.records_dir={tmp_path}/records"]
+    assert main(["fit", cfg, *args, "--test"]) == 0
+    prior = load_model(run / "model.pt")[0].prior_fn
+    assert bool(prior.fitted) and prior.mean.abs().sum() > 0 and ((prior.damping >= 0) & (prior.damping <= 1)).all()
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run), "-o", str(out)]) == 0
+    preds = pd.read_csv(out)
+    assert len(preds) == 2 * 30 * 8 and np.isfinite(preds[["mean", "q0.05", "q0.95"]].to_numpy()).all()

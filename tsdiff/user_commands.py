@@ -470,13 +470,16 @@ def predict_command(args) -> int:
     items = [ds[i] for i in range(n_win)]
     raw = np.stack([it["y"].numpy() for it in items])
     cond = np.stack([it["cond_mask"].numpy() for it in items])
+    starts = np.asarray([int(it["start"]) for it in items])
+    # the prior sees what `tsdiff test` gives it: the known values beyond each window's edges and
+    # each window's position in the series
+    anchors = np.stack([it["anchors"].numpy() for it in items]) if "anchors" in items[0] else None
     with sampling_context(module, ev):
         samples = sample_windows(
             module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"], seed=cfg["seed"],
             batch_size=data["batch_size"], progress=True, desc="predict", eta=ev["eta"],
             sampler_options=ev["sampler_options"], chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
-            conditioning_options=ev["conditioning_options"])
-    starts = np.asarray([int(it["start"]) for it in items])
+            conditioning_options=ev["conditioning_options"], anchors=anchors, starts=starts)
     series = protocol.series
     L = raw.shape[1]
     times = np.stack([series.time_index[s: s + L].to_numpy() for s in starts])
