@@ -102,8 +102,8 @@ def test_static_errors_name_the_item_and_column(fitted, long, rates):
         tiny(static_covariates=["region"]).fit([rates.iloc[:40, :2], rates.iloc[40:, :2]])
     with pytest.raises(ConfigError, match="mode='global'"):
         tiny(static_covariates=["region"], mode="joint").fit(long, **WHERE)
-    with pytest.raises(ConfigError, match="not supported in mode='global'.*static_covariates"):
-        tiny(covariates=["x"]).fit(long, **WHERE)
+    with pytest.raises(ConfigError, match="both static and dynamic covariates"):
+        tiny(covariates=["size"], static_covariates=["size"]).fit(long, **WHERE)
     with pytest.raises(ConfigError, match="static_covariates must be a list"):
         tiny(static_covariates="region").fit(long, **WHERE)
 

@@ -183,8 +183,8 @@ def test_global_predict_names_values_far_outside_the_training_data(long, fitted)
         fitted.predict(huge, item_col="unique_id", time_col="ds")
 
 
-def test_global_refuses_covariates_and_a_backtest_without_a_frame(long, fitted):
-    with pytest.raises(ConfigError, match="not supported in mode='global'"):
+def test_global_names_missing_covariates_and_refuses_a_backtest_without_a_frame(long, fitted):
+    with pytest.raises(DataError, match=r"\['x'\] are not in the long DataFrame passed to fit"):
         tiny(covariates=["x"]).fit(long, item_col="unique_id", time_col="ds")
     arrays = [long[long.unique_id == c]["y"].to_numpy()[:, None] for c in SPANS]
     with pytest.raises(TsdiffError, match="global model .* pass a DataFrame"):

@@ -266,12 +266,13 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
     stride = horizon if stride is None else int(stride)
     past, future = check_names(getattr(forecaster, "covariates", None), getattr(forecaster, "future_covariates", None))
     targets = data
-    if past or future:  # the covariate columns are inputs, not scored series
+    if (past or future) and not is_global:  # the covariate columns are inputs, not scored series
         trained = None if refit else (getattr(forecaster, "signature_", None) or {}).get("columns")
         targets = covariate_data(data, past, future, trained, where="backtest")[0]
-    static = [c for c in getattr(forecaster, "static_covariates", None) or [] if c in getattr(targets, "columns", [])]
-    series, _ = to_series(targets.drop(columns=static) if static else targets, freq=getattr(forecaster, "freq", None),
-                          **data_options)  # static covariates (a long frame's columns) are no targets either
+    inputs = list(getattr(forecaster, "static_covariates", None) or []) + (past + future if is_global else [])
+    inputs = [c for c in inputs if c in getattr(targets, "columns", [])]
+    series, _ = to_series(targets.drop(columns=inputs) if inputs else targets, freq=getattr(forecaster, "freq", None),
+                          **data_options)  # a global model's covariates (a long frame's columns) are no targets
     T, N, C = series.shape
     first = None if start is None else _start_position(start, series.time_index)
     min_history = context + (length if refit else 0)
@@ -279,7 +280,7 @@ def backtest(forecaster, data, *, windows: int | None = 5, stride: int | None = 
                                  start=first)
     if is_global:
         rows, forecasts = _global_windows(forecaster, data, series.time_index, positions, horizon, scorers, refit,
-                                          n_samples, random_state, per_series, data_options)
+                                          n_samples, random_state, per_series, data_options, (past, future), length)
         return BacktestResult(pd.DataFrame(rows), forecasts, positions, horizon, stride, list(scorers))
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):
@@ -321,27 +322,53 @@ def _cut_at(data: pd.DataFrame, cutoff, time_col: str) -> pd.DataFrame:
     return rows.loc[:, rows.notna().any()]
 
 
+def _covered(history: pd.DataFrame, full, cutoff, length: int, item_col: str) -> pd.DataFrame:
+    """The rows of ``history`` (a long frame) of the series of ``full`` (the panel of all the data)
+    that reach ``length`` steps past ``cutoff``: the others have no known-future covariates over the
+    whole horizon (and little or nothing to score).
+
+    Raises:
+        DataError: no series reaches that far.
+    """
+    need = cutoff + length * pd.tseries.frequencies.to_offset(full.freq)
+    items = [item for item, end in zip(full.items, full.ends) if end >= need]
+    if not items:
+        raise DataError(f"no series has known-future covariates over the {length} steps after the cut-off {cutoff} "
+                        "(the model needs them over its whole prediction_length); choose cut-offs (windows=, start=) "
+                        f"that leave {length} steps of data after them")
+    return history[history[item_col].isin(items).to_numpy()]
+
+
 def _global_windows(forecaster, data, time_index, positions, horizon, scorers, refit, n_samples, random_state,
-                    per_series, data_options):
+                    per_series, data_options, covariates, length):
     """Rolling origins of a global model: at each cut-off every series that has started is
-    forecast from its own last observed step (``predict`` on the rows up to the cut-off) and
-    scored on its own next ``horizon`` steps."""
+    forecast from its own last observed step (``predict`` on the rows up to the cut-off, which
+    give the past covariates; the known-future ones of the horizon come from all of ``data``) and
+    scored on its own next ``horizon`` steps. ``covariates``: the forecaster's ``(past, future)``
+    covariate columns; with known-future ones, only the series whose data reach ``length``
+    (the prediction length) steps past a cut-off are forecast there (:func:`_covered`)."""
     from tsdiff.api import forecast_panels, panel_covariates
 
     where = {k: data_options[k] for k in ("item_col", "time_col") if k in data_options}
     static = panel_covariates.check_static_names(getattr(forecaster, "static_covariates", None))
-    full = forecast_panels.read_panel(data, static, freq=getattr(forecaster, "freq", None), **where)
+    past, future = covariates
+    full = forecast_panels.read_panel(data, static, past=past, future=future, freq=getattr(forecaster, "freq", None),
+                                      where="backtest", **where)
+    known = {} if not future else {"future_covariates": data[[where.get("item_col", "item_id"),
+                                                              where.get("time_col", "timestamp"), *future]]}
     truth_of = {item: pd.DataFrame(a, index=ix) for item, ix, a in zip(full.items, full.indexes, full.panel.arrays)}
     rows, forecasts = [], []
     for k, c in enumerate(int(p) for p in positions):
         cutoff = time_index[c - 1]
         history = _cut_at(data, cutoff, where.get("time_col", "timestamp"))
+        if future:
+            history = _covered(history, full, cutoff, length, where.get("item_col", "item_id"))
         model = forecaster
         if refit:
             from sklearn.base import clone
 
             model = clone(forecaster).fit(history, **where)
-        panel = model.predict(history, n_samples=n_samples, random_state=random_state, **where)
+        panel = model.predict(history, n_samples=n_samples, random_state=random_state, **known, **where)
         forecasts.append(panel)
         head = {"window": k, "cutoff": cutoff}
         pooled_s, pooled_t = [], []

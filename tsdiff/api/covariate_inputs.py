@@ -46,9 +46,8 @@ def covariate_data(data, past: list, future: list, targets=None, *, freq=None, w
     if _is_gluonts(data):
         from tsdiff.data.adapters.gluonts import covariate_frames
 
-        if trained is None and (past or future):
-            raise ConfigError("a GluonTS dataset declares its covariates itself (feat_dynamic_real, "
-                              "past_feat_dynamic_real); leave covariates= / future_covariates= unset")
+        if trained is None:
+            refuse_gluonts_names(past, future)
         entries = data.train if hasattr(data, "train") and hasattr(data, "metadata") else data
         past_df, future_df = covariate_frames(entries, freq or getattr(getattr(data, "metadata", None), "freq", None))
         if trained is not None:
@@ -63,11 +62,7 @@ def covariate_data(data, past: list, future: list, targets=None, *, freq=None, w
             future_df = None if future_df is None else future_df[trained.future]
         return data, past_df, future_df
     if isinstance(data, pd.DataFrame) and {ITEM, TIME} <= set(data.columns) and (past or future):
-        missing = [c for c in list(future) + list(past) if c not in data.columns]
-        if missing:
-            raise DataError(f"covariate column(s) {missing} are not in the long DataFrame passed to {where} (its "
-                            f"columns: {list(data.columns)[:12]}); add them, or leave them out of covariates= / "
-                            "future_covariates=")
+        check_long_columns(data, list(future) + list(past), where)
         past_df, future_df = long_to_wide(data, past), long_to_wide(data, future)
         if trained is not None:
             for frame, cols in ((past_df, trained.past), (future_df, trained.future)):
@@ -80,6 +75,28 @@ def covariate_data(data, past: list, future: list, targets=None, *, freq=None, w
     if past or future or targets is not None:
         return split_frame(data, past, future, targets, where=where)
     return data, None, None
+
+
+def refuse_gluonts_names(past: list, future: list) -> None:
+    """Refuse covariate column names with a GluonTS dataset, whose entries declare their covariates."""
+    if past or future:
+        raise ConfigError("a GluonTS dataset declares its covariates itself (feat_dynamic_real, "
+                          "past_feat_dynamic_real); leave covariates= / future_covariates= unset")
+
+
+def refuse_unneeded_future() -> None:
+    """The error for ``predict(future_covariates=...)`` on a model without known-future covariates."""
+    raise DataError("this model was trained without known-future covariates; drop future_covariates=, or fit "
+                    "a Forecaster(future_covariates=[...columns...]) on data with those columns")
+
+
+def check_long_columns(data: pd.DataFrame, names: list, where: str) -> None:
+    """Refuse a long DataFrame without the covariate columns ``names``."""
+    missing = [c for c in names if c not in data.columns]
+    if missing:
+        raise DataError(f"covariate column(s) {missing} are not in the long DataFrame passed to {where} (its "
+                        f"columns: {list(data.columns)[:12]}); add them (a model trained with them reads them at "
+                        "predict too), or leave them out of covariates= / future_covariates=")
 
 
 #: The item and time columns of long DataFrames with covariates (to_series' defaults).
@@ -165,8 +182,7 @@ def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.Datetim
     H = len(future_index)
     if not spec.future:
         if future_covariates is not None and source == "future_covariates":
-            raise DataError("this model was trained without known-future covariates; drop future_covariates=, or fit "
-                            "a Forecaster(future_covariates=[...columns...]) on data with those columns")
+            refuse_unneeded_future()
         return np.zeros((H, 0))
     if future_covariates is None:
         raise DataError(f"this model was trained with known-future covariates {spec.future}: pass "
@@ -197,12 +213,15 @@ def future_rows(future_covariates, spec: CovariateSpec, future_index: pd.Datetim
 
 
 def forecast_block(spec: CovariateSpec, history: pd.DataFrame, history_index: pd.DatetimeIndex,
-                   future: np.ndarray, future_index: pd.DatetimeIndex) -> np.ndarray:
+                   future: np.ndarray, future_index: pd.DatetimeIndex, *, first=None,
+                   where: str = "the history passed to predict") -> np.ndarray:
     """``[1, ctx + H, K]`` covariates of one forecast: the covariate columns of the ``ctx`` steps
     ``history_index`` from ``history`` (the data's covariate columns; absent steps are missing),
-    then ``future`` ``[H, Kf]`` over ``future_index``."""
+    then ``future`` ``[H, Kf]`` over ``future_index``. Known-future covariates must have a value
+    at every history step from ``first`` on (None: all; a global model's short series is padded
+    with unknown steps before its first one)."""
     hist = history.reindex(history_index)
-    check_known(hist[spec.future], "the history passed to predict")
+    check_known(hist.loc[first:, spec.future], where)
     index = history_index.append(future_index)
     fut = np.concatenate([hist[spec.future].to_numpy(np.float64), future], axis=0)
     past = np.concatenate([hist[spec.past].to_numpy(np.float64),

@@ -13,7 +13,7 @@ lengths); joint otherwise (a wide frame, a 2-D array, an xarray grid, series tha
 
 The panel parsing of lists and 3-D arrays is :func:`tsdiff.api.panels.as_panel` (the Imputer's);
 long frames and GluonTS datasets go through :func:`tsdiff.api.inputs.to_series` and are then cut
-back to each series' own span. A global model's calendar features and static covariates are
+back to each series' own span. A global model's covariates (dynamic, calendar, static) are
 :mod:`tsdiff.api.panel_covariates`.
 """
 
@@ -47,6 +47,7 @@ class SeriesPanel:
     named: bool = True              # features carry the data's column labels
     time_name: str | None = None
     static: pd.DataFrame | None = None  # the raw static covariates, one row per item (panel_covariates)
+    dynamic: "panel_covariates.Dynamic | None" = None  # each series' dynamic covariates (panel_covariates)
 
     @property
     def ends(self) -> list[pd.Timestamp]:
@@ -201,36 +202,43 @@ def to_panel(data, *, freq=None, item_col: str = "item_id", time_col: str = "tim
     return out
 
 
-def read_panel(data, names: list, *, freq=None, item_col: str = "item_id", time_col: str = "timestamp"):
+def read_panel(data, names: list, *, past=(), future=(), freq=None, item_col: str = "item_id",
+               time_col: str = "timestamp", where: str = "fit"):
     """The :class:`SeriesPanel` of ``data`` with its raw static covariates ``names`` (a table
-    indexed by the panel's items; :mod:`tsdiff.api.panel_covariates` reads them) in ``panel.static``."""
+    indexed by the panel's items) in ``panel.static`` and its dynamic covariates in
+    ``panel.dynamic`` (:mod:`tsdiff.api.panel_covariates` reads both): a long frame's columns
+    ``past`` / ``future``, or a GluonTS dataset's own fields (``past`` / ``future`` unused)."""
+    from tsdiff.api.covariate_inputs import check_long_columns
+
     table = None
+    long, entries = _is_long(data, item_col, time_col), _gluonts_entries(data)
     if names:
-        if _is_long(data, item_col, time_col):
+        if long:
             table = panel_covariates.long_statics(data, names, item_col)
             data = data.drop(columns=list(names))
-        elif (entries := _gluonts_entries(data)) is not None:
+        elif entries is not None:
             table = panel_covariates.gluonts_statics(entries, names)
         else:
-            raise DataError(f"static covariates {names} are read from a long DataFrame (columns constant within "
-                            f"each {item_col!r}) or a GluonTS dataset (feat_static_cat / feat_static_real); got "
-                            f"{type(data).__name__}. Pass the series as a long frame with those columns")
+            panel_covariates.refuse_other_inputs(data, f"static covariates {names} (constant within each item)",
+                                                 item_col)
+    dynamic = list(future) + list(past)
+    if dynamic and long:
+        check_long_columns(data, dynamic, where)
+    elif dynamic and entries is None:
+        panel_covariates.refuse_other_inputs(data, f"dynamic covariates {dynamic}", item_col)
     panel = to_panel(data, freq=freq, item_col=item_col, time_col=time_col)
+    if dynamic and long:
+        panel.panel, panel.features, panel.dynamic = panel_covariates.long_dynamics(panel, past, future)
+    elif entries is not None:
+        panel.dynamic = panel_covariates.gluonts_dynamics(entries, freq or panel.freq)
     if table is not None:
         panel.static = table.loc[list(panel.items)]
     return panel
 
 
-def refuse_covariates(est) -> None:
-    if est.covariates or est.future_covariates:
-        raise ConfigError("covariates and future_covariates (dynamic covariates) are not supported in "
-                          "mode='global' yet (static_covariates and calendar features are); drop them, or use "
-                          "mode='joint' with series that share one end")
-
-
 def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = "timestamp") -> None:
-    """Train ``est`` (a Forecaster) on windows inside each series of ``data``, with their calendar
-    features and static covariates (:mod:`tsdiff.api.panel_covariates`).
+    """Train ``est`` (a Forecaster) on windows inside each series of ``data``, with their dynamic
+    covariates, calendar features and static covariates (:mod:`tsdiff.api.panel_covariates`).
 
     The series are laid end to end with ``context + horizon`` all-NaN rows between them, so no
     window (nor the prior's view past its edges) reaches from one series into the next.
@@ -239,9 +247,13 @@ def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = 
     from tsdiff.data.forecasting import build_forecasting_protocol
     from tsdiff.data.series import Series
 
-    refuse_covariates(est)
-    panel = read_panel(data, panel_covariates.check_static_names(est.static_covariates), freq=est.freq,
-                       item_col=item_col, time_col=time_col)
+    from tsdiff.api.covariate_inputs import check_names, refuse_gluonts_names
+
+    past, future = check_names(est.covariates, est.future_covariates)
+    if _gluonts_entries(data) is not None:
+        refuse_gluonts_names(past, future)
+    panel = read_panel(data, panel_covariates.check_static_names(est.static_covariates), past=past, future=future,
+                       freq=est.freq, item_col=item_col, time_col=time_col)
     ctx, H = est.context, est.prediction_length
     window = ctx + H
     empty = np.isnan(panel.panel.concatenated()).all(axis=0)
@@ -268,14 +280,16 @@ def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = 
 
 def predict_panel(est, data, *, item_col: str = "item_id", time_col: str = "timestamp") -> SeriesPanel:
     """The series ``est.predict(data)`` forecasts (the training series for None), with the model's
-    static covariates, checked against the training data (:func:`check_panel`)."""
+    static and dynamic covariates, checked against the training data (:func:`check_panel`)."""
     if data is None:
         if est.panel_ is None:
             raise DataError("this Forecaster was loaded from a file and holds no data; pass predict(data)")
         return est.panel_
     spec = est.covariate_spec_
     static = [] if spec is None else spec.static.get("names", [])
-    panel = read_panel(data, static, freq=est.freq, item_col=item_col, time_col=time_col)
+    past, future = ([], []) if spec is None else (spec.past, spec.future)
+    panel = read_panel(data, static, past=past, future=future, freq=est.freq, item_col=item_col,
+                       time_col=time_col, where="predict")
     check_panel(est, panel)
     return panel
 
@@ -295,12 +309,15 @@ def check_panel(est, panel: SeriesPanel) -> None:
                         "resample it or train a new model")
 
 
-def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
+def predict_global(est, panel: SeriesPanel, sample, future_covariates=None, *, item_col: str = "item_id",
+                   time_col: str = "timestamp") -> "PanelForecast":
     """Forecast every series of ``panel`` from its own last ``context_length`` steps.
 
     ``sample(raw, cond, covariates)`` draws ``[S, B, L, N, C]`` for windows ``raw`` ``[B, L, N, C]``
     (``covariates``: their ``[B, L, K]`` block, or None); a series shorter than the context is
-    padded with missing steps at its start.
+    padded with missing steps at its start. ``future_covariates``: a long frame (``item_col`` /
+    ``time_col``) with the known-future covariates of each series' horizon
+    (:func:`~tsdiff.api.panel_covariates.forecast_covariates`).
     """
     from tsdiff.data.series import Series
     from tsdiff.forecast import Forecast, PanelForecast
@@ -318,7 +335,8 @@ def predict_global(est, panel: SeriesPanel, sample) -> "PanelForecast":
     # values far outside the training data overflow the float32 network: say so, not "diverged"
     check_model_range(est.module_.scaler, raw[:, :ctx].reshape(-1, F, 1), "the data", columns=panel.features)
     freq = sig.get("freq") or panel.freq
-    block = panel_covariates.forecast_covariates(est.covariate_spec_, panel, ctx, H, freq)
+    block = panel_covariates.forecast_covariates(est.covariate_spec_, panel, ctx, H, freq, future_covariates,
+                                                 item_col=item_col, time_col=time_col)
     samples = sample(raw, ~np.isnan(raw), block)  # [S, n, ctx + H, F, 1]
     out = {}
     for i, (item, index, a) in enumerate(zip(panel.items, panel.indexes, panel.panel.arrays)):

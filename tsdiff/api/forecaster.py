@@ -488,11 +488,10 @@ class Forecaster(BaseEstimator):
 
     def _predict_global(self, data, n: int, sampler, sampling_steps, sampler_options, random_state, verbose,
                         future_covariates, *, item_col: str, time_col: str) -> PanelForecast:
-        if future_covariates is not None:
-            raise DataError("a global model (mode='global') reads no dynamic covariates; drop future_covariates")
         panel = forecast_panels.predict_panel(self, data, item_col=item_col, time_col=time_col)
         return forecast_panels.predict_global(self, panel, lambda raw, cond, block: self._sample(
-            raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose, covariates=block))
+            raw, cond, n, sampler, sampling_steps, sampler_options, random_state, verbose, covariates=block),
+            future_covariates, item_col=item_col, time_col=time_col)
 
     def backtest(self, data, **options):
         """Rolling-origin evaluation on ``data``: :func:`tsdiff.backtest.backtest` with this

@@ -1,7 +1,7 @@
 """Covariates of a forecasting model: which columns it reads, how they are scaled, and the
 ``[L, K]`` block each window hands the network in :attr:`tsdiff.models.Condition.covariates`.
 
-Three kinds of dynamic covariates, all real-valued and shared by every series of the data:
+Three kinds of dynamic covariates, all real-valued:
 
 - known-future (``future``): known over the horizon too (prices, planned events);
 - calendar: functions of the timestamps from the frequency (GluonTS's
@@ -9,14 +9,16 @@ Three kinds of dynamic covariates, all real-valued and shared by every series of
   each in ``[-0.5, 0.5]``), known-future by construction;
 - past-only (``past``): known up to the forecast origin only.
 
-A window's block is ``[future | calendar | past | past_known]``: known-future and past columns
-standardised with the training data's mean and standard deviation (calendar features are
-already in ``[-0.5, 0.5]``), past columns set to 0 over the horizon (and where missing), and
-``past_known`` 1 on the context steps, 0 on the horizon (present only with past columns).
+A window's block is ``[future | calendar | past | past_known | static]``: known-future and past
+columns standardised with the training data's mean and standard deviation (calendar features are
+already in ``[-0.5, 0.5]``), past columns set to 0 over the horizon (and where missing),
+``past_known`` 1 on the context steps, 0 on the horizon (present only with past columns), and the
+per-series static channels (global models only, constant over each window).
 
-A global model (``Forecaster(mode="global")``) reads calendar features and per-series static
-covariates (``static``, :mod:`tsdiff.api.panel_covariates`): its block is ``[calendar | static]``,
-the static columns constant over each window.
+A joint model shares its covariates between all its series and has no static channels. A global
+model (``Forecaster(mode="global")``, :mod:`tsdiff.api.panel_covariates`) reads each series' own
+dynamic covariates on its own time axis, the calendar features of its own timestamps and its
+static covariates (``static``); the mean and standard deviation are over all training series.
 """
 
 from __future__ import annotations
@@ -119,9 +121,10 @@ class CovariateSpec:
         return cls(list(past.columns), list(future.columns), list(calendar), mean.tolist(), std.tolist())
 
     def rows(self, index: pd.DatetimeIndex, future: np.ndarray, past: np.ndarray) -> np.ndarray:
-        """``[T, K - 1 or K]`` float32 scaled covariates of the steps ``index``: ``future [T, Kf]`` and
-        ``past [T, Kp]`` in data units (NaN in ``past`` = unknown, 0 after scaling); the calendar
-        features come from ``index``. Without the ``past_known`` channel (see :func:`window`)."""
+        """``[T, Kf + Kc + Kp]`` float32 ``[future | calendar | past]`` scaled covariates of the steps
+        ``index``: ``future [T, Kf]`` and ``past [T, Kp]`` in data units (NaN = unknown, 0 after
+        scaling); the calendar features come from ``index``. Without the ``past_known`` channel
+        (see :meth:`window`) and the static channels (:mod:`tsdiff.api.panel_covariates`)."""
         raw = np.concatenate([np.asarray(future, np.float64).reshape(len(index), -1),
                               np.asarray(past, np.float64).reshape(len(index), -1)], axis=1)
         scaled = np.nan_to_num((raw - np.asarray(self.mean)) / np.asarray(self.std), nan=0.0)
@@ -130,14 +133,17 @@ class CovariateSpec:
         return np.concatenate([scaled[:, :kf], cal, scaled[:, kf:]], axis=1).astype(np.float32)
 
     def window(self, rows: np.ndarray, context: int) -> np.ndarray:
-        """A window's ``[L, K]`` block from its ``rows`` (:meth:`rows`): past columns zeroed from
-        step ``context`` on, and the ``past_known`` channel appended (with past columns)."""
+        """A window's ``[L, K]`` block from its ``rows`` ``[L, K - 1]`` (:meth:`rows`, then the static
+        channels of a global model): the past columns zeroed from step ``context`` on, and the
+        ``past_known`` channel inserted right after them (with past columns)."""
         rows = np.array(rows, dtype=np.float32)
         if not self.past:
             return rows
-        rows[context:, -len(self.past):] = 0.0
+        first = len(self.future) + len(self.calendar)
+        end = first + len(self.past)
+        rows[context:, first:end] = 0.0
         known = (np.arange(len(rows)) < context).astype(np.float32)[:, None]
-        return np.concatenate([rows, known], axis=1)
+        return np.concatenate([rows[:, :end], known, rows[:, end:]], axis=1)
 
 
 class CovariateWindows(Dataset):

@@ -90,6 +90,23 @@ def covariate_frames(dataset, freq: str | None = None) -> tuple[pd.DataFrame | N
                       "and learns an embedding of each series in their place (a global model reads them: "
                       "Forecaster(mode='global', static_covariates=['feat_static_cat', 'feat_static_real']))", UserWarning, stacklevel=3)
     out: dict[str, pd.DataFrame | None] = {"past": None, "future": None}
+    for kind, frames in entry_covariates(entries, freq).items():
+        if frames is not None:
+            out[kind] = pd.DataFrame({f"{e.get('item_id', i)}:{col}": frame[col]
+                                      for i, (e, frame) in enumerate(zip(entries, frames)) for col in frame.columns})
+    return out["past"], out["future"]
+
+
+def entry_covariates(entries: list, freq: str | None = None) -> dict[str, list[pd.DataFrame] | None]:
+    """Each entry's own dynamic covariates: ``{"past": frames, "future": frames}``, one frame per
+    entry with columns ``"<field>:<k>"`` (row ``k`` of ``past_feat_dynamic_real`` /
+    ``feat_dynamic_real``) on the timestamps from its start, or None for a kind no entry has
+    (:func:`covariate_frames` joins them; a global model reads them per series).
+
+    Raises:
+        DataError: a covariate field that not every entry has.
+    """
+    out: dict[str, list[pd.DataFrame] | None] = {"past": None, "future": None}
     for name, kind in DYNAMIC_FIELDS.items():
         have = [e.get(name) is not None for e in entries]
         if not any(have):
@@ -97,15 +114,13 @@ def covariate_frames(dataset, freq: str | None = None) -> tuple[pd.DataFrame | N
         if not all(have):
             raise DataError(f"{have.count(False)} of {len(entries)} GluonTS entries lack {name!r}; give it to every "
                             "entry or to none")
-        columns = {}
+        frames = []
         for i, e in enumerate(entries):
             values = np.atleast_2d(np.asarray(as_float64(e[name], f"entry {i} {name!r}"), dtype=np.float64))
-            start = _period(e["start"], freq)
-            index = pd.period_range(start, periods=values.shape[1]).to_timestamp()
-            for k, row in enumerate(values):
-                columns[f"{e.get('item_id', i)}:{name}:{k}"] = pd.Series(row, index=index)
-        out[kind] = pd.DataFrame(columns)
-    return out["past"], out["future"]
+            index = pd.period_range(_period(e["start"], freq), periods=values.shape[1]).to_timestamp()
+            frames.append(pd.DataFrame(values.T, index=index, columns=[f"{name}:{k}" for k in range(len(values))]))
+        out[kind] = frames
+    return out
 
 
 def from_train_datasets(datasets) -> dict:
