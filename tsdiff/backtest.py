@@ -19,6 +19,11 @@ first cut-off instead. The ``cutoff`` column is the timestamp of the last condit
 Without ``refit`` the forecaster must already be fitted and only predicts; fit it on data that
 ends before the first cut-off, or the scores see the training data. With ``refit=True`` each
 window fits a fresh ``sklearn.base.clone`` of the forecaster on its own history.
+
+Covariates. The data up to a cut-off gives the context's covariates; a model with known-future
+covariates gets the data's values of them after the cut-off (``predict(future_covariates=...)``).
+A global model with known-future covariates is evaluated at each cut-off on the series whose
+data reach ``prediction_length`` steps past it (the others have no values over the horizon).
 """
 
 from __future__ import annotations

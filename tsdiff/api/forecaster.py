@@ -88,9 +88,9 @@ class Forecaster(BaseEstimator):
             ``benchmarks/records/accuracy/``).
         covariates: column names of a wide (or long) DataFrame that are past-only covariates: the
             model reads them over the context (the last ``context_length`` steps), not over the
-            horizon. A long frame's are read per item; a GluonTS dataset brings its own
-            (``feat_dynamic_real``: known-future, ``past_feat_dynamic_real``: past-only) and takes
-            neither argument.
+            horizon. A long frame's are read per item (a global model: as each series' own); a
+            GluonTS dataset brings its own (``feat_dynamic_real``: known-future,
+            ``past_feat_dynamic_real``: past-only) and takes neither argument.
         future_covariates: column names of known-future covariates: read over the context from the
             data, and over the horizon from ``predict(..., future_covariates=frame)``.
         calendar: calendar features of the frequency as known-future covariates (GluonTS's
@@ -126,9 +126,13 @@ class Forecaster(BaseEstimator):
               features are the per-series features F), and ``predict`` forecasts each series
               from its own last ``context_length`` steps, starting one step after its own end:
               a :class:`~tsdiff.forecast.PanelForecast`. A wide frame / 2-D array is read as one
-              univariate series per column (over its observed span). Calendar features and
-              ``static_covariates`` are read; ``covariates`` / ``future_covariates`` are not
-              supported yet (a ConfigError).
+              univariate series per column (over its observed span). Calendar features,
+              ``static_covariates`` and dynamic covariates are read, each series' own: a long
+              frame's ``covariates`` / ``future_covariates`` columns on the item's timestamps, or
+              a GluonTS dataset's ``past_feat_dynamic_real`` / ``feat_dynamic_real``; the
+              horizon's known-future values come from ``predict(future_covariates=...)``, a long
+              frame with the item and time columns (:mod:`tsdiff.api.panel_covariates`). Other
+              inputs with dynamic covariates are a DataError.
             - ``"auto"`` (default): global for a 3-D array ``[n_series, L, F]``, a list of 2-D
               arrays / DataFrames, and a long frame (``item_col`` / ``time_col``) or GluonTS
               dataset whose series are ragged (different ends or lengths); joint otherwise (a
@@ -394,7 +398,9 @@ class Forecaster(BaseEstimator):
             future_covariates: a DataFrame (DatetimeIndex) with the model's known-future covariate
                 columns at every forecast step (more rows are ignored); needed when the model was
                 trained with ``future_covariates``. The data's other covariate columns give the
-                context's covariates.
+                context's covariates. For a global model a long DataFrame (``item_col``,
+                ``time_col`` and the columns) with each series' ``prediction_length`` steps after
+                its own end; GluonTS entries may bring them in ``feat_dynamic_real`` instead.
             steps, progress: deprecated names of ``sampling_steps`` and ``verbose`` (a
                 FutureWarning); removed in the next release.
         Returns:
