@@ -269,3 +269,37 @@ def test_global_wide_frame_reads_each_column_over_its_observed_span(rates):
     assert len(out["cur2"].history.time_index) == 5 and np.isfinite(out["cur2"].samples).all()
     with pytest.raises(DataError, match="takes no graph"):
         fc.predict(wide, graph=np.eye(1))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_gluonts_estimator_on_ragged_entries_with_dynamic_features(rates):
+    """GluonTS' convention: feat_dynamic_real covers the target and, at predict, the horizon after
+    it; make_evaluation_predictions cuts the target and keeps the features whole."""
+    from gluonts.evaluation import make_evaluation_predictions
+
+    from tsdiff.gluonts import DiffusionEstimator
+
+    start = pd.Period(rates.index[0], freq="B")
+    other = rates.columns[-1]  # another currency: a known-future feature of each series (real values)
+
+    def entries(extra: int):
+        return [{"start": start + a, "target": rates[c].to_numpy()[a:b - extra], "item_id": c,
+                 "feat_dynamic_real": rates[other].to_numpy()[a:b][None],
+                 "past_feat_dynamic_real": rates[c].to_numpy()[a:b - extra][None] ** 2}
+                for c, (a, b) in SPANS.items()]
+
+    predictor = DiffusionEstimator(prediction_length=H, context_length=CTX, max_steps=2, model_options=TINY,
+                                   n_samples=4, sampling_steps=2, verbose=False).train(entries(H))
+    spec = predictor.forecaster.covariate_spec_
+    assert predictor.forecaster.mode_ == "global" and spec.future == ["feat_dynamic_real:0"]
+    assert spec.past == ["past_feat_dynamic_real:0"]
+    forecasts, truths = make_evaluation_predictions(entries(0), predictor, num_samples=4)
+    forecasts = list(forecasts)
+    assert len(forecasts) == len(SPANS) and all(np.isfinite(f.samples).all() for f in forecasts)
+    for f, e in zip(forecasts, entries(H)):
+        assert f.start_date == e["start"] + len(e["target"])
+    short = entries(H)  # the features stop at the target's end: nothing for the horizon
+    for e in short:
+        e["feat_dynamic_real"] = e["feat_dynamic_real"][:, :len(e["target"])]
+    with pytest.raises(DataError, match="feat_dynamic_real"):
+        list(predictor.predict(short))
