@@ -76,21 +76,35 @@ class AutoPrior(torch.nn.Module):
         for p in self.priors:
             if getattr(p, "fitted_prior", False) and not bool(p.fitted):
                 p.fit(batches)
-        K, S = len(self.priors), self.num_series
-        err = torch.zeros(K, S, dtype=torch.float64)
-        count = torch.zeros(S, dtype=torch.float64)
-        for x, cond_mask, target, anchors, starts in map(fit_batch, batches()):
-            B, L = x.shape[:2]
-            t = target.reshape(B, L, S).cpu()
-            count += t.sum(dim=(0, 1)).double()
-            for k, p in enumerate(self.priors):
-                diff = (apply_prior(p, x, cond_mask, anchors, starts) - x).abs().reshape(B, L, S).cpu().double()
-                err[k] += torch.where(t, diff, torch.zeros((), dtype=torch.float64)).sum(dim=(0, 1))
+        candidates = [lambda x, c, a, s, p=p: apply_prior(p, x, c, a, s) for p in self.priors]
+        err, count = series_errors(candidates, batches, self.num_series)
         total = err.sum(dim=1)
-        best = int(torch.argmin(total)) if count.sum() > 0 else 0
-        per_series = torch.argmin(err / count.clamp(min=1), dim=0)
-        choice = torch.where(count >= MIN_ENTRIES_PER_SERIES, per_series, torch.full_like(per_series, best))
-        self.choice.copy_(choice)
+        self.choice.copy_(choose_per_series(err, count))
         self.fitted.fill_(True)
         n = max(float(count.sum()), 1.0)
         self.scores = {name: float(total[k]) / n for k, name in enumerate(self.names)}
+
+
+def series_errors(candidates: list, batches, num_series: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(err [K, S], count [S])``: per candidate estimate ``candidate(x, cond_mask, anchors,
+    starts)`` and series, the summed absolute error on the target entries of ``batches()`` (fit
+    batches, :func:`~tsdiff.diffusion.prior_contract.fit_batch`), and the series' target counts."""
+    K, S = len(candidates), num_series
+    err = torch.zeros(K, S, dtype=torch.float64)
+    count = torch.zeros(S, dtype=torch.float64)
+    for x, cond_mask, target, anchors, starts in map(fit_batch, batches()):
+        B, L = x.shape[:2]
+        t = target.reshape(B, L, S).cpu()
+        count += t.sum(dim=(0, 1)).double()
+        for k, estimate in enumerate(candidates):
+            diff = (estimate(x, cond_mask, anchors, starts) - x).abs().reshape(B, L, S).cpu().double()
+            err[k] += torch.where(t, diff, torch.zeros((), dtype=torch.float64)).sum(dim=(0, 1))
+    return err, count
+
+
+def choose_per_series(err: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """``[S]`` per series the candidate with the lowest error (:func:`series_errors`); a series with
+    fewer than :data:`MIN_ENTRIES_PER_SERIES` scored entries takes the best over all series."""
+    best = int(torch.argmin(err.sum(dim=1))) if count.sum() > 0 else 0
+    per_series = torch.argmin(err / count.clamp(min=1), dim=0)
+    return torch.where(count >= MIN_ENTRIES_PER_SERIES, per_series, torch.full_like(per_series, best))

@@ -28,13 +28,12 @@ from __future__ import annotations
 import torch
 
 from tsdiff.diffusion.interpolation import conditioning_sides
+from tsdiff.diffusion.prior_choice import choose_per_series, series_errors
 from tsdiff.diffusion.prior_contract import fit_batch
 from tsdiff.errors import ConfigError
 
 #: damping factors per step tried by ``damping: fit`` (0: the climatology alone; 1: the anomaly persists)
 DAMPING_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0)
-#: a series needs this many scored training entries for a damping of its own (else the best over all series)
-MIN_ENTRIES_PER_SERIES = 64
 
 
 class ClimatologyPrior(torch.nn.Module):
@@ -144,26 +143,26 @@ class ClimatologyPrior(torch.nn.Module):
 
     def _read(self, batch):
         x, cond_mask, target, anchors, starts = fit_batch(batch)
+        return x, cond_mask, target, anchors, self._starts(starts)
+
+    @staticmethod
+    def _starts(starts) -> torch.Tensor:
+        """A fit batch's ``starts`` as a long ``[B]`` tensor, or the error that it has none."""
         if starts is None:
             raise ConfigError("prior 'climatology' is fitted on windows with their positions (starts); "
                               "these fit batches have none")
-        return x, cond_mask, target, anchors, torch.as_tensor(starts, dtype=torch.long).reshape(-1)
+        return torch.as_tensor(starts, dtype=torch.long).reshape(-1)
 
     def _fit_damping(self, batches) -> torch.Tensor:
+        """Per series the value of :data:`DAMPING_GRID` with the lowest error, chosen as ``auto``
+        chooses its candidates (:func:`~tsdiff.diffusion.prior_choice.choose_per_series`)."""
         grid = torch.tensor(DAMPING_GRID, dtype=self.damping.dtype)
-        K, S = len(grid), self.num_series
-        err = torch.zeros(K, S, dtype=torch.float64)
-        n = torch.zeros(S, dtype=torch.float64)
-        for batch in batches():
-            x, cond_mask, target, anchors, starts = self._read(batch)
-            B, L = x.shape[:2]
-            t = target.reshape(B, L, S).cpu()
-            for k in range(K):
-                est = self.estimate(x, cond_mask, anchors, starts.to(x.device), grid[k].expand(S))
-                diff = (est - x).abs().reshape(B, L, S).cpu().double()
-                err[k] += torch.where(t, diff, torch.zeros((), dtype=torch.float64)).sum(dim=(0, 1))
-            n += t.sum(dim=(0, 1)).double()
-        best_all = int(torch.argmin(err.sum(1)))
-        choice = torch.where(n >= MIN_ENTRIES_PER_SERIES, torch.argmin(err, dim=0),
-                             torch.full((S,), best_all, dtype=torch.long))
-        return grid[choice]
+        S = self.num_series
+
+        def candidate(rho):
+            def estimate(x, cond_mask, anchors, starts):
+                return self.estimate(x, cond_mask, anchors, self._starts(starts).to(x.device), rho.expand(S))
+            return estimate
+
+        err, count = series_errors([candidate(rho) for rho in grid], batches, S)
+        return grid[choose_per_series(err, count)]
