@@ -9,6 +9,7 @@ import torch
 
 from tests.test_properties import make_module
 from tsdiff.diffusion.prior_regression import BUCKETS
+from tsdiff.diffusion.interpolation import prior_interpolation
 from tsdiff.diffusion.priors import EdgeAnchors, build_prior, edge_anchors, stream_edge_anchors
 from tsdiff.errors import ConfigError, UnknownNameError
 
@@ -260,6 +261,42 @@ def test_residual_diffusion_trains_samples_and_keeps_observed_values():
     s, _ = module.sample(x, observed, n_samples=64, sampler="ddpm", generator=torch.Generator().manual_seed(1))
     err_prior = (s.median(0).values - prior)[~observed].abs().mean()
     assert err_prior < (s.median(0).values[~observed].abs().mean())
+
+
+def test_residual_false_hands_the_prior_to_the_network_but_diffuses_the_values():
+    torch.manual_seed(0)
+    module = make_module("csdi", 3, 1, 12, prior={"name": "interpolation", "residual": False})
+    assert module.has_prior and not module.residual and module.residual_scale == 1.0
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(np.cumsum(rng.normal(size=(4, 12, 3, 1)), axis=1).astype(np.float32))
+    observed = torch.from_numpy(rng.random(x.shape) > 0.3)
+    cond = module.condition(x, observed, None)
+    assert torch.equal(cond.prior, prior_interpolation(x, observed))  # the network sees the prior
+    assert module.to_process_space(x, cond) is x and module.from_process_space(x, cond) is x
+    seen = []
+    hook = module.net.register_forward_hook(lambda net, args, out: seen.append(args[2].prior))
+    loss = module.diffusion_loss({"x": x, "observed_mask": observed}, generator=torch.Generator().manual_seed(0))
+    hook.remove()
+    assert torch.isfinite(loss) and seen and seen[0] is not None
+    s, _ = module.sample(x, observed, n_samples=2, sampler="ddim", steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s[:, observed], x[observed].expand(2, -1)) and torch.isfinite(s).all()
+    # the same model with residual diffusion diffuses x - prior on the targets
+    res = make_module("csdi", 3, 1, 12, prior={"name": "interpolation"})
+    res.prior_scale.fill_(2.0)
+    rcond = res.condition(x, observed, None)
+    assert torch.allclose(res.to_process_space(x, rcond), (x - rcond.prior) / 2.0)
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"name": "interpolation", "residual": "no"}, "prior.residual must be true or false"),
+    ({"name": "interpolation", "residual": 1}, "prior.residual must be true or false"),
+    ({"name": "auto", "candidates": [{"name": "interpolation", "residual": False}]}, "a candidate takes no residual"),
+])
+def test_bad_residual_options_are_clear_errors(config, match):
+    import tsdiff
+
+    with pytest.raises(ConfigError, match=match):
+        tsdiff.Imputer(prior=config).fit(pd.DataFrame(np.random.default_rng(0).normal(size=(40, 2))))
 
 
 def test_prior_scale_is_estimated_at_training_start_and_kept_in_model_files(tmp_path):

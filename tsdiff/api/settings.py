@@ -53,7 +53,7 @@ def _quiet(verbose: bool):
 
 def _prior_config(prior) -> dict:
     """The prior section of a ``prior=`` argument (a name or a dict), checked."""
-    from tsdiff.diffusion.priors import build_prior, prior_scale_option
+    from tsdiff.diffusion.priors import build_prior, prior_residual_option, prior_scale_option
 
     section = {"name": prior} if isinstance(prior, str) or prior is None else prior
     if section is None or not isinstance(section, dict):
@@ -62,6 +62,7 @@ def _prior_config(prior) -> dict:
     section = {"name": "none", **section}
     build_prior(section)
     prior_scale_option(section)
+    prior_residual_option(section)
     return section
 
 

@@ -36,7 +36,7 @@ def imputed_blocks(imp, source, n_samples: int | None = None, segments=None
     if segments is None:
         w = min(imp.window_, T)
         starts, score_from = covering_starts(T, w)
-        edges = edge_anchors(imp, source, starts, w) if imp.module_.residual else None
+        edges = edge_anchors(imp, source, starts, w) if imp.module_.has_prior else None
     else:
         w = min([imp.window_] + [int(n_rows) for _, n_rows in segments])
         cover = [covering_starts(int(n_rows), w) for _, n_rows in segments]
@@ -44,7 +44,7 @@ def imputed_blocks(imp, source, n_samples: int | None = None, segments=None
         score_from = np.concatenate([f for _, f in cover])
         edges = np.concatenate([edge_anchors(imp, SampleRows(source, int(a), int(n_rows)), s, w)
                                 for (a, n_rows), (s, _) in zip(segments, cover)]) \
-            if imp.module_.residual else None
+            if imp.module_.has_prior else None
     _place(imp.module_, imp.device)
     gen = torch.Generator(device=imp.module_.device).manual_seed(int(imp.seed_))
     held: list[tuple[int, int, np.ndarray | None]] = []  # windows in order: (start, score_from, raw if sampled)

@@ -45,7 +45,9 @@ in [0, 1] or ``fit``, the default) and ``fit_windows`` (default 512); ``auto`` t
 ``candidates`` (prior names or sections, default interpolation and last_value), ``seasons``
 (a seasonal candidate for each) and ``fit_windows`` (default 512). ``scale`` is not an option of the prior: the
 module estimates it from training windows (the standard deviation of the residual on
-training targets) unless ``prior.scale`` gives a number.
+training targets) unless ``prior.scale`` gives a number. ``residual: false`` keeps the prior as
+an input of the network but lets the process diffuse the values themselves (default true:
+the residual), to measure what each use of the prior buys.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ from tsdiff.errors import ConfigError
 from tsdiff.registry import Registry, check_options
 
 PRIORS: Registry = Registry("prior")
+#: Keys of a prior section that configure the module, not the prior (:func:`build_prior` skips them).
+MODULE_OPTIONS = ("name", "scale", "residual")
 
 
 class EdgeAnchors:
@@ -230,8 +234,9 @@ def prior_auto(num_series: int, candidates=None, seasons=(), fit_windows: int = 
         if not isinstance(sec, dict) or sec.get("name") in (None, "auto", "none"):
             raise ConfigError(f"prior 'auto': each candidate is a prior name or section other than auto "
                               f"and none, got {sec!r}")
-        if "scale" in sec:
-            raise ConfigError("prior 'auto': a candidate takes no scale (give prior.scale to auto itself)")
+        for key in MODULE_OPTIONS[1:]:
+            if key in sec:
+                raise ConfigError(f"prior 'auto': a candidate takes no {key} (give prior.{key} to auto itself)")
         opts = ", ".join(f"{k}={v}" for k, v in sec.items() if k != "name")
         name = f"{sec['name']}({opts})" if opts else sec["name"]
         if name in names:
@@ -288,8 +293,8 @@ def fit_window_count(prior, n_windows: int, window_entries: int) -> int:
 def build_prior(config: dict | str | None, num_series: int = 1):
     """The prior callable ``prior(values, cond_mask, anchors=None) -> estimate`` of a config
     section (``{name: ..., options...}``), a bare name, or None (``none``), for data of
-    ``num_series`` series (N * C; the fitted priors size their state by it). ``scale`` is read
-    by the module, not the prior, and is ignored here.
+    ``num_series`` series (N * C; the fitted priors size their state by it). ``scale`` and
+    ``residual`` are read by the module, not the prior, and are ignored here.
 
     Raises:
         UnknownNameError: an unknown prior name (the message lists the valid ones).
@@ -301,15 +306,27 @@ def build_prior(config: dict | str | None, num_series: int = 1):
         config = {"name": config}
     if not isinstance(config, dict):
         raise ConfigError(f"prior must be a name or a mapping like {{name: interpolation}}, got {config!r}")
-    options = {k: v for k, v in config.items() if k not in ("name", "scale")}
+    options = {k: v for k, v in config.items() if k not in MODULE_OPTIONS}
     name = config.get("name", "none")
     obj = PRIORS.get(name)
     if name in _WITH_OPTIONS:
         check_options(obj, options, f"prior {name!r}", fixed=("num_series",) if name in _SIZED else ())
         return obj(num_series, **options) if name in _SIZED else obj(**options)
     if options:
-        raise ConfigError(f"prior {name!r} takes no options (only scale), got {sorted(options)}")
+        raise ConfigError(f"prior {name!r} takes no options (only scale and residual), got {sorted(options)}")
     return obj
+
+
+def prior_residual_option(config: dict | str | None) -> bool:
+    """``prior.residual``: whether the process diffuses the residual from the prior (default
+    true), or the values themselves with the prior only an input of the network (false: the
+    ablation that separates the two uses of a prior)."""
+    if not isinstance(config, dict) or "residual" not in config:
+        return True
+    value = config["residual"]
+    if not isinstance(value, bool):
+        raise ConfigError(f"prior.residual must be true or false, got {value!r}")
+    return value
 
 
 def prior_scale_option(config: dict | str | None):

@@ -14,7 +14,8 @@ from tsdiff.data.scalers import StandardScaler, to_data_units
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.prior_contract import apply_prior
-from tsdiff.diffusion.priors import build_prior, fit_window_count, prior_fit_mask, prior_none, prior_scale_option
+from tsdiff.diffusion.priors import (build_prior, fit_window_count, prior_fit_mask, prior_none, prior_residual_option,
+                                     prior_scale_option)
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
 from tsdiff.training.recipe import check_optim, lr_factor, time_budget_spent
@@ -97,9 +98,13 @@ class DiffusionModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.prior_fn = build_prior(prior, num_series=signature["num_nodes"] * signature["num_channels"])
-        self.residual = self.prior_fn is not prior_none
+        #: a prior is computed and handed to the network (``Condition.prior``)
+        self.has_prior = self.prior_fn is not prior_none
+        #: the process diffuses the residual from the prior (``prior.residual``, default true);
+        #: false: the network still sees the prior, the process diffuses the values themselves
+        self.residual = self.has_prior and prior_residual_option(prior)
         self.net = build_model(model, signature["num_nodes"], signature["num_channels"])
-        if self.residual:
+        if self.has_prior:
             if self.net.autoregressive:
                 raise ConfigError(f"prior {prior!r} needs a network that denoises whole windows; "
                                   f"{model.get('name')!r} generates one time step after another: use prior none")
@@ -145,19 +150,20 @@ class DiffusionModule(L.LightningModule):
         :class:`~tsdiff.diffusion.priors.EdgeAnchors`; ``starts [B]``: each window's first step in
         its series, for a prior that reads it, :mod:`tsdiff.diffusion.prior_contract`) and the
         window's ``covariates [B, L, K]`` (:mod:`tsdiff.data.covariates`), if any."""
-        prior = apply_prior(self.prior_fn, x, cond_mask, anchors, starts) if self.residual else None
+        prior = apply_prior(self.prior_fn, x, cond_mask, anchors, starts) if self.has_prior else None
         return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior,
                          covariates=covariates)
 
     def to_process_space(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
-        """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``."""
-        if cond.prior is None:
+        """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``
+        (unless ``prior.residual`` is false)."""
+        if cond.prior is None or not self.residual:
             return x
         return (x - cond.prior) / self.residual_scale
 
     def from_process_space(self, x0: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The inverse of :meth:`to_process_space`."""
-        if cond.prior is None:
+        if cond.prior is None or not self.residual:
             return x0
         return cond.prior + self.residual_scale * x0
 
@@ -194,7 +200,7 @@ class DiffusionModule(L.LightningModule):
         return max(math.sqrt(total / count), 1e-3)
 
     def on_train_start(self) -> None:
-        if not self.residual:
+        if not self.has_prior:
             return
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if dataset is None:
@@ -206,7 +212,7 @@ class DiffusionModule(L.LightningModule):
             n_fit = fit_window_count(self.prior_fn, len(dataset), int(dataset[0]["x"].numel()) if len(dataset) else 1)
             mask_fn = None if getattr(self.prior_fn, "fit_on_training_masks", False) else prior_fit_mask
             self.prior_fn.fit(lambda: self._prior_windows(dataset, n_fit, 1, mask_fn=mask_fn))
-        if not torch.isfinite(self.prior_scale):
+        if self.residual and not torch.isfinite(self.prior_scale):
             self.prior_scale.fill_(self.estimate_prior_scale(dataset))
 
     # --- training -------------------------------------------------------------------
