@@ -109,8 +109,20 @@ class _Counting:
         return self.source.window(start, length)
 
 
+def lazy_windows(source, starts, window, scaler):
+    """Training windows of ``window`` steps at ``starts`` read from ``source`` on access: the
+    protocol's own WindowDataset over a lazy series (a forecasting protocol, so a window reads
+    only its own steps)."""
+    from tsdiff.data.protocol import Protocol, SplitWindows, WindowDataset
+
+    split = SplitWindows(np.asarray(starts, dtype=np.int64))
+    protocol = Protocol(id="lazy", series=source, eval_mask=None, window=window,
+                        splits={"train": split, "val": split, "test": split}, scaler=scaler, context=window - 1)
+    return WindowDataset(protocol, "train")
+
+
 def test_lazy_window_dataset_reads_only_requested_windows(tmp_path):
-    from tsdiff.data.lazy import LazyWindowDataset, fit_scaler_streaming
+    from tsdiff.data.lazy import fit_scaler_streaming
     from tsdiff.data.scalers import StandardScaler
     from tsdiff.data.windows import sliding_starts
 
@@ -131,17 +143,17 @@ def test_lazy_window_dataset_reads_only_requested_windows(tmp_path):
         np.testing.assert_allclose(scaler.std, ref.std, rtol=1e-12)
         assert scaler.mean[1 * 5 + 2, 0] == 0 and scaler.std[1 * 5 + 2, 0] == 1  # the all-NaN cell
         counted.reads.clear()
-        windows = LazyWindowDataset(counted, starts, 24, scaler)
+        windows = lazy_windows(counted, starts, 24, scaler)
         assert counted.reads == [] and len(windows) == len(starts)
         item = windows[3]
         assert counted.reads == [(18, 24)]  # one window read, on access
-        assert set(item) == {"x", "observed_mask", "timepoints", "start"} and item["start"] == 18
+        assert set(item) == {"x", "observed_mask", "timepoints", "start", "cond_mask"} and item["start"] == 18
         assert item["x"].shape == (24, 20, 1) and item["x"].dtype == torch.float32
         assert not item["observed_mask"][:, 7].any() and item["observed_mask"].sum() == 24 * 19
         expected = np.nan_to_num(scaler.transform(eager.values[18:42]), nan=0.0)
         np.testing.assert_allclose(item["x"].numpy(), expected, rtol=1e-6)
-        with pytest.raises(DataError, match="window starts must lie in 0..72"):
-            LazyWindowDataset(g, [80], 24, scaler)
+        with pytest.raises(DataError, match=r"window \[80, 104\) outside the 96 time steps"):
+            lazy_windows(g, [80], 24, scaler)[0]
 
 
 def test_lazily_opened_file_round_trip(tmp_path):
@@ -197,7 +209,7 @@ def big_nc(tmp_path_factory):
 
 def test_lazy_windows_on_large_file(big_nc):
     """Building training windows over a ~240 MB netCDF allocates a small fraction of it."""
-    from tsdiff.data.lazy import LazyWindowDataset, fit_scaler_streaming
+    from tsdiff.data.lazy import fit_scaler_streaming
     from tsdiff.data.windows import sliding_starts
 
     T, H, W = 2400, 100, 250
@@ -209,7 +221,7 @@ def test_lazy_windows_on_large_file(big_nc):
             assert g.shape == (T, H * W, 1) and g.time_dim == "t"
             starts = sliding_starts(480, 48, stride=1)  # a training block of 20 days
             scaler = fit_scaler_streaming(g, starts, 48, block=24)  # reads 480 of the 2400 fields
-            windows = LazyWindowDataset(g, starts, 48, scaler)
+            windows = lazy_windows(g, starts, 48, scaler)
             seen = {}  # keep a few numbers of each window, not the windows
             for i in (0, 300, len(windows) - 1):
                 item = windows[i]
@@ -248,7 +260,8 @@ import re, dask, netCDF4, numpy as np, xarray as xr, torch
 netCDF4.set_chunk_cache(4 * 2**20)
 dask.config.set(scheduler="synchronous")
 from tsdiff.data.adapters.grid import GridSource
-from tsdiff.data.lazy import LazyWindowDataset, fit_scaler_streaming
+from tsdiff.data.lazy import fit_scaler_streaming
+from tests.test_adapters_grid import lazy_windows
 def hwm():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
 ds = xr.open_dataset({str(big_nc)!r}, chunks={{"t": 24}})
@@ -256,7 +269,7 @@ g = GridSource(ds)
 before = hwm()
 starts = np.arange(0, 1680 - 48 + 1)
 scaler = fit_scaler_streaming(g, starts, 48, block=24)
-w = LazyWindowDataset(g, starts, 48, scaler)
+w = lazy_windows(g, starts, 48, scaler)
 total = sum(float(w[i]["x"].sum()) for i in range(0, len(w), 97))
 print(hwm() - before)
 """

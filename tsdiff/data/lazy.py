@@ -7,11 +7,10 @@ from a netCDF grid or a ``.npy`` array (:func:`~tsdiff.data.datasets.files.open_
 :class:`ArraySource`, :class:`NpyRows`), with held-out entries drawn per window
 (:class:`HeldOutPoints`).
 
-:class:`LazyWindowDataset` gives the same items as the training windows of
-:class:`~tsdiff.data.protocol.WindowDataset` (``x``, ``observed_mask``, ``timepoints``,
-``start``), but reads each window from its source only when asked, so only the
-windows in use are ever in memory. :func:`fit_scaler_streaming` fits the
-per-location scaler in one pass over time blocks, never holding the whole series.
+:class:`~tsdiff.data.protocol.WindowDataset` over such a protocol reads each window
+(:func:`read_window`, :func:`scale_window`) only when an item is asked for, so only the
+windows in use are ever in memory. :func:`fit_scaler_streaming` fits the per-location
+scaler in one pass over time blocks, never holding the whole series.
 
 A source is anything with ``shape -> (T, N, C)`` and ``window(start, length) ->
 float [length, N, C]`` (NaN = missing), such as
@@ -28,8 +27,6 @@ import os
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import Dataset
 
 from tsdiff.data.scalers import StandardScaler
 from tsdiff.data.series import Series
@@ -260,35 +257,3 @@ def fit_scaler_streaming(source, starts, window: int, block: int = 256, return_c
                         "the data (e.g. divide by a power of ten) first")
     return (scaler, count.astype(np.int64)) if return_counts else scaler
 
-
-class LazyWindowDataset(Dataset):
-    """Windows of ``window`` steps starting at ``starts``, read from ``source`` on access.
-
-    Each item (all ``[L, N, C]`` unless noted): ``x`` float32 scaled values, 0 where
-    missing; ``observed_mask`` bool; ``timepoints`` ``[L]`` float 0..L-1; ``start`` int.
-
-    Args:
-        source: ``shape`` + ``window(start, length)`` (see the module docstring).
-        starts: window start positions.
-        scaler: a fitted scaler of :mod:`tsdiff.data.scalers` (``(x - mean) / std``), e.g.
-            from :func:`fit_scaler_streaming`.
-    """
-
-    def __init__(self, source, starts, window: int, scaler: StandardScaler) -> None:
-        T = source.shape[0]
-        self.starts = np.asarray(starts, dtype=np.int64)
-        if window < 1:
-            raise DataError(f"window must be >= 1, got {window}")
-        if len(self.starts) and (self.starts.min() < 0 or self.starts.max() + window > T):
-            raise DataError(f"window starts must lie in 0..{T - window} for windows of {window} in {T} steps")
-        self.source, self.L, self.scaler = source, window, scaler
-        self.timepoints = torch.arange(window, dtype=torch.float32)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, i: int) -> dict:
-        s = int(self.starts[i])
-        x, observed = scale_window(read_window(self.source, s, self.L), self.scaler)
-        return {"x": torch.from_numpy(x), "observed_mask": torch.from_numpy(observed),
-                "timepoints": self.timepoints, "start": s}

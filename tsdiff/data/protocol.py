@@ -309,7 +309,7 @@ class WindowDataset(Dataset):
             return self.x[sl], self.observed[sl], self.raw[sl] if scored else None, held, anchors
         lo, hi = p.margins(s) if imputing else (s, s + L)
         raw_all = read_window(p.series, lo, hi - lo)  # one read: the window and its margins
-        raw = raw_all[s - lo: s - lo + L].copy()
+        raw = raw_all[s - lo: s - lo + L].copy() if scored else None  # data units, for scoring only
         x_all, known_all = scale_window(raw_all, p.scaler)
         x = torch.from_numpy(np.ascontiguousarray(x_all[s - lo: s - lo + L]))
         known_all = torch.from_numpy(known_all)
@@ -321,7 +321,7 @@ class WindowDataset(Dataset):
             known_all = known_all & ~held_all
         if imputing:
             anchors = EdgeAnchors(torch.from_numpy(x_all), known_all).anchors([s - lo], L)[0]
-        return x, observed, torch.from_numpy(raw) if scored else None, held, anchors
+        return x, observed, None if raw is None else torch.from_numpy(raw), held, anchors
 
     def __getitem__(self, i: int) -> dict:
         s = int(self.windows.starts[i])
