@@ -123,7 +123,7 @@ def test_inf_and_text_in_data_file_are_clear_errors(tmp_path, data_dir):
 
 
 def test_bad_options(data_dir):
-    with pytest.raises(ConfigError, match="for dataset .aqi36. \(data.options\); valid options are: window, test_months"):
+    with pytest.raises(ConfigError, match=r"for dataset .aqi36. \(data.options\); valid options are: window, test_months"):
         build_protocol("aqi36", data_dir, {"windw": 24})
     with pytest.raises(ConfigError, match="overlap"):
         build_protocol("aqi36", data_dir, {"valid_months": [3]})
