@@ -86,7 +86,8 @@ class DiffusionModule(L.LightningModule):
             ``{"name": "interpolation"}``; None or ``none``: plain diffusion of the values. With
             a prior the process diffuses the residual ``(x - prior) / scale`` on the targets,
             ``scale`` being ``prior["scale"]`` or, by default, the standard deviation of the
-            residual on training targets, estimated when training starts (buffer ``prior_scale``).
+            residual on training targets, estimated when training starts (buffer ``prior_scale``);
+            ``prior["residual"]: false`` keeps the prior as the network's input only.
         loss: the loss section (``weighting``, ``gamma``: :func:`~tsdiff.diffusion.build_loss`), for
             the network's ``prediction`` (model option, default ``eps``); None: the plain MSE of
             that prediction.
