@@ -73,6 +73,24 @@ def test_long_frame_is_global_and_each_forecast_starts_after_its_own_end(rates, 
         out["nope"]
 
 
+def test_items_whose_last_rows_have_no_target_value_are_warned_about(rates, long, fitted):
+    """A long frame's item spans its rows: trailing rows without a target value (e.g. future
+    covariate rows) move its forecast origin, which is said, not silent; items that end on a
+    value give no warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.predict(long, item_col="unique_id", time_col="ds")
+    b = SPANS["cur2"][1]
+    extra = pd.DataFrame({"unique_id": "cur2", "ds": rates.index[b:b + 3], "y": np.nan})
+    padded = pd.concat([long, extra], ignore_index=True)
+    with pytest.warns(UserWarning, match=r"predict: the last rows of item\(s\) 'cur2' \(3 row\(s\) after "
+                                         + str(rates.index[b - 1].date())):
+        out = fitted.predict(padded, item_col="unique_id", time_col="ds")
+    assert out["cur2"].index[0] == rates.index[b + 2] + rates.index.freq  # as warned: after the rows
+
+
 def test_panel_summaries_match_forecast_and_to_pandas_is_long(fitted):
     out = fitted.predict()
     frame = out.to_pandas(quantiles=(0.1, 0.5))

@@ -19,6 +19,7 @@ back to each series' own span. A global model's covariates (dynamic, calendar, s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,7 +234,25 @@ def read_panel(data, names: list, *, past=(), future=(), freq=None, item_col: st
         panel.dynamic = panel_covariates.gluonts_dynamics(entries, freq or panel.freq)
     if table is not None:
         panel.static = table.loc[list(panel.items)]
+    if long:
+        _warn_trailing_rows(panel, where)
     return panel
+
+
+def _warn_trailing_rows(panel: SeriesPanel, where: str) -> None:
+    """Warn about long-frame items whose last rows hold no target value (e.g. covariate rows for
+    the future): an item's series spans its rows, so its forecast starts after them."""
+    late = []
+    for item, arr, index in zip(panel.items, panel.panel.arrays, panel.indexes):
+        seen = np.flatnonzero(~np.isnan(arr).all(axis=1))
+        if len(seen) and seen[-1] < len(arr) - 1:
+            late.append(f"{item!r} ({len(arr) - 1 - seen[-1]} row(s) after {index[seen[-1]]})")
+    if late:
+        shown = ", ".join(late[:3]) + (f" and {len(late) - 3} more" if len(late) > 3 else "")
+        warnings.warn(f"{where}: the last rows of item(s) {shown} have no target value; each series spans its "
+                      "rows, so those rows count as missing history and the forecast starts after them. To "
+                      "forecast from the last observed value, drop those rows (known future covariates go in "
+                      "predict(future_covariates=...))", UserWarning, stacklevel=3)
 
 
 def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = "timestamp") -> None:
