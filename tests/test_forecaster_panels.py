@@ -91,6 +91,21 @@ def test_items_whose_last_rows_have_no_target_value_are_warned_about(rates, long
     assert out["cur2"].index[0] == rates.index[b + 2] + rates.index.freq  # as warned: after the rows
 
 
+def test_joint_data_whose_last_rows_have_no_value_is_warned_about(rates):
+    import warnings
+
+    fc = tiny().fit(rates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fc.predict(rates)
+    later = pd.bdate_range(rates.index[-1], periods=3)[1:]
+    padded = pd.concat([rates, pd.DataFrame(np.nan, index=later, columns=rates.columns)])
+    padded.index.freq = rates.index.freq
+    with pytest.warns(UserWarning, match=r"the data's last 2 row\(s\), after " + str(rates.index[-1].date())):
+        out = fc.predict(padded)
+    assert out.index[0] == later[-1] + rates.index.freq
+
+
 def test_panel_summaries_match_forecast_and_to_pandas_is_long(fitted):
     out = fitted.predict()
     frame = out.to_pandas(quantiles=(0.1, 0.5))

@@ -15,7 +15,7 @@ from tsdiff.api.building import _build_module, _model_config, _process_config
 from tsdiff.api.covariate_inputs import check_names, covariate_data, fit_covariates, forecast_block, future_rows
 from tsdiff.api.fitting import _spread
 from tsdiff.api.forecast_panels import SeriesPanel
-from tsdiff.api.inputs import _is_gluonts, _last_steps, to_series
+from tsdiff.api.inputs import _is_gluonts, _last_steps, to_series, warn_trailing_steps
 from tsdiff.api.persistence import API_FORMAT, _load_api, _load_device, _plain_label
 from tsdiff.api.sampling import _place
 from tsdiff.api.settings import _check_int, _check_sampling, _forecast_prior, _seed
@@ -448,6 +448,7 @@ class Forecaster(BaseEstimator):
         if T < ctx:
             raise DataError(f"predict needs at least context_length = {ctx} steps of history, the data has {T}")
         history = _last_steps(series, ctx)
+        warn_trailing_steps(history)
         # values far outside the training data overflow the float32 network: say so, not "diverged"
         checks.check_model_range(self.module_.scaler, history.values, "the data",
                                  columns=[str(n) for n in series.node_names] if C == 1 else None)

@@ -3,6 +3,7 @@ Series) to the canonical :class:`~tsdiff.data.series.Series` ``[T, N, C]``."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,18 @@ def _last_steps(series, n: int) -> Series:
 
     T = series.shape[0]
     return series.slice_time(T - n, T) if isinstance(series, Series) else read_series(series, T - n)
+
+
+def warn_trailing_steps(history: Series) -> None:
+    """Warn when the history's last steps hold no value of any series (e.g. rows kept for known
+    future covariates): the forecast starts after the data's last row, not after its last value."""
+    seen = np.flatnonzero(~np.isnan(history.values).all(axis=(1, 2)))
+    if len(seen) and seen[-1] < len(history.values) - 1:
+        k = len(history.values) - 1 - int(seen[-1])
+        warnings.warn(f"the data's last {k} row(s), after {history.time_index[seen[-1]]}, hold no value of any "
+                      "series; they count as missing history and the forecast starts after them. To forecast from "
+                      "the last observed value, drop those rows (known future covariates go in "
+                      "predict(future_covariates=...))", UserWarning, stacklevel=3)
 
 
 def _graph(graph, series: Series):
