@@ -102,8 +102,9 @@ def array_problem(values, exc: Exception, where: str = "X") -> DataError:
     except (TypeError, ValueError):
         arr = None
     if arr is not None and arr.dtype.kind == "c":
+        # "Complex data not supported" is scikit-learn's wording, which its estimator checks look for
         return DataError(f"{where} holds complex numbers; tsdiff needs real numbers (e.g. np.abs(X) or X.real), with "
-                         "NaN for missing values")
+                         "NaN for missing values (Complex data not supported)")
     if arr is not None and arr.dtype.kind in "OUSV":
         for x in arr.ravel():
             try:
