@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.api import panel_covariates
-from tsdiff.api.inputs import long_times
+from tsdiff.api.inputs import TRAILING_ROWS_FIX, long_times, trailing_empty_rows
 from tsdiff.api.panels import Panel, as_panel, training_windows
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.validation import check_model_range
@@ -244,15 +244,14 @@ def _warn_trailing_rows(panel: SeriesPanel, where: str) -> None:
     the future): an item's series spans its rows, so its forecast starts after them."""
     late = []
     for item, arr, index in zip(panel.items, panel.panel.arrays, panel.indexes):
-        seen = np.flatnonzero(~np.isnan(arr).all(axis=1))
-        if len(seen) and seen[-1] < len(arr) - 1:
-            late.append(f"{item!r} ({len(arr) - 1 - seen[-1]} row(s) after {index[seen[-1]]})")
+        k, last = trailing_empty_rows(arr)
+        if k:
+            late.append(f"{item!r} ({k} row(s) after {index[last]})")
     if late:
         shown = ", ".join(late[:3]) + (f" and {len(late) - 3} more" if len(late) > 3 else "")
         warnings.warn(f"{where}: the last rows of item(s) {shown} have no target value; each series spans its "
-                      "rows, so those rows count as missing history and the forecast starts after them. To "
-                      "forecast from the last observed value, drop those rows (known future covariates go in "
-                      "predict(future_covariates=...))", UserWarning, stacklevel=3)
+                      f"rows, so those rows count as missing history and {TRAILING_ROWS_FIX}", UserWarning,
+                      stacklevel=3)
 
 
 def fit_global(est, data, device, *, item_col: str = "item_id", time_col: str = "timestamp") -> None:

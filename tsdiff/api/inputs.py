@@ -138,16 +138,28 @@ def _last_steps(series, n: int) -> Series:
     return series.slice_time(T - n, T) if isinstance(series, Series) else read_series(series, T - n)
 
 
+#: how the trailing-row warnings end (:func:`warn_trailing_steps`, the global mode's per-item warning)
+TRAILING_ROWS_FIX = ("the forecast starts after them. To forecast from the last observed value, drop those rows "
+                     "(known future covariates go in predict(future_covariates=...))")
+
+
+def trailing_empty_rows(values: np.ndarray) -> tuple[int, int]:
+    """``(k, last)``: how many of the last rows of ``values [T, ...]`` hold no value (NaN only),
+    and the index of the last row that holds one; ``k`` is 0 when the last row holds a value
+    or no row does."""
+    seen = np.flatnonzero(~np.isnan(values).reshape(len(values), -1).all(axis=1))
+    if not len(seen):
+        return 0, -1
+    return len(values) - 1 - int(seen[-1]), int(seen[-1])
+
+
 def warn_trailing_steps(history: Series) -> None:
     """Warn when the history's last steps hold no value of any series (e.g. rows kept for known
     future covariates): the forecast starts after the data's last row, not after its last value."""
-    seen = np.flatnonzero(~np.isnan(history.values).all(axis=(1, 2)))
-    if len(seen) and seen[-1] < len(history.values) - 1:
-        k = len(history.values) - 1 - int(seen[-1])
-        warnings.warn(f"the data's last {k} row(s), after {history.time_index[seen[-1]]}, hold no value of any "
-                      "series; they count as missing history and the forecast starts after them. To forecast from "
-                      "the last observed value, drop those rows (known future covariates go in "
-                      "predict(future_covariates=...))", UserWarning, stacklevel=3)
+    k, last = trailing_empty_rows(history.values)
+    if k:
+        warnings.warn(f"the data's last {k} row(s), after {history.time_index[last]}, hold no value of any "
+                      f"series; they count as missing history and {TRAILING_ROWS_FIX}", UserWarning, stacklevel=3)
 
 
 def _graph(graph, series: Series):
