@@ -142,6 +142,21 @@ def test_sample_inputs_are_on_cuda(aqi36, cuda, monkeypatch):
     assert seen and set(seen) == {("cuda", "cuda")}
 
 
+def test_trainer_predict_samples_on_cuda_and_leaves_the_module_there(aqi36, cuda):
+    """predict_batches (Trainer.predict) moves CPU batches to the module's GPU, samples there,
+    hands the writer CUDA samples, and leaves the module on the GPU (Lightning's teardown moves
+    it to the CPU)."""
+    from tsdiff.training.prediction import predict_batches
+
+    module = _copy(_trained(aqi36, steps=2), cuda)
+    loader = DataLoader(Subset(aqi36.dataset("test"), range(3)), batch_size=2)
+    seen = []
+    predict_batches(module, loader, lambda s, b: seen.append((s.device.type, b["x"].device.type, s.shape[1])),
+                    settings={"n_samples": 2, "sampler": "ddim", "steps": 3}, seed=0)
+    assert seen == [("cuda", "cuda", 2), ("cuda", "cuda", 1)]
+    assert next(module.parameters()).device == cuda
+
+
 def test_tsdiff_fit_and_test_train_and_sample_on_cuda(tmp_path, data_dir, cuda):
     from tsdiff.cli import main
 

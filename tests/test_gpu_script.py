@@ -49,10 +49,10 @@ def test_gpu_script_runs_its_stages_tiny_on_the_cpu(tmp_path, data_dir):
     assert set(stages) == {"env", "gpu_tests", "aqi36", "throughput", "profile"}
     assert stages["profile"]["exit"] == 0 and stages["profile"]["sample_paths_per_pass"] == 2
     assert stages["profile"]["sample_top"] and stages["profile"]["train_top"]
-    # tests/test_gpu.py: 5 tests plus one per registered model
+    # tests/test_gpu.py: 6 tests plus one per registered model
     from tsdiff.models import MODELS
 
-    n_gpu_tests = 5 + len(MODELS)
+    n_gpu_tests = 6 + len(MODELS)
     assert stages["gpu_tests"]["exit"] == 0 and f"{n_gpu_tests} tests collected" in stages["gpu_tests"]["result"]
     _check_training_stage(stages["aqi36"])
     tp = stages["throughput"]["aqi36_fp32"]

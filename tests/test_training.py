@@ -88,20 +88,38 @@ def test_samples_shapes_masks_and_exact_observed_values(aqi36):
     torch.testing.assert_close(again, samples, atol=1e-5, rtol=1e-5)
 
 
-def test_predict_step_returns_data_units(aqi36):
+def test_trainer_predict_draws_the_samples_of_sample_batch_by_batch(aqi36):
+    """predict_batches samples through lightning's Trainer.predict: each batch reaches the writer as
+    it is drawn, and the samples equal those of calling module.sample batch after batch with one
+    generator (bit for bit on the CPU)."""
     import lightning as L
 
+    from tsdiff.training.prediction import predict_batches
+
     module = _module(aqi36)
-    module.predict_settings.update(n_samples=2, sampler="ddim", steps=3)
-    loader = DataLoader(Subset(aqi36.dataset("test"), [3, 4]), batch_size=2)
-    out = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).predict(module, loader)
-    samples = out[0]["samples"]
-    assert samples.shape == (2, 2, 36, 36, 1)
-    item = aqi36.dataset("test")[3]
-    cond = item["cond_mask"].numpy()
-    assert np.array_equal(samples[0, 0][cond], item["y"].numpy()[cond])
-    # data units: PM2.5 in ug/m3, not z-scores
-    assert np.nanmean(item["y"].numpy()) > 10
+    loader = DataLoader(Subset(aqi36.dataset("test"), [3, 4, 5]), batch_size=2)
+    settings = {"n_samples": 2, "sampler": "ddim", "steps": 3}
+    written, predicts = [], []
+    real_predict = L.Trainer.predict
+
+    def spy(self, *args, **kwargs):
+        predicts.append(kwargs.get("return_predictions"))
+        return real_predict(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(L.Trainer, "predict", spy)
+        nfe = predict_batches(module, loader, lambda s, b: written.append((s.clone(), b["start"].clone())),
+                              settings=settings, seed=5)
+    assert predicts == [False]  # one Trainer.predict run that keeps no predictions
+    assert nfe == 3 and [len(b) for _, b in written] == [2, 1]
+    gen = torch.Generator().manual_seed(5)
+    for (samples, starts), batch in zip(written, loader):
+        expected, _ = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"], generator=gen,
+                                    anchors=batch.get("anchors"), starts=batch["start"], **settings)
+        assert torch.equal(samples, expected) and torch.equal(starts, batch["start"])
+        cond = batch["cond_mask"]
+        assert torch.equal(samples[0][cond], batch["x"][cond])
+    assert module.device.type == "cpu" and module.training  # left where and as it was (a fresh module trains)
 
 
 def test_save_load_identical_samples_and_safe_loading(aqi36, tmp_path):

@@ -339,12 +339,11 @@ def calibrate_variance(model_path: str | Path, overrides: list[str] | tuple[str,
     return store_eps_sq_norm(model_path, gamma, out=out), gamma
 
 
-def sampling_context(module: DiffusionModule, ev: dict):
-    """Applies ``eval.compile`` to the network and returns the context to sample in: bfloat16
-    autocast for ``eval.precision: bf16-mixed``, else a disabled one."""
+def prepare_sampling(module: DiffusionModule, ev: dict) -> None:
+    """Applies ``eval.compile`` to the network before sampling. ``eval.precision`` is Lightning's
+    precision of ``Trainer.predict`` (:func:`tsdiff.training.prediction.predict_batches`)."""
     if ev.get("compile"):
         module.net.compile()
-    return torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=ev.get("precision") == "bf16-mixed")
 
 
 def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> tuple[dict, Path]:
@@ -357,14 +356,14 @@ def test(model_path: str | Path, overrides: list[str] | tuple[str, ...] = (), pr
     module, extra, cfg, protocol = load_run(model_path, overrides)
     L.seed_everything(cfg["seed"], verbose=False)
     data, ev = cfg["data"], cfg["eval"]
-    with sampling_context(module, ev):
-        res = evaluate(
-            module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
-            eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],
-            chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
-            conditioning_options=ev["conditioning_options"], seed=cfg["seed"],
-            limit_windows=ev["limit_windows"], progress=progress,
-        )
+    prepare_sampling(module, ev)
+    res = evaluate(
+        module, protocol, ev["split"], n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"],
+        eta=ev["eta"], sampler_options=ev["sampler_options"], batch_size=data["batch_size"],
+        chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
+        conditioning_options=ev["conditioning_options"], seed=cfg["seed"],
+        limit_windows=ev["limit_windows"], progress=progress, precision=ev["precision"],
+    )
     record = make_record(
         task=f"{data['dataset']}_{cfg['task']}", protocol=protocol.id, model=cfg["model"]["name"],
         sampler=ev["sampler"], nfe=res["nfe"], n_samples=ev["n_samples"], seed=cfg["seed"], metrics=res["metrics"],

@@ -451,7 +451,7 @@ def predict_command(args) -> int:
     import xarray as xr
 
     from tsdiff.api import sample_windows
-    from tsdiff.experiment import MODEL_FILE, load_run, sampling_context
+    from tsdiff.experiment import MODEL_FILE, load_run, prepare_sampling
     from tsdiff.io import atomic_write
     from tsdiff.userfiles import file_kind
 
@@ -474,12 +474,12 @@ def predict_command(args) -> int:
     # the prior sees what `tsdiff test` gives it: the known values beyond each window's edges and
     # each window's position in the series
     anchors = np.stack([it["anchors"].numpy() for it in items]) if "anchors" in items[0] else None
-    with sampling_context(module, ev):
-        samples = sample_windows(
-            module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"], seed=cfg["seed"],
-            batch_size=data["batch_size"], progress=True, desc="predict", eta=ev["eta"],
-            sampler_options=ev["sampler_options"], chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
-            conditioning_options=ev["conditioning_options"], anchors=anchors, starts=starts)
+    prepare_sampling(module, ev)
+    samples = sample_windows(
+        module, raw, cond, n_samples=ev["n_samples"], sampler=ev["sampler"], steps=ev["steps"], seed=cfg["seed"],
+        batch_size=data["batch_size"], progress=True, desc="predict", eta=ev["eta"],
+        sampler_options=ev["sampler_options"], chunk_size=ev["chunk_size"], conditioning=ev["conditioning"],
+        conditioning_options=ev["conditioning_options"], anchors=anchors, starts=starts, precision=ev["precision"])
     series = protocol.series
     L = raw.shape[1]
     times = np.stack([series.time_index[s: s + L].to_numpy() for s in starts])

@@ -128,7 +128,7 @@ def evaluate_predictor(predictor: Predictor, protocol: Protocol, split: str = "t
             return protocol.scaler.transform(samples), protocol.scaler.transform(y)
         return samples, y
 
-    return evaluation.score_windows(protocol, split, predict, limit_windows=limit_windows, batch_size=batch_size)
+    return evaluation.score_windows(protocol, split, evaluation.each_batch(predict), limit_windows=limit_windows, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------ the grid

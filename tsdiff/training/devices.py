@@ -1,10 +1,10 @@
 """Where a model trains and samples: one reading of ``accelerator`` / ``devices`` for every entry point.
 
 Lightning places training by its ``accelerator`` and ``devices`` arguments, and moves the
-module back to the CPU when ``Trainer.fit`` ends. Sampling happens outside the trainer
-(:meth:`DiffusionModule.sample <tsdiff.training.module.DiffusionModule.sample>` runs
-where the module's parameters are), so every caller that samples first moves the module
-to :func:`resolve_device` of the same settings. A setting that cannot be honoured is a
+module back to the CPU when ``Trainer.fit`` ends. Every caller that samples first moves the
+module to :func:`resolve_device` of the same settings; sampling's ``Trainer.predict``
+(:func:`tsdiff.training.prediction.predict_batches`) then runs on the device the module is on,
+and leaves it there. A setting that cannot be honoured is a
 :class:`~tsdiff.errors.ConfigError` that says why, never a silent fall-back to the CPU.
 """
 

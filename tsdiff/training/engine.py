@@ -4,7 +4,8 @@ The Python API (:mod:`tsdiff.api`: ``Forecaster`` / ``Imputer``), configs (:mod:
 ``tsdiff fit``) and the benchmark grid (:mod:`tsdiff.bench.runner`, whose model cells train
 through :mod:`tsdiff.experiment`) all call these three functions; what differs between them
 is the settings they resolve (the API's CPU-sized preset, a YAML config), not the code that
-builds and trains. Scoring has its one loop in
+builds and trains. Sampling has its one loop in
+:func:`tsdiff.training.prediction.predict_batches` (``lightning.Trainer.predict``), scoring in
 :func:`tsdiff.training.evaluate.score_windows`.
 """
 

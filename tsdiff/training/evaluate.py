@@ -39,72 +39,93 @@ def evaluate(
     seed: int = 0,
     limit_windows: int | None = None,
     progress: bool = True,
+    precision: str = "32-true",
 ) -> dict:
     """Sample every window of a split and score its target entries.
 
-    Metrics are in data units unless the protocol's ``metric_space`` is ``"scaled"``;
-    forecasting protocols also report CRPS-sum (over nodes and channels).
+    Sampling runs on the module's device through ``Trainer.predict``
+    (:func:`~tsdiff.training.prediction.predict_batches`, with Lightning's ``precision``), and each
+    batch is scored as soon as it is drawn (:func:`score_windows`). Metrics are in data units
+    unless the protocol's ``metric_space`` is ``"scaled"``; forecasting protocols also report
+    CRPS-sum (over nodes and channels).
 
     Returns:
         ``{"metrics": {...}, "nfe": int, "sample_seconds": float, "n_windows": int}``.
     """
-    device = module.device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    from tsdiff.training.prediction import predict_batches
+
     scaled = protocol.metric_space == "scaled"
+    settings = {"n_samples": n_samples, "sampler": sampler, "steps": steps, "eta": eta,
+                "sampler_options": sampler_options, "chunk_size": chunk_size, "conditioning": conditioning,
+                "conditioning_options": conditioning_options}
     nfe = 0
 
-    def predict(batch: dict) -> tuple[np.ndarray, np.ndarray]:
+    def run(loader, score) -> None:
         nonlocal nfe
-        samples, nfe = module.sample(
-            batch["x"].to(device), batch["cond_mask"].to(device), batch["timepoints"].to(device),
-            n_samples=n_samples, sampler=sampler, steps=steps, eta=eta, sampler_options=sampler_options,
-            generator=gen, chunk_size=chunk_size, conditioning=conditioning,
-            conditioning_options=conditioning_options, anchors=_on(batch.get("anchors"), device),
-            starts=batch.get("start"),
-        )
-        raw, cond = batch["y"].numpy(), batch["cond_mask"].numpy()
-        if scaled:  # scored on the normalised values (the protocol's choice)
-            target = module.scaler.transform(raw)
-            return np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy()), target
-        return to_data_units(samples, raw, cond, module.scaler), raw
+
+        def write(samples: torch.Tensor, batch: dict) -> None:
+            raw, cond = batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy()
+            if scaled:  # scored on the normalised values (the protocol's choice)
+                target = module.scaler.transform(raw)
+                score(np.where(cond[None], target[None], samples.detach().to("cpu", torch.float64).numpy()), target,
+                      batch)
+            else:
+                score(to_data_units(samples, raw, cond, module.scaler), raw, batch)
+
+        nfe = predict_batches(module, loader, write, settings=settings, seed=seed, precision=precision)
 
     t0 = time.perf_counter()
-    res = score_windows(protocol, split, predict, limit_windows=limit_windows, batch_size=batch_size,
+    res = score_windows(protocol, split, run, limit_windows=limit_windows, batch_size=batch_size,
                         n_samples=n_samples, progress=progress, desc=f"sampling {split}")
     # a model's sampling time is the whole loop, scoring included (a baseline's: its predict calls)
     return {**res, "nfe": int(nfe), "sample_seconds": time.perf_counter() - t0}
 
 
-def score_windows(protocol: Protocol, split: str, predict: Callable[[dict], tuple[np.ndarray, np.ndarray]], *,
-                  limit_windows: int | None = None, batch_size: int = 16, n_samples: int = 1,
-                  progress: bool = False, desc: str = "sampling") -> dict:
+def each_batch(predict: Callable[[dict], tuple[np.ndarray, np.ndarray]]) -> Callable:
+    """The ``run`` of :func:`score_windows` for a predictor called batch by batch (the baselines):
+    ``predict(batch) -> (samples, target)``."""
+    def run(loader, score) -> None:
+        for batch in loader:
+            samples, target = predict(batch)
+            score(samples, target, batch)
+    return run
+
+
+def score_windows(protocol: Protocol, split: str, run: Callable, *, limit_windows: int | None = None,
+                  batch_size: int = 16, n_samples: int = 1, progress: bool = False, desc: str = "sampling") -> dict:
     """The one scoring loop of models and baselines: the windows of ``split`` (the first
     ``limit_windows``) in order, ``batch_size`` at a time, their target entries (``score_mask``)
     scored with one :class:`~tsdiff.metrics.MetricAccumulator` (CRPS-sum too for forecasting).
 
     Args:
-        predict: ``predict(batch) -> (samples, target)``, a batch of the split's dataset to float64
-            samples ``[S, B, L, N, C]`` and the target ``[B, L, N, C]``, both in the protocol's
-            metric space, the samples' conditioning entries equal to the target's.
+        run: ``run(loader, score)`` draws the samples of every batch of ``loader`` in order and
+            calls ``score(samples, target, batch)`` for each: float64 samples ``[S, B, L, N, C]``
+            and the target ``[B, L, N, C]``, both in the protocol's metric space, the samples'
+            conditioning entries equal to the target's. A model's ``run`` is ``Trainer.predict``
+            (:func:`evaluate`); a baseline's is :func:`each_batch`.
         n_samples: samples per window, for the progress bar (windows x samples).
     Returns:
-        ``{"metrics": {...}, "sample_seconds": seconds spent in predict, "n_windows": int}``.
+        ``{"metrics": {...}, "sample_seconds": seconds spent in run outside scoring, "n_windows": int}``.
     """
     dataset = protocol.dataset(split)
     if limit_windows is not None:
         dataset = Subset(dataset, range(min(limit_windows, len(dataset))))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     acc = MetricAccumulator(crps_sum=protocol.task == "forecasting")
-    seconds = 0.0
+    scoring = 0.0
     # a context manager: an error mid-way closes the bar first, so its message starts on a new line
     with tqdm(total=len(dataset) * n_samples, desc=f"{desc} (windows x samples)", unit="path",
               disable=not progress) as bar:
-        for batch in loader:
-            t0 = time.perf_counter()
-            samples, target = predict(batch)
-            seconds += time.perf_counter() - t0
-            acc.update(samples, target, batch["score_mask"].numpy())
+        def score(samples: np.ndarray, target: np.ndarray, batch: dict) -> None:
+            nonlocal scoring
+            t = time.perf_counter()
+            acc.update(samples, target, batch["score_mask"].cpu().numpy())
             bar.update(len(target) * n_samples)
+            scoring += time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        run(loader, score)
+        seconds = time.perf_counter() - t0 - scoring
     return {"metrics": acc.compute(), "sample_seconds": seconds, "n_windows": len(dataset)}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from tsdiff.config import DEFAULTS as CONFIG_DEFAULTS
 from tsdiff.data.masking import TRAIN_MASKS
-from tsdiff.data.scalers import StandardScaler, to_data_units
+from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.prior_contract import apply_prior
@@ -126,10 +126,6 @@ class DiffusionModule(L.LightningModule):
         self.scaler = StandardScaler.from_state_dict(scaler)
         self.optim = dict(optim)
         check_optim(self.optim)
-        #: sampling settings used by ``predict_step`` (``Trainer.predict``)
-        self.predict_settings = {"n_samples": 100, "sampler": "ddpm", "steps": None, "eta": None,
-                                 "sampler_options": None, "chunk_size": None,
-                                 "conditioning": "conditional", "conditioning_options": None}
         #: ``Gamma_t`` per diffusion step for the ``ddpm`` sampler's ``variance: analytic``, as
         #: estimated by :func:`tsdiff.training.evaluate.estimate_eps_sq_norm`; kept in the model
         #: file (``tsdiff calibrate-variance``), used when the sampler options give none
@@ -280,21 +276,6 @@ class DiffusionModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- sampling -------------------------------------------------------------------
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Samples of one batch of evaluation windows, in data units.
-
-        Returns ``{"samples": float64 [S, B, L, N, C], "start": [B]}``; conditioning
-        entries equal the input values ``batch["y"]`` exactly.
-        """
-        seed = int((self.hparams.get("config") or {}).get("seed", 0)) + batch_idx
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        samples, _ = self.sample(batch["x"], batch["cond_mask"], batch.get("timepoints"), generator=gen,
-                                 anchors=batch.get("anchors"), covariates=batch.get("covariates"),
-                                 starts=batch.get("start"),
-                                 **self.predict_settings)
-        data = to_data_units(samples, batch["y"].cpu().numpy(), batch["cond_mask"].cpu().numpy(), self.scaler)
-        return {"samples": data, "start": batch["start"]}
-
     def analytic_variance_options(self, sampler: str, options: dict | None) -> dict | None:
         """``options`` with the stored :attr:`eps_sq_norm` added where the ``ddpm`` sampler's
         ``variance: analytic`` gives none (a new dict; the caller's is not changed).
