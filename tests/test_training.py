@@ -122,6 +122,30 @@ def test_trainer_predict_draws_the_samples_of_sample_batch_by_batch(aqi36):
     assert module.device.type == "cpu" and module.training  # left where and as it was (a fresh module trains)
 
 
+def test_trainer_predict_precision_is_autocast_around_sampling(aqi36):
+    """eval.precision bf16-mixed: Trainer.predict samples under bfloat16 autocast, exactly as
+    module.sample inside torch.autocast (and differently from float32)."""
+    from tsdiff.training.prediction import predict_batches
+
+    module = _module(aqi36).eval()
+    with torch.no_grad():  # CSDI's last layer starts at zero (eps = 0 at any precision): move every weight
+        gen = torch.Generator().manual_seed(0)
+        for p in module.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    loader = DataLoader(Subset(aqi36.dataset("test"), [3, 4]), batch_size=2)
+    settings = {"n_samples": 2, "sampler": "ddim", "steps": 2}
+    got = {}
+    for precision in ("32-true", "bf16-mixed"):
+        predict_batches(module, loader, lambda s, b: got.setdefault(precision, s.clone()), settings=settings,
+                        seed=1, precision=precision)
+    batch = next(iter(loader))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, _ = module.sample(batch["x"], batch["cond_mask"], batch["timepoints"],
+                                    generator=torch.Generator().manual_seed(1), anchors=batch.get("anchors"),
+                                    starts=batch["start"], **settings)
+    assert torch.equal(got["bf16-mixed"], expected) and not torch.equal(got["bf16-mixed"], got["32-true"])
+
+
 def test_save_load_identical_samples_and_safe_loading(aqi36, tmp_path):
     module = _module(aqi36)
     path = save_model(module, tmp_path / "model.pt", extra={"train_seconds": 1.5})
