@@ -120,6 +120,7 @@ def test_trainer_predict_draws_the_samples_of_sample_batch_by_batch(aqi36):
         cond = batch["cond_mask"]
         assert torch.equal(samples[0][cond], batch["x"][cond])
     assert module.device.type == "cpu" and module.training  # left where and as it was (a fresh module trains)
+    assert module._trainer is None  # and free of the prediction's trainer
 
 
 def test_trainer_predict_precision_is_autocast_around_sampling(aqi36):

@@ -103,4 +103,5 @@ def predict_batches(module, batches, write: Callable[[torch.Tensor, dict], None]
             trainer.predict(task, dataloaders=batches, return_predictions=False)
         finally:
             module.to(device)  # Lightning hands a GPU module back on the CPU; sampling stays where it was put
+            module.trainer = None  # Lightning hands its trainer to child modules: keep the module free of it
     return task.nfe
