@@ -54,6 +54,7 @@ def _quiet(verbose: bool):
 def _prior_config(prior) -> dict:
     """The prior section of a ``prior=`` argument (a name or a dict), checked."""
     from tsdiff.diffusion.priors import build_prior, prior_residual_option, prior_scale_option
+    from tsdiff.diffusion.window_norm import window_norm_option
 
     section = {"name": prior} if isinstance(prior, str) or prior is None else prior
     if section is None or not isinstance(section, dict):
@@ -63,6 +64,7 @@ def _prior_config(prior) -> dict:
     build_prior(section)
     prior_scale_option(section)
     prior_residual_option(section)
+    window_norm_option(section)
     return section
 
 

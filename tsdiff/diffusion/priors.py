@@ -64,7 +64,7 @@ from tsdiff.registry import Registry, check_options
 
 PRIORS: Registry = Registry("prior")
 #: Keys of a prior section that configure the module, not the prior (:func:`build_prior` skips them).
-MODULE_OPTIONS = ("name", "scale", "residual")
+MODULE_OPTIONS = ("name", "scale", "residual", "window_norm")
 
 
 class EdgeAnchors:
@@ -313,7 +313,8 @@ def build_prior(config: dict | str | None, num_series: int = 1):
         check_options(obj, options, f"prior {name!r}", fixed=("num_series",) if name in _SIZED else ())
         return obj(num_series, **options) if name in _SIZED else obj(**options)
     if options:
-        raise ConfigError(f"prior {name!r} takes no options (only scale and residual), got {sorted(options)}")
+        raise ConfigError(f"prior {name!r} takes no options (only scale, residual and window_norm), "
+                          f"got {sorted(options)}")
     return obj
 
 

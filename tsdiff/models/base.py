@@ -34,6 +34,9 @@ class Condition:
             and calendar columns, past-only columns zeroed over the horizon, and a channel that is 1
             where past-only ones are known; :mod:`tsdiff.data.covariates`), or None. Networks read
             them through :meth:`Denoiser.covariate_term`.
+        loc, scale: ``[B, 1, N, C]`` each window's and series' location and scale
+            (``prior.window_norm``, :mod:`tsdiff.diffusion.window_norm`), or None; ``values`` and
+            ``prior`` stay in the global scaled units, :meth:`for_network` applies them.
     """
 
     values: torch.Tensor
@@ -42,6 +45,16 @@ class Condition:
     spatial: Any = None
     prior: torch.Tensor | None = None
     covariates: torch.Tensor | None = None
+    loc: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+
+    def for_network(self) -> "Condition":
+        """What the network is handed: with window statistics, ``values`` and ``prior`` as
+        ``(v - loc) / scale`` (each window at the same level and spread); else this condition."""
+        if self.scale is None:
+            return self
+        norm = lambda t: None if t is None else (t - self.loc) / self.scale  # noqa: E731
+        return replace(self, values=norm(self.values), prior=norm(self.prior))
 
     def filled(self) -> torch.Tensor:
         """What a network reads as the conditioning input: ``values`` on ``cond_mask``, and off it
@@ -56,13 +69,15 @@ class Condition:
             return self
         rep = lambda t: None if t is None else t.repeat((n,) + (1,) * (t.dim() - 1))  # noqa: E731
         return replace(self, values=rep(self.values), cond_mask=rep(self.cond_mask), timepoints=rep(self.timepoints),
-                       prior=rep(self.prior), covariates=rep(self.covariates))
+                       prior=rep(self.prior), covariates=rep(self.covariates), loc=rep(self.loc),
+                       scale=rep(self.scale))
 
     def slice(self, lo: int, hi: int) -> "Condition":
         """Batch entries ``lo .. hi - 1`` (the same spatial metadata)."""
         cut = lambda t: None if t is None else t[lo:hi]  # noqa: E731
         return replace(self, values=self.values[lo:hi], cond_mask=self.cond_mask[lo:hi],
-                       timepoints=cut(self.timepoints), prior=cut(self.prior), covariates=cut(self.covariates))
+                       timepoints=cut(self.timepoints), prior=cut(self.prior), covariates=cut(self.covariates),
+                       loc=cut(self.loc), scale=cut(self.scale))
 
     def to(self, device) -> "Condition":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -14,6 +14,7 @@ from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.prior_contract import apply_prior
+from tsdiff.diffusion.window_norm import window_norm_option, window_stats
 from tsdiff.diffusion.priors import (build_prior, fit_window_count, prior_fit_mask, prior_none, prior_residual_option,
                                      prior_scale_option)
 from tsdiff.errors import ConfigError
@@ -105,6 +106,12 @@ class DiffusionModule(L.LightningModule):
         #: false: the network still sees the prior, the process diffuses the values themselves
         self.residual = self.has_prior and prior_residual_option(prior)
         self.net = build_model(model, signature["num_nodes"], signature["num_channels"])
+        #: each window shifted and scaled by its conditioning values' mean and spread
+        #: (``prior.window_norm``, :mod:`tsdiff.diffusion.window_norm`)
+        self.window_norm = window_norm_option(prior)
+        if self.window_norm and self.net.autoregressive:
+            raise ConfigError(f"prior.window_norm needs a network that denoises whole windows; "
+                              f"{model.get('name')!r} generates one time step after another: leave window_norm off")
         if self.has_prior:
             if self.net.autoregressive:
                 raise ConfigError(f"prior {prior!r} needs a network that denoises whole windows; "
@@ -148,21 +155,27 @@ class DiffusionModule(L.LightningModule):
         its series, for a prior that reads it, :mod:`tsdiff.diffusion.prior_contract`) and the
         window's ``covariates [B, L, K]`` (:mod:`tsdiff.data.covariates`), if any."""
         prior = apply_prior(self.prior_fn, x, cond_mask, anchors, starts) if self.has_prior else None
+        loc, scale = window_stats(x, cond_mask) if self.window_norm else (None, None)
         return Condition(values=x, cond_mask=cond_mask, timepoints=timepoints, spatial=self.spatial, prior=prior,
-                         covariates=covariates)
+                         covariates=covariates, loc=loc, scale=scale)
 
     def to_process_space(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
         """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``
-        (unless ``prior.residual`` is false)."""
+        (unless ``prior.residual`` is false); with window statistics (``prior.window_norm``) ``x``
+        and the prior are first normalised by them (:meth:`Condition.for_network`)."""
+        if cond.scale is not None:
+            x = (x - cond.loc) / cond.scale
         if cond.prior is None or not self.residual:
             return x
-        return (x - cond.prior) / self.residual_scale
+        return (x - cond.for_network().prior) / self.residual_scale
 
     def from_process_space(self, x0: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The inverse of :meth:`to_process_space`."""
-        if cond.prior is None or not self.residual:
-            return x0
-        return cond.prior + self.residual_scale * x0
+        if cond.prior is not None and self.residual:
+            x0 = cond.for_network().prior + self.residual_scale * x0
+        if cond.scale is not None:
+            x0 = cond.loc + cond.scale * x0
+        return x0
 
     def _prior_windows(self, dataset, n_windows: int, seed: int, mask_fn=None):
         """``n_windows`` windows spread over ``dataset`` in batches of 64, as
@@ -190,7 +203,10 @@ class DiffusionModule(L.LightningModule):
         ``n_windows`` windows spread over it, conditioning masks from the training strategy."""
         total, count = 0.0, 0
         for x, cond_mask, target, anchors, starts in self._prior_windows(dataset, n_windows, seed):
-            r = (x - apply_prior(self.prior_fn, x, cond_mask, anchors, starts))[target].double()
+            r = x - apply_prior(self.prior_fn, x, cond_mask, anchors, starts)
+            if self.window_norm:  # the residual the process diffuses: in each window's own units
+                r = r / window_stats(x, cond_mask)[1]
+            r = r[target].double()
             total, count = total + float((r ** 2).sum()), count + int(r.numel())
         if count == 0:
             return 1.0
@@ -233,7 +249,7 @@ class DiffusionModule(L.LightningModule):
         cond = self.condition(x, cond_mask, batch.get("timepoints"), batch.get("anchors"), batch.get("covariates"),
                               batch.get("start"))
         x_t = self.process.sample_noisy(self.to_process_space(x, cond), t, noise)
-        out = self.net(x_t, self.process.network_time(t), cond)
+        out = self.net(x_t, self.process.network_time(t), cond.for_network())
         if self.loss_fn is None:
             return masked_eps_loss(out, noise, target)
         scale, std = self.process.marginal_coefficients(t)
@@ -242,7 +258,8 @@ class DiffusionModule(L.LightningModule):
     def eps_fn(self, cond: Condition):
         """``(x_t, t) -> eps`` of the network on ``cond`` at process times ``t``, whatever it
         predicts (:func:`~tsdiff.diffusion.to_eps`): the samplers' contract."""
-        return to_eps(lambda x_t, t: self.net(x_t, self.process.network_time(t), cond), self.process,
+        seen = cond.for_network()
+        return to_eps(lambda x_t, t: self.net(x_t, self.process.network_time(t), seen), self.process,
                       self.net.prediction)
 
     def setup(self, stage: str) -> None:
