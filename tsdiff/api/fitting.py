@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from tsdiff import validation as checks
-from tsdiff.api.settings import _quiet
 from tsdiff.training.recipe import best_weights_callback, ema_callback, parse_duration, validation_interval
+from tsdiff.training.trainer_options import quiet_lightning
 
 #: At most this many held-out windows are scored at each validation check (evenly spread).
 MAX_VAL_WINDOWS = 64
@@ -50,7 +50,7 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
 
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    with _quiet(progress), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with quiet_lightning(progress), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*val_dataloader.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -1,10 +1,7 @@
-"""Argument checks of the estimators, their seed, Lightning's log level, and the prior section
-a ``prior=`` argument stands for."""
+"""Argument checks of the estimators, their seed, and the prior section a ``prior=`` argument
+stands for."""
 
 from __future__ import annotations
-
-import contextlib
-import logging
 
 import numpy as np
 
@@ -33,22 +30,6 @@ def _check_sampling(sampler: str, steps, sampler_options, chunk_size) -> None:
 
 def _seed(random_state) -> int:
     return checks.seed_from(random_state)  # ConfigError on a bad random_state
-
-
-@contextlib.contextmanager
-def _quiet(verbose: bool):
-    """Silence Lightning's informational logging unless ``verbose``."""
-    names = ["lightning.pytorch", "lightning.fabric", "lightning"]
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    if not verbose:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
 
 
 def _prior_config(prior) -> dict:

@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from tsdiff.training.devices import lightning_placement
+from tsdiff.training.trainer_options import quiet_lightning
 
 #: What a batch may hold for sampling: ``x`` (scaled values, conditioning entries used),
 #: ``cond_mask``, and optionally ``timepoints``, ``anchors``, ``covariates`` and ``start``
@@ -85,12 +86,10 @@ def predict_batches(module, batches, write: Callable[[torch.Tensor, dict], None]
     Returns:
         The network evaluations per sample path (of the last batch).
     """
-    from tsdiff.api.settings import _quiet
-
     device = module.device
     gen = generator if generator is not None else torch.Generator(device=device).manual_seed(int(seed))
     task = SamplingTask(module, settings, gen)
-    with _quiet(False), warnings.catch_warnings():
+    with quiet_lightning(False), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's use of torch's pytree
         # the writer is handed the batch itself, not its indices in a sampler

@@ -11,14 +11,17 @@
         class_path: lightning.pytorch.loggers.TensorBoardLogger
         init_args: {save_dir: runs/tb}
 
-Everything is checked before any data is read or any training starts.
+Everything is checked before any data is read or any training starts. :func:`quiet_lightning`
+is the log level the estimators' training and every sampling run (``Trainer.predict``) run under.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
+import logging
 
 from tsdiff.errors import ConfigError
 
@@ -146,3 +149,18 @@ def config_logger(entry, default):
         return False
     cls, args = _resolve(entry, Logger, "trainer.logger")
     return cls(**args)
+
+
+@contextlib.contextmanager
+def quiet_lightning(verbose: bool):
+    """Silence Lightning's informational logging (devices found, ...) unless ``verbose``."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    if not verbose:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
