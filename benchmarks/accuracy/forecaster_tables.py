@@ -46,10 +46,11 @@ def season_of(index) -> int:
     return int(get_seasonality(pd.infer_freq(index)))
 
 
-def fit_and_backtest(fc, data, lo: int, hi: int, max_origins: int, seed: int):
+def fit_and_backtest(fc, data, lo: int, hi: int, max_origins: int, seed: int, per_series: bool = False):
     """Fit ``fc`` on ``data``'s rows before ``lo`` and backtest it from rolling origins one horizon
     apart in rows ``lo .. hi``: one CRPS per origin over all series (:func:`tsdiff.backtest.backtest`
-    with ``per_series=False``). Returns ``(origins, result, fit start, fit end)`` (perf_counter times)."""
+    with ``per_series=False``; ``per_series=True``: one per origin and series). Returns ``(origins,
+    result, fit start, fit end)`` (perf_counter times)."""
     from tsdiff.backtest import backtest
     from tsdiff.metrics.crps import ensemble_crps
 
@@ -59,7 +60,7 @@ def fit_and_backtest(fc, data, lo: int, hi: int, max_origins: int, seed: int):
     fc.fit(data.iloc[:lo])
     t1 = time.perf_counter()
     result = backtest(fc, data, start=lo, windows=len(origins), stride=H, metrics={"crps": ensemble_crps},
-                      random_state=seed, per_series=False)
+                      random_state=seed, per_series=per_series)
     return origins, result, t0, t1
 
 
