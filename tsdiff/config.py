@@ -269,13 +269,10 @@ def validate_config(cfg: Mapping) -> None:
              or (number(v) and 0.0 <= v <= 1.0),
              f"trainer.{key} must be null, a number of batches >= 0 or a fraction in [0, 1], got {v!r}")
     from tsdiff.data.masking import TRAIN_MASKS
-    from tsdiff.diffusion.priors import build_prior, prior_scale_option
-    from tsdiff.diffusion.window_norm import window_norm_option
+    from tsdiff.diffusion.priors import check_prior_section
 
     TRAIN_MASKS.get(data["train_mask"])  # UnknownNameError listing the valid strategies
-    build_prior(cfg["prior"])  # UnknownNameError listing the valid priors, or a bad option
-    prior_scale_option(cfg["prior"])
-    window_norm_option(cfg["prior"])
+    check_prior_section(cfg["prior"])  # UnknownNameError listing the valid priors, or a bad option
     need(all(isinstance(m, (int, float)) and 0 < m <= 1 for m in optim["milestones"]),
          f"optim.milestones are fractions of training in (0, 1], got {optim['milestones']!r}")
     from tsdiff.training.recipe import check_optim, parse_duration

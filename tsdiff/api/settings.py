@@ -34,18 +34,14 @@ def _seed(random_state) -> int:
 
 def _prior_config(prior) -> dict:
     """The prior section of a ``prior=`` argument (a name or a dict), checked."""
-    from tsdiff.diffusion.priors import build_prior, prior_residual_option, prior_scale_option
-    from tsdiff.diffusion.window_norm import window_norm_option
+    from tsdiff.diffusion.priors import check_prior_section
 
     section = {"name": prior} if isinstance(prior, str) or prior is None else prior
     if section is None or not isinstance(section, dict):
         raise ConfigError(f"prior must be a prior name or a dict like {{'name': 'seasonal', 'season': 24}}, "
                           f"got {prior!r}")
     section = {"name": "none", **section}
-    build_prior(section)
-    prior_scale_option(section)
-    prior_residual_option(section)
-    window_norm_option(section)
+    check_prior_section(section)
     return section
 
 

@@ -318,16 +318,27 @@ def build_prior(config: dict | str | None, num_series: int = 1):
     return obj
 
 
+def _bool_option(config: dict | str | None, key: str, default: bool) -> bool:
+    """``prior.<key>``, a true / false module option (``default`` where the section has none)."""
+    if not isinstance(config, dict) or key not in config:
+        return default
+    value = config[key]
+    if not isinstance(value, bool):
+        raise ConfigError(f"prior.{key} must be true or false, got {value!r}")
+    return value
+
+
 def prior_residual_option(config: dict | str | None) -> bool:
     """``prior.residual``: whether the process diffuses the residual from the prior (default
     true), or the values themselves with the prior only an input of the network (false: the
     ablation that separates the two uses of a prior)."""
-    if not isinstance(config, dict) or "residual" not in config:
-        return True
-    value = config["residual"]
-    if not isinstance(value, bool):
-        raise ConfigError(f"prior.residual must be true or false, got {value!r}")
-    return value
+    return _bool_option(config, "residual", True)
+
+
+def window_norm_option(config: dict | str | None) -> bool:
+    """``prior.window_norm``: whether each window is normalised by its conditioning values
+    (:mod:`tsdiff.diffusion.window_norm`; default false)."""
+    return _bool_option(config, "window_norm", False)
 
 
 def prior_scale_option(config: dict | str | None):
@@ -338,3 +349,16 @@ def prior_scale_option(config: dict | str | None):
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
         raise ConfigError(f"prior.scale must be a positive number or 'auto', got {scale!r}")
     return float(scale)
+
+
+def check_prior_section(config: dict | str | None) -> None:
+    """Check a whole prior section before anything is built: the prior and its options
+    (:func:`build_prior`) and the module's options (``scale``, ``residual``, ``window_norm``).
+
+    Raises:
+        UnknownNameError, ConfigError: as :func:`build_prior` and the option readers.
+    """
+    build_prior(config)
+    prior_scale_option(config)
+    prior_residual_option(config)
+    window_norm_option(config)

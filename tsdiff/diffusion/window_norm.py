@@ -20,22 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from tsdiff.errors import ConfigError
-
 #: The smallest window scale, in global z-score units: a context flatter than this (a constant
 #: sensor, a pegged rate) is scaled by it, not by its near-zero spread.
 MIN_SCALE = 1e-2
-
-
-def window_norm_option(config) -> bool:
-    """``prior.window_norm``: whether windows are normalised by their conditioning values
-    (default false)."""
-    if not isinstance(config, dict) or "window_norm" not in config:
-        return False
-    value = config["window_norm"]
-    if not isinstance(value, bool):
-        raise ConfigError(f"prior.window_norm must be true or false, got {value!r}")
-    return value
 
 
 def window_stats(x: torch.Tensor, cond_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,9 +14,9 @@ from tsdiff.data.scalers import StandardScaler
 from tsdiff.diffusion import build_process, impose_observed, masked_eps_loss, to_eps
 from tsdiff.diffusion.components import build_conditioning, build_loss, build_sampler
 from tsdiff.diffusion.prior_contract import apply_prior
-from tsdiff.diffusion.window_norm import window_norm_option, window_stats
 from tsdiff.diffusion.priors import (build_prior, fit_window_count, prior_fit_mask, prior_none, prior_residual_option,
-                                     prior_scale_option)
+                                     prior_scale_option, window_norm_option)
+from tsdiff.diffusion.window_norm import window_stats
 from tsdiff.errors import ConfigError
 from tsdiff.models import Condition, build_model
 from tsdiff.training.recipe import check_optim, lr_factor, time_budget_spent
@@ -162,17 +162,16 @@ class DiffusionModule(L.LightningModule):
     def to_process_space(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
         """What the forward process diffuses: ``x``, or with a prior ``(x - prior) / scale``
         (unless ``prior.residual`` is false); with window statistics (``prior.window_norm``) ``x``
-        and the prior are first normalised by them (:meth:`Condition.for_network`)."""
-        if cond.scale is not None:
-            x = (x - cond.loc) / cond.scale
+        and the prior are first normalised by them (:meth:`Condition.normalised`)."""
+        x = cond.normalised(x)
         if cond.prior is None or not self.residual:
             return x
-        return (x - cond.for_network().prior) / self.residual_scale
+        return (x - cond.normalised(cond.prior)) / self.residual_scale
 
     def from_process_space(self, x0: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The inverse of :meth:`to_process_space`."""
         if cond.prior is not None and self.residual:
-            x0 = cond.for_network().prior + self.residual_scale * x0
+            x0 = cond.normalised(cond.prior) + self.residual_scale * x0
         if cond.scale is not None:
             x0 = cond.loc + cond.scale * x0
         return x0
