@@ -48,13 +48,19 @@ class Condition:
     loc: torch.Tensor | None = None
     scale: torch.Tensor | None = None
 
+    def normalised(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        """``t`` (``[B, L, N, C]``, or None) in each window's own units, ``(t - loc) / scale``;
+        ``t`` itself without window statistics."""
+        if t is None or self.scale is None:
+            return t
+        return (t - self.loc) / self.scale
+
     def for_network(self) -> "Condition":
-        """What the network is handed: with window statistics, ``values`` and ``prior`` as
-        ``(v - loc) / scale`` (each window at the same level and spread); else this condition."""
+        """What the network is handed: with window statistics, ``values`` and ``prior``
+        :meth:`normalised` (each window at the same level and spread); else this condition."""
         if self.scale is None:
             return self
-        norm = lambda t: None if t is None else (t - self.loc) / self.scale  # noqa: E731
-        return replace(self, values=norm(self.values), prior=norm(self.prior))
+        return replace(self, values=self.normalised(self.values), prior=self.normalised(self.prior))
 
     def filled(self) -> torch.Tensor:
         """What a network reads as the conditioning input: ``values`` on ``cond_mask``, and off it
