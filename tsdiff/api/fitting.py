@@ -52,8 +52,6 @@ def _train(module, dataset, *, batch_size: int, max_steps: int, seed: int, progr
                         generator=torch.Generator().manual_seed(seed))
     with quiet_lightning(progress), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*val_dataloader.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         torch.manual_seed(seed)
         callbacks = [checks.divergence_callback(module.hparams["optim"]["lr"])]
         best = None

@@ -90,8 +90,6 @@ def predict_batches(module, batches, write: Callable[[torch.Tensor, dict], None]
     gen = generator if generator is not None else torch.Generator(device=device).manual_seed(int(seed))
     task = SamplingTask(module, settings, gen)
     with quiet_lightning(False), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's use of torch's pytree
         # the writer is handed the batch itself, not its indices in a sampler
         warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
         trainer = L.Trainer(**lightning_placement(device), precision=precision, logger=False,

@@ -22,6 +22,7 @@ import difflib
 import importlib
 import inspect
 import logging
+import warnings
 
 from tsdiff.errors import ConfigError
 
@@ -153,14 +154,20 @@ def config_logger(entry, default):
 
 @contextlib.contextmanager
 def quiet_lightning(verbose: bool):
-    """Silence Lightning's informational logging (devices found, ...) unless ``verbose``."""
+    """Silence Lightning's informational logging (devices found, ...) unless ``verbose``, and
+    always the warnings every run of the estimators would raise: data loaders without worker
+    processes (the windows are in memory) and Lightning's use of torch's deprecated pytree
+    ``LeafSpec``."""
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
     levels = [lg.level for lg in loggers]
     if not verbose:
         for lg in loggers:
             lg.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            yield
     finally:
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
