@@ -50,7 +50,8 @@ def test_forecaster_get_params_set_params_and_clone_round_trip():
                            "n_samples",
                            "sampler", "sampling_steps",
                            "sampler_options", "chunk_size", "freq", "prior", "random_state", "verbose", "device",
-                           "progress", "covariates", "future_covariates", "calendar", "static_covariates", "mode"}
+                           "progress", "covariates", "future_covariates", "calendar", "centre_covariates",
+                           "static_covariates", "mode"}
     twin = clone(f)
     assert type(twin) is Forecaster and twin is not f and twin.get_params() == params
     assert twin.model_options is not f.model_options  # clone copies the values

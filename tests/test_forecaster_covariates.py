@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tsdiff
-from tsdiff.data.covariates import CovariateSpec, calendar_features, calendar_names
+from tsdiff.data.covariates import CovariateSpec, calendar_features, calendar_names, covered_calendar
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.models import Condition, build_model
 
@@ -50,12 +50,62 @@ def test_spec_scales_on_training_data_and_zeroes_past_over_horizon():
     rows = spec.rows(index, future.to_numpy(), past.to_numpy())
     assert rows[:, 0] == pytest.approx((future["f"].to_numpy() - 5.0) / np.std(future["f"].to_numpy()))
     assert rows[:, 1] == pytest.approx(np.arange(6) / 23.0 - 0.5)  # GluonTS hour_of_day
-    assert rows[2, 2] == 0.0  # a missing past value reads as the training mean
+    assert np.isnan(rows[2, 2])  # unknown until a window fills it
     block = spec.window(rows, context=4)
     assert block.shape == (6, 4)
-    assert (block[4:, 2] == 0).all() and (block[:4, 2] == rows[:4, 2]).all()
+    assert block[2, 2] == 0.0  # a missing past value reads as the training mean
+    assert (block[4:, 2] == 0).all() and (block[[0, 1, 3], 2] == rows[[0, 1, 3], 2]).all()
     assert block[:, 3].tolist() == [1, 1, 1, 1, 0, 0]
     assert CovariateSpec.from_state_dict(spec.state_dict()) == spec
+
+
+def test_centred_past_columns_read_their_move_within_the_context():
+    index = pd.date_range("2021-01-01", periods=6, freq="h")
+    past = pd.DataFrame({"p": [1.0, 3.0, np.nan, 8.0, 1.0, 3.0]}, index=index)
+    future = pd.DataFrame({"f": [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]}, index=index)
+    spec = CovariateSpec.fit(past, future, [], centre_past=True)
+    rows = spec.rows(index, future.to_numpy(), past.to_numpy())
+    block = spec.window(rows, context=4)
+    scaled = (np.array([1.0, 3.0, 8.0]) - spec.mean[1]) / spec.std[1]
+    # the mean of the three known context values is taken off; the missing one reads as that mean
+    assert block[[0, 1, 3], 1] == pytest.approx(scaled - scaled.mean(), abs=1e-6)
+    assert block[2, 1] == 0.0 and (block[4:, 1] == 0).all() and block[:, 2].tolist() == [1, 1, 1, 1, 0, 0]
+    assert (block[:, 0] == rows[:, 0]).all()  # known-future columns are not centred
+    shifted = spec.window(rows + np.array([0.0, 5.0], np.float32), context=4)
+    np.testing.assert_allclose(shifted[:, 1], block[:, 1], atol=1e-6)  # a level shift leaves the block alone
+    assert CovariateSpec.from_state_dict(spec.state_dict()).centre_past
+    assert not CovariateSpec.from_state_dict({k: v for k, v in spec.state_dict().items()
+                                              if k != "centre_past"}).centre_past  # older model files
+    unknown = spec.window(np.array([[0.0, np.nan]] * 6, np.float32), context=4)
+    assert (unknown[:, 1] == 0).all()  # no known value in the context: nothing to centre on
+
+
+def test_calendar_features_need_three_cycles_of_training_data():
+    hourly = calendar_names("h")
+    days = pd.date_range("2021-01-01", periods=20 * 24, freq="h")
+    assert covered_calendar(hourly, days, "h") == ["hour_of_day"]
+    assert covered_calendar(hourly, days[:3 * 24], "h") == ["hour_of_day"]  # three whole days
+    assert covered_calendar(hourly, days[:3 * 24 - 1], "h") == []
+    weeks = pd.date_range("2021-01-01", periods=21, freq="D")
+    assert covered_calendar(calendar_names("D"), weeks, "D") == ["day_of_week"]
+    years = pd.date_range("2018-01-01", "2020-12-31", freq="D")  # three years of days
+    assert covered_calendar(calendar_names("D"), years, "D") == calendar_names("D")
+    months = pd.date_range("2018-01-01", periods=36, freq="MS")
+    assert covered_calendar(calendar_names("MS"), months, "MS") == []  # 35 months and a step of no fixed length
+    assert covered_calendar(calendar_names("MS"), pd.date_range("2018-01-01", periods=38, freq="MS"), "MS") \
+        == ["month_of_year"]
+    assert covered_calendar(["a_feature_of_its_own"], days[:2], "h") == ["a_feature_of_its_own"]
+
+
+def test_an_explicit_calendar_list_is_used_as_given(etth1):
+    fc = tsdiff.Forecaster(calendar=["hour_of_day", "day_of_year"], **TINY).fit(etth1[["OT"]].iloc[:200])
+    assert fc.covariate_spec_.calendar == ["hour_of_day", "day_of_year"]
+    for bad, match in ((["hour"], "unknown feature"), (["hour_of_day", "hour_of_day"], "names a feature twice"),
+                       ("hour_of_day", "a list of calendar feature names")):
+        with pytest.raises(ConfigError, match=match):
+            tsdiff.Forecaster(calendar=bad, **TINY).fit(etth1[["OT"]].iloc[:200])
+    with pytest.raises(ConfigError, match="centre_covariates must be True or False"):
+        tsdiff.Forecaster(centre_covariates="yes", **TINY).fit(etth1[["OT"]].iloc[:200])
 
 
 def test_calendar_features_follow_the_frequency():
@@ -119,9 +169,10 @@ def test_families_without_a_covariate_input_refuse_them():
 # --- real data -------------------------------------------------------------------------
 def test_fit_predict_with_covariates(fitted, etth1):
     spec = fitted.covariate_spec_
-    assert spec.past == PAST and spec.future == ["LULL"] and len(spec.calendar) == 4
+    # 380 hours: three days of week and more are not covered, only the hour of day is
+    assert spec.past == PAST and spec.future == ["LULL"] and spec.calendar == ["hour_of_day"]
     assert fitted.signature_["columns"] == ["OT"]  # covariates are inputs, not targets
-    assert fitted.module_.net.config()["num_covariates"] == 1 + 4 + 5 + 1
+    assert fitted.module_.net.config()["num_covariates"] == 1 + 1 + 5 + 1
     fc = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1))
     assert fc.samples.shape == (2, 8, 1) and np.isfinite(fc.samples).all()
     assert fc.index[0] == etth1.index[380]
@@ -295,7 +346,7 @@ def test_a_frequency_without_calendar_features_warns_and_trains_without(etth1):
     with pytest.warns(UserWarning, match="no calendar features for frequency 'BMS'"):
         fc = tsdiff.Forecaster(**TINY).fit(monthly)
     assert fc.covariate_spec_ is None
-    with pytest.raises(ConfigError, match="calendar must be True or False"):
+    with pytest.raises(ConfigError, match="calendar must be True, False or a list of calendar feature names"):
         tsdiff.Forecaster(calendar="yes", **TINY).fit(monthly)
 
 

@@ -40,12 +40,13 @@ def fitted(long):
 def test_static_and_calendar_columns_make_the_covariate_block(fitted, long):
     assert fitted.mode_ == "global"
     spec = fitted.covariate_spec_
-    assert spec.calendar == calendar_names("B") and len(spec.calendar) == 3  # day of week / month / year
+    # day of week / month; the series span under three years, so day of year is left out
+    assert spec.calendar == ["day_of_week", "day_of_month"] == calendar_names("B")[:2]
     enc = StaticEncoding.from_state_dict(spec.static)
     assert enc.real == ["size"] and enc.categorical == {"region": ["north", "south"]}
     assert enc.columns == ["size", "region=north", "region=south", "region=<unknown>"]
     assert enc.mean == [pytest.approx(3.75)] and enc.std == [pytest.approx(np.std([1, 4, 2, 8], ddof=1))]
-    assert spec.width == 3 + 4 == fitted.module_.hparams["model"]["num_covariates"]
+    assert spec.width == 2 + 4 == fitted.module_.hparams["model"]["num_covariates"]
     out = fitted.predict(long, **WHERE)
     assert out.items == list(SPANS)
     for c, (a, b) in SPANS.items():
@@ -61,13 +62,13 @@ def test_the_forecast_block_holds_each_series_calendar_and_statics(fitted, long)
 
     panel = forecast_panels.read_panel(long, ["region", "size"], **WHERE)
     block = panel_covariates.forecast_covariates(fitted.covariate_spec_, panel, CTX, H, "B")
-    assert block.shape == (4, CTX + H, 7)
+    assert block.shape == (4, CTX + H, 6)
     for i, (c, index) in enumerate(zip(panel.items, panel.indexes)):
         times = index[-CTX:].append(pd.bdate_range(index[-1], periods=H + 1)[1:])
-        np.testing.assert_allclose(block[i, :, :3], calendar_features(times, calendar_names("B")), rtol=1e-6)
+        np.testing.assert_allclose(block[i, :, :2], calendar_features(times, calendar_names("B")[:2]), rtol=1e-6)
         size = (SIZE[c] - 3.75) / np.std([1, 4, 2, 8], ddof=1)
         onehot = [1.0, 0.0, 0.0] if REGION[c] == "north" else [0.0, 1.0, 0.0]
-        np.testing.assert_allclose(block[i, :, 3:], np.tile([size, *onehot], (CTX + H, 1)), rtol=1e-6)
+        np.testing.assert_allclose(block[i, :, 2:], np.tile([size, *onehot], (CTX + H, 1)), rtol=1e-6)
     assert isinstance(panel, forecast_panels.SeriesPanel) and list(panel.features) == ["y"]
 
 
@@ -121,8 +122,8 @@ def test_save_load_keeps_the_encoding_and_the_draws(fitted, long, tmp_path):
 def test_calendar_is_on_by_default_in_global_mode_and_switchable(long, rates):
     plain = long.drop(columns=["region", "size"])
     on = tiny(max_steps=1).fit(plain, **WHERE)
-    assert on.mode_ == "global" and on.covariate_spec_.calendar == calendar_names("B")
-    assert on.module_.hparams["model"]["num_covariates"] == 3
+    assert on.mode_ == "global" and on.covariate_spec_.calendar == calendar_names("B")[:2]
+    assert on.module_.hparams["model"]["num_covariates"] == 2
     off = tiny(max_steps=1, calendar=False).fit(plain, **WHERE)
     assert off.covariate_spec_ is None
     static_only = tiny(max_steps=1, calendar=False, static_covariates=["region"]).fit(long, **WHERE)

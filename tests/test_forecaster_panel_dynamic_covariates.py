@@ -73,7 +73,9 @@ def scaled(spec, values: np.ndarray, column: str) -> np.ndarray:
 def test_fit_and_predict_give_one_forecast_per_series_after_its_own_end(fitted, long, future, ett):
     spec = fitted.covariate_spec_
     assert fitted.mode_ == "global" and spec.past == PAST and spec.future == FUTURE
-    assert spec.calendar == calendar_names("h") and fitted.signature_["columns"] == ["OT"]
+    # the series span days, not three weeks: of the hourly features only the hour of day is covered
+    assert spec.calendar == calendar_names("h")[:1] and fitted.signature_["columns"] == ["OT"]
+    assert spec.centre_past  # the default, centre_covariates=True
     # [future | calendar | past | past_known | static (north, south, unknown)]
     assert spec.width == 1 + len(spec.calendar) + 5 + 1 + 3 == fitted.module_.hparams["model"]["num_covariates"]
     # standardised over every training series' own steps
@@ -97,6 +99,7 @@ def expected_block(spec, ett, a: int, b: int, site: str) -> np.ndarray:
     rows = ett.iloc[b - CTX: b + H]
     lull = scaled(spec, rows["LULL"].to_numpy(), "LULL")[:, None]
     past = np.stack([scaled(spec, rows[c].to_numpy(), c) for c in PAST], axis=1)
+    past -= past[:CTX].mean(axis=0)  # centred on the context's mean
     past[CTX:] = 0.0  # unknown over the horizon
     known = (np.arange(CTX + H) < CTX).astype(float)[:, None]
     static = np.tile([1.0, 0.0, 0.0] if site == "north" else [0.0, 1.0, 0.0], (CTX + H, 1))

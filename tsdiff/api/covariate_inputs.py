@@ -12,11 +12,12 @@ from tsdiff.data.covariates import CovariateSpec
 from tsdiff.errors import ConfigError, DataError
 
 
-def check_names(covariates, future_covariates, calendar: bool = True) -> tuple[list, list]:
+def check_names(covariates, future_covariates, calendar=True, centre_covariates: bool = True) -> tuple[list, list]:
     """The constructor's column lists, checked: lists of labels, no label in both (and ``calendar``
-    a bool)."""
-    if not isinstance(calendar, bool):
-        raise ConfigError(f"calendar must be True or False, got {calendar!r}")
+    a bool or a list of calendar feature names, ``centre_covariates`` a bool)."""
+    check_calendar(calendar)
+    if not isinstance(centre_covariates, bool):
+        raise ConfigError(f"centre_covariates must be True or False, got {centre_covariates!r}")
     out = []
     for name, value in (("covariates", covariates), ("future_covariates", future_covariates)):
         if value is None:
@@ -229,38 +230,63 @@ def forecast_block(spec: CovariateSpec, history: pd.DataFrame, history_index: pd
     return spec.window(spec.rows(index, fut, past), len(history_index))[None]
 
 
-def calendar_columns(freq, calendar: bool, stacklevel: int = 3) -> list[str]:
-    """The calendar feature names of ``freq`` when ``calendar`` (:func:`~tsdiff.data.covariates.calendar_names`);
-    ``[]`` with a UserWarning for a frequency GluonTS has none for."""
+def check_calendar(calendar) -> None:
+    """``calendar`` is True, False or a list of distinct calendar feature names."""
+    from tsdiff.data.covariates import calendar_choices
+
+    if isinstance(calendar, bool):
+        return
+    choices = calendar_choices()
+    if not isinstance(calendar, (list, tuple)) or not all(isinstance(n, str) for n in calendar):
+        raise ConfigError(f"calendar must be True, False or a list of calendar feature names (of {choices}), "
+                          f"got {calendar!r}")
+    unknown = [n for n in calendar if n not in choices]
+    if unknown or len(set(calendar)) != len(calendar):
+        raise ConfigError(f"calendar={list(calendar)!r} " + (f"names unknown feature(s) {unknown}" if unknown else
+                                                             "names a feature twice") + f"; choose from {choices}")
+
+
+def calendar_columns(freq, calendar, index=None, stacklevel: int = 3) -> list[str]:
+    """The calendar features of a model: a list ``calendar`` as given; with ``calendar=True``,
+    those of ``freq`` (:func:`~tsdiff.data.covariates.calendar_names`) whose period the training
+    steps ``index`` cover at least three times (:func:`~tsdiff.data.covariates.covered_calendar`);
+    ``[]`` for False, and with a UserWarning for a frequency GluonTS has none for."""
     import warnings
 
-    from tsdiff.data.covariates import calendar_names
+    from tsdiff.data.covariates import calendar_names, covered_calendar
 
+    if not isinstance(calendar, bool):
+        return list(calendar)
+    if not calendar:
+        return []
     try:
-        return calendar_names(freq) if calendar else []
+        names = calendar_names(freq)
     except (RuntimeError, ValueError, KeyError):
         warnings.warn(f"GluonTS has no calendar features for frequency {freq!r}: the model gets none (pass "
                       "calendar=False to say so)", UserWarning, stacklevel=stacklevel)
         return []
+    return names if index is None else covered_calendar(names, index, freq)
 
 
 def fit_covariates(past: pd.DataFrame | None, future: pd.DataFrame | None, index: pd.DatetimeIndex, freq,
-                   calendar: bool) -> tuple[CovariateSpec | None, np.ndarray | None]:
+                   calendar, centre: bool = True) -> tuple[CovariateSpec | None, np.ndarray | None]:
     """The covariate spec of a training set and its ``[T, K']`` scaled rows
     (:meth:`CovariateSpec.rows`), or ``(None, None)`` without covariates and calendar features.
+    ``centre``: past-only columns centred per window (:class:`CovariateSpec`'s ``centre_past``).
 
     With ``calendar=True``, a frequency GluonTS has no calendar features for (``BMS``, ``ms``, ...)
-    gives none, with a UserWarning; so does data without a frequency.
+    gives none, with a UserWarning; so does data without a frequency. A calendar feature whose
+    period the training steps cover fewer than three times is left out (:func:`calendar_columns`).
 
     Raises:
         DataError: NaN in known-future covariates, a covariate without any value.
     """
-    names = calendar_columns(freq, calendar, stacklevel=4)
+    names = calendar_columns(freq, calendar, index, stacklevel=4)
     empty = pd.DataFrame(index=index)
     past = empty if past is None else past.reindex(index)
     future = empty if future is None else future.reindex(index)
     if not names and not past.shape[1] and not future.shape[1]:
         return None, None
     check_known(future, "the training data")
-    spec = CovariateSpec.fit(past, future, names)
+    spec = CovariateSpec.fit(past, future, names, centre_past=centre)
     return spec, spec.rows(index, future.to_numpy(np.float64), past.to_numpy(np.float64))

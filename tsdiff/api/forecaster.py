@@ -99,12 +99,21 @@ class Forecaster(BaseEstimator):
         calendar: calendar features of the frequency as known-future covariates (GluonTS's
             ``time_features_from_frequency_str``: hour of day, day of week, ... for hourly data),
             computed from the timestamps; data without timestamps (a numpy array without
-            ``freq``, whose steps are positions) gets none. With ``calendar=False``, ``covariates=None`` and
-            ``future_covariates=None`` the model is the plain one (no covariate input).
-            Covariate columns are standardised on the training data and are not forecast; a
-            past-only value that is missing (NaN) reads as the training mean, a missing
-            known-future one is an error (:mod:`tsdiff.data.covariates`). A global model reads the
-            calendar features of each series' own timestamps.
+            ``freq``, whose steps are positions) gets none. ``True`` leaves out a feature whose
+            period the training data covers fewer than three times (day of year with under three
+            years of data: the model would learn the training year's dates, not a season); a list
+            of feature names (``["hour_of_day", "day_of_week"]``) is used as given. With
+            ``calendar=False``, ``covariates=None`` and ``future_covariates=None`` the model is the
+            plain one (no covariate input). Covariate columns are standardised on the training
+            data and are not forecast; a missing known-future value is an error
+            (:mod:`tsdiff.data.covariates`). A global model reads the calendar features of each
+            series' own timestamps.
+        centre_covariates: centre each past-only covariate on its mean over the window's context,
+            so that the network reads how it moved within the window rather than its level, which
+            drifts between the training period and the forecast (a missing value reads as that
+            mean). ``False``: the training standardisation alone (a missing value reads as the
+            training mean); choose it where a past-only covariate's level itself carries the
+            information (an on/off regime flag). Known-future covariates are never centred.
         static_covariates: names of per-series static covariates of a global model (``mode="global"``;
             ``"auto"`` then picks it): columns of a long DataFrame that are constant within each item,
             or a GluonTS dataset's ``"feat_static_cat"`` / ``"feat_static_real"`` fields. Numeric
@@ -154,8 +163,8 @@ class Forecaster(BaseEstimator):
                  n_samples: int = 100,
                  sampler: str = "ddpm", sampling_steps: int | None = None, sampler_options: dict | None = None,
                  chunk_size: int | None = None, freq: str | None = None, prior="seasonal",
-                 covariates: list | None = None, future_covariates: list | None = None, calendar: bool = True,
-                 static_covariates: list | None = None,
+                 covariates: list | None = None, future_covariates: list | None = None, calendar=True,
+                 centre_covariates: bool = True, static_covariates: list | None = None,
                  random_state: int = 0, verbose: bool = True, device: str = "auto",
                  progress: bool | None = None, mode: str = "auto") -> None:
         self.model = model
@@ -181,6 +190,7 @@ class Forecaster(BaseEstimator):
         self.covariates = covariates
         self.future_covariates = future_covariates
         self.calendar = calendar
+        self.centre_covariates = centre_covariates
         self.static_covariates = static_covariates
         self.random_state = random_state
         self.verbose = verbose
@@ -227,7 +237,7 @@ class Forecaster(BaseEstimator):
         checks.check_lr(self.lr)
         checks.check_random_state(self.random_state)
         checks.check_freq(self.freq)
-        check_names(self.covariates, self.future_covariates, self.calendar)
+        check_names(self.covariates, self.future_covariates, self.calendar, self.centre_covariates)
         if panel_covariates.check_static_names(self.static_covariates, self.covariates, self.future_covariates) \
                 and self.mode == "joint":
             raise ConfigError("static_covariates are per-series covariates of a global model; use mode='global' "
@@ -302,8 +312,8 @@ class Forecaster(BaseEstimator):
                                 "steps; use validation=None or more data")
         protocol = build_forecasting_protocol("api-forecaster", series, ctx, H, starts, held, last)
         freq = series.attrs.get("freq") or self.freq or pd.infer_freq(series.time_index)
-        calendar = self.calendar and not series.attrs.get("placeholder_time", False)
-        spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, calendar)
+        calendar = False if series.attrs.get("placeholder_time", False) else self.calendar
+        spec, rows = fit_covariates(past_df, future_df, series.time_index, freq, calendar, self.centre_covariates)
         signature = {**protocol.signature, "freq": freq, "columns": [_plain_label(c) for c in
                                                                       series.attrs.get("columns", series.node_names)],
                      "spatial": getattr(series.spatial, "kind", None),
@@ -536,6 +546,7 @@ class Forecaster(BaseEstimator):
         if "verbose" not in params and "progress" in params:  # saved before progress= became verbose=
             params["verbose"] = params.pop("progress")
         params.setdefault("calendar", False)  # saved before calendar features existed: a model without them
+        params.setdefault("centre_covariates", False)  # saved before past covariates were centred per window
         params.setdefault("mode", "joint")  # saved before panels: a joint model
         obj = cls(**{**params, "device": _load_device(params.get("device"), device, path)})
         obj.module_, obj.signature_ = module, api["signature"]

@@ -243,17 +243,19 @@ def fit_spec(est, panel) -> CovariateSpec | None:
     """The covariates of a global model on ``panel``: its dynamic covariates (standardised over
     all training series' steps), the frequency's calendar features (unless ``calendar=False`` or
     the steps are positions) and the static covariates; None without any."""
-    names = calendar_columns(panel.freq, est.calendar and not panel.placeholder_time, stacklevel=5)
+    span = pd.DatetimeIndex([min(i[0] for i in panel.indexes if len(i)), max(i[-1] for i in panel.indexes if len(i))])
+    names = calendar_columns(panel.freq, est.calendar if not panel.placeholder_time else False, span, stacklevel=5)
     static = {} if panel.static is None else StaticEncoding.fit(check_static_names(est.static_covariates),
                                                                 panel.static).state_dict()
     if not names and not static and panel.dynamic is None:
         return None
-    spec = CovariateSpec(calendar=names) if panel.dynamic is None else _fit_dynamic(panel, names)
+    spec = CovariateSpec(calendar=names) if panel.dynamic is None else \
+        _fit_dynamic(panel, names, est.centre_covariates)
     spec.static = static
     return spec
 
 
-def _fit_dynamic(panel, calendar: list) -> CovariateSpec:
+def _fit_dynamic(panel, calendar: list, centre: bool) -> CovariateSpec:
     """The spec of ``panel``'s dynamic covariates over every series' own steps (known-future
     ones must have a value at each)."""
     dyn = panel.dynamic
@@ -261,7 +263,7 @@ def _fit_dynamic(panel, calendar: list) -> CovariateSpec:
     for item, frame in zip(panel.items, frames):
         check_known(frame[dyn.future], f"the training data of item {item!r}")
     steps = pd.concat(frames, ignore_index=True)
-    return CovariateSpec.fit(steps[dyn.past], steps[dyn.future], calendar)
+    return CovariateSpec.fit(steps[dyn.past], steps[dyn.future], calendar, centre_past=centre)
 
 
 def _static_rows(spec: CovariateSpec, panel) -> np.ndarray:
