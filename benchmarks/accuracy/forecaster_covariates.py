@@ -5,7 +5,9 @@ Three variants, each fitted on the first 80% of the rows and scored on rolling o
 (``max_time``; the learning-rate schedule follows the time budget):
 
 - ``covariates``: ``OT`` is the only target; the six load columns (HUFL, HULL, MUFL, MULL, LUFL,
-  LULL) are past-only covariates and the hourly calendar features are on (``calendar=True``);
+  LULL) are past-only covariates and the hourly calendar features are on (``calendar=True``: those
+  the training rows cover three times) with the Forecaster's defaults (each load centred on its
+  context mean, ``centre_covariates=True``);
 - ``plain``: ``OT`` alone, ``calendar=False`` (the model without covariate input);
 - ``joint``: all seven columns as targets of one joint model (``calendar=False``), only ``OT``
   scored: the loads enter as series the network attends to and forecasts, not as covariates.
