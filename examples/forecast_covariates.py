@@ -5,7 +5,8 @@ The six load columns of ETTh1 become covariates instead of targets: five as past
 (``future_covariates=``: its values over the forecast horizon are passed to ``predict``). Hourly
 calendar features (hour of day, day of week, ...; those whose period the training data covers
 three times) are added from the timestamps (``calendar=True``, the default), and each past-only
-load is centred on its context mean (``centre_covariates=True``, the default). The model is saved and loaded, then a rolling-origin backtest scores it next to
+load is centred on its context mean (``centre_covariates=True``, the default). The model is saved
+and loaded, then a rolling-origin backtest scores it next to
 the same Forecaster on OT alone without covariates. Writes the forecast's quantiles (CSV).
 
     python examples/forecast_covariates.py            # ~6 min on 2 CPU cores
