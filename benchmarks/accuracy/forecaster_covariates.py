@@ -100,7 +100,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
     parser.add_argument("--part", choices=sorted(SPANS), default="report")
-    parser.add_argument("--max-time", default="2min", help="training budget of each fit")
+    parser.add_argument("--max-time", default="2min", type=lambda v: None if v.lower() == "none" else v,
+                        help="training time budget of each fit ('none': --max-steps alone ends it, the same on "
+                             "every machine)")
     parser.add_argument("--max-steps", type=int, default=100_000,
                         help="optimiser steps (default: so many that --max-time ends each fit)")
     parser.add_argument("--n-samples", type=int, default=50)

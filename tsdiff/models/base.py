@@ -128,13 +128,22 @@ class Denoiser(nn.Module):
         """Give the network covariates: a linear map of ``Condition.covariates`` ``[B, L, K]`` to
         ``dim`` features per time step, which the network adds to its first hidden state (the one
         mechanism every family uses, :meth:`covariate_term`). Called last in ``__init__`` so that
-        without covariates no parameter (and no random draw of initialisation) is added."""
+        without covariates no parameter (and no random draw of initialisation) is added.
+
+        The map starts at zero and draws no random numbers: a freshly built network with
+        covariates computes exactly what the same network without them computes (same seed, same
+        later random draws), and a covariate's weight grows in training only as far as the loss
+        asks for it, instead of starting as random input the network must learn to ignore."""
         if not num_covariates:
             return
         if not isinstance(num_covariates, int) or isinstance(num_covariates, bool) or num_covariates < 0:
             raise ConfigError(f"model option num_covariates must be an integer >= 0, got {num_covariates!r}")
         self._config["num_covariates"] = num_covariates
-        self.covariate_projection = nn.Linear(num_covariates, dim)
+        projection = nn.utils.skip_init(nn.Linear, num_covariates, dim)
+        with torch.no_grad():
+            projection.weight.zero_()
+            projection.bias.zero_()
+        self.covariate_projection = projection
 
     def covariate_term(self, cond: Condition) -> torch.Tensor | None:
         """``[B, L, dim]``: the projected covariates of ``cond`` (None for a network without them).
