@@ -134,11 +134,14 @@ def _spatial(kind):
     return None
 
 
-@pytest.mark.parametrize("name,options,spatial", [
+WINDOW_FAMILIES = [
     ("csdi", {"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8}, None),
     ("sssd", {"layers": 1, "channels": 8}, None),
     ("graph_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "graph"),
-    ("grid_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "grid")])
+    ("grid_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "grid")]
+
+
+@pytest.mark.parametrize("name,options,spatial", WINDOW_FAMILIES)
 def test_every_window_family_reads_covariates_through_one_projection(name, options, spatial):
     torch.manual_seed(0)
     net = build_model({"name": name, **options, "num_covariates": 3}, 4, 1)
@@ -156,11 +159,7 @@ def test_every_window_family_reads_covariates_through_one_projection(name, optio
         net(x, torch.tensor([5, 5]), Condition(values=cond.values, cond_mask=cond.cond_mask, spatial=cond.spatial))
 
 
-@pytest.mark.parametrize("name,options,spatial", [
-    ("csdi", {"layers": 1, "channels": 8, "heads": 1, "ff_dim": 8}, None),
-    ("sssd", {"layers": 1, "channels": 8}, None),
-    ("graph_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "graph"),
-    ("grid_unet", {"hidden": 8, "channel_multipliers": [1], "blocks": 1}, "grid")])
+@pytest.mark.parametrize("name,options,spatial", WINDOW_FAMILIES)
 def test_a_fresh_network_with_covariates_computes_what_it_computes_without(name, options, spatial):
     nets, draws = [], []
     for k in (0, 3):
