@@ -49,6 +49,29 @@ def test_forecaster_covariates_scores_ot_with_and_without_covariates(data_dir, t
     assert with_cov["metrics"]["seasonal_naive_mae"] == plain["metrics"]["seasonal_naive_mae"] > 0
 
 
+def test_covariates_linear_check_fits_every_feature_set_on_training_rows_only(data_dir, tmp_path):
+    import covariates_linear_check as lc
+    from forecaster_covariates import load_etth1_frame
+
+    rec = lc.main(["--part", "tune", "--max-origins", "3", "--max-train", "300", "--data-dir", str(data_dir),
+                   "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "etth1_ot_tune_linear_check.json").read_text())["metrics"] == rec["metrics"]
+    assert set(rec["metrics"]["mae"]) == set(lc.FEATURE_SETS)
+    assert all(np.isfinite(v) and v > 0 for v in rec["metrics"]["mae"].values())
+    # the feature rows: OT's context less its last day's mean, then 6 loads x 48 h, then 24 + 7 + 7 calendar
+    table = load_etth1_frame(str(data_dir))
+    ot = table["OT"].to_numpy()
+    f, level = lc.window_features(ot, np.zeros((len(ot), 6)), table.index, 500, "ot+loads+calendar")
+    assert level == ot[476:500].mean() and np.array_equal(f[:96], ot[404:500] - level)
+    assert f.shape == (96 + 6 * 48 + 24 + 7 + 7,) and f[96 + 288 + table.index[500].hour] == 1
+    # rows after the scored windows are not read (nor, through the loads' scaling, by the fit)
+    lo = int(0.48 * len(table))
+    changed = table.copy()
+    changed.iloc[lo + 200:] += 100.0
+    for kind in ("ot", "ot+loads"):
+        assert lc.score(changed, lo, lo + 72, kind, 3, 300) == lc.score(table, lo, lo + 72, kind, 3, 300)
+
+
 def test_imputer_tables_keeps_observed_values_and_scores_the_holes(data_dir, tmp_path):
     import imputer_tables as it
 
