@@ -104,7 +104,9 @@ class Forecaster(BaseEstimator):
             years of data: the model would learn the training year's dates, not a season); a list
             of feature names (``["hour_of_day", "day_of_week"]``) is used as given. With
             ``calendar=False``, ``covariates=None`` and ``future_covariates=None`` the model is the
-            plain one (no covariate input). Covariate columns are standardised on the training
+            plain one (no covariate input); with covariates the network reads them through a map
+            that starts at zero, so training starts from the plain model and a covariate gains
+            weight only as far as the loss asks. Covariate columns are standardised on the training
             data and are not forecast; a missing known-future value is an error
             (:mod:`tsdiff.data.covariates`). A global model reads the calendar features of each
             series' own timestamps.
