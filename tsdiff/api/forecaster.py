@@ -87,8 +87,8 @@ class Forecaster(BaseEstimator):
             (``benchmarks/accuracy/forecaster_tables.py --part tune``; records in
             ``benchmarks/records/accuracy/``). ``{"name": "seasonal", "window_norm": True}``
             also shifts and scales each window by its context's mean and spread (for trending
-            series: 0.736x seasonal naive on the exchange rates' tune part against 0.766x, but
-            0.792x against 0.755x on ETTh1; :mod:`tsdiff.diffusion.window_norm`).
+            series: 0.719x seasonal naive on the exchange rates' tune part against 0.763x, but
+            0.792x against 0.758x on ETTh1; :mod:`tsdiff.diffusion.window_norm`).
         covariates: column names of a wide (or long) DataFrame that are past-only covariates: the
             model reads them over the context (the last ``context_length`` steps), not over the
             horizon. A long frame's are read per item (a global model: as each series' own); a
