@@ -223,7 +223,8 @@ def test_past_covariates_reach_the_network(fitted, etth1):
     changed = etth1.iloc[:380].copy()
     changed[PAST] *= 3.0
     again = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1)).samples
-    assert np.array_equal(a, again) and not np.array_equal(a, fitted.predict(changed, future_covariates=_future(etth1)).samples)
+    b = fitted.predict(changed, future_covariates=_future(etth1)).samples
+    assert np.array_equal(a, again) and not np.array_equal(a, b)
 
 
 def test_save_load_round_trip(fitted, etth1, tmp_path):

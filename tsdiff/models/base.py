@@ -139,11 +139,9 @@ class Denoiser(nn.Module):
         if not isinstance(num_covariates, int) or isinstance(num_covariates, bool) or num_covariates < 0:
             raise ConfigError(f"model option num_covariates must be an integer >= 0, got {num_covariates!r}")
         self._config["num_covariates"] = num_covariates
-        projection = nn.utils.skip_init(nn.Linear, num_covariates, dim)
-        with torch.no_grad():
-            projection.weight.zero_()
-            projection.bias.zero_()
-        self.covariate_projection = projection
+        self.covariate_projection = nn.utils.skip_init(nn.Linear, num_covariates, dim)  # no random draw
+        nn.init.zeros_(self.covariate_projection.weight)
+        nn.init.zeros_(self.covariate_projection.bias)
 
     def covariate_term(self, cond: Condition) -> torch.Tensor | None:
         """``[B, L, dim]``: the projected covariates of ``cond`` (None for a network without them).
