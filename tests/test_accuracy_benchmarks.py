@@ -39,14 +39,19 @@ def test_forecaster_covariates_scores_ot_with_and_without_covariates(data_dir, t
     for variant in ("covariates", "plain"):
         fcov.main(["--variant", variant, "--max-origins", "2", "--n-samples", "2", "--max-steps", "2",
                    "--data-dir", str(data_dir), "--out", str(tmp_path), "--set", "sampling_steps=2", TINY_MODEL])
-    with_cov = json.loads((tmp_path / "etth1_ot_report_covariates_seed0.json").read_text())
-    plain = json.loads((tmp_path / "etth1_ot_report_plain_seed0.json").read_text())
+    # a record scored on other than the default 40 origins says how many in its name
+    with_cov = json.loads((tmp_path / "etth1_ot_report_2origins_covariates_seed0.json").read_text())
+    plain = json.loads((tmp_path / "etth1_ot_report_2origins_plain_seed0.json").read_text())
     assert with_cov["config"]["forecaster"]["covariates"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL"]
     assert with_cov["config"]["forecaster"]["calendar"] and not plain["config"]["forecaster"]["calendar"]
     assert with_cov["origins"] == plain["origins"] and with_cov["origins"][0] == with_cov["train_rows"]
     for rec in (with_cov, plain):
         assert len(rec["metrics"]["crps_per_origin"]) == 2 and np.isfinite(rec["metrics"]["crps"])
     assert with_cov["metrics"]["seasonal_naive_mae"] == plain["metrics"]["seasonal_naive_mae"] > 0
+    fcov.main(["--variant", "plain", "--part", "tune-late", "--max-origins", "1", "--n-samples", "2", "--max-steps",
+               "2", "--data-dir", str(data_dir), "--out", str(tmp_path), "--set", "sampling_steps=2", TINY_MODEL])
+    late = json.loads((tmp_path / "etth1_ot_tune-late_1origins_plain_seed0.json").read_text())
+    assert late["origins"] == [late["train_rows"]] == [int(0.68 * len(fcov.load_etth1_frame(data_dir)))]
 
 
 def test_covariates_linear_check_fits_every_feature_set_on_training_rows_only(data_dir, tmp_path):

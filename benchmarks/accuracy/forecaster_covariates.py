@@ -1,7 +1,10 @@
 """``tsdiff.Forecaster`` on ETTh1's ``OT`` with and without covariates, rolling origins.
 
 Three variants, each fitted on the first 80% of the rows and scored on rolling origins one horizon
-(24 steps) apart in the last 20% (no setting was chosen on these rows). Each fit trains for 6,000
+(24 steps) apart in the last 20% (no setting was chosen on these rows): the first 40 origins
+(``--max-origins``, default 40), or all 145 the span holds (``--max-origins 1000``; records named
+``..._145origins_...``). ``--part tune`` and ``--part tune-late`` fit on the first 48% / 68% and
+score in rows 48-60% / 68-80%, the validation spans. Each fit trains for 6,000
 optimiser steps (``max_steps``; about 2 minutes at one thread on a 2-core machine), a budget that
 does not depend on the machine's speed; ``--max-time`` trains for a time instead (the
 learning-rate schedule then follows the time budget):
@@ -94,7 +97,8 @@ def run(args) -> dict:
                "train_steps": fc.training_["n_steps"], "torch_threads": args.threads},
     )
     if args.out:
-        write_record(rec, Path(args.out), f"etth1_ot_{args.part}_{args.variant}_seed{args.seed}")
+        span = "" if args.max_origins == 40 else f"_{len(origins)}origins"
+        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{span}_{args.variant}_seed{args.seed}")
     return line
 
 
