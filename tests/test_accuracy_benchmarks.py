@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy"))
 
@@ -60,7 +61,7 @@ def test_covariates_linear_check_fits_every_feature_set_on_training_rows_only(da
 
     rec = lc.main(["--part", "tune", "--max-origins", "3", "--max-train", "300", "--data-dir", str(data_dir),
                    "--out", str(tmp_path)])
-    assert json.loads((tmp_path / "etth1_ot_tune_linear_check.json").read_text())["metrics"] == rec["metrics"]
+    assert json.loads((tmp_path / "etth1_ot_tune_3origins_linear_check.json").read_text())["metrics"] == rec["metrics"]
     assert set(rec["metrics"]["mae"]) == set(lc.FEATURE_SETS)
     assert all(np.isfinite(v) and v > 0 for v in rec["metrics"]["mae"].values())
     # the feature rows: OT's context less its last day's mean, then 6 loads x 48 h, then 24 + 7 + 7 calendar
@@ -89,3 +90,34 @@ def test_imputer_tables_keeps_observed_values_and_scores_the_holes(data_dir, tmp
     assert base["linear_interpolation"]["mae"] > 0 and base["mice"]["mae"] > 0
     assert np.isclose(rec["metrics"]["tsdiff_over_best_baseline"],
                       rec["metrics"]["mae"] / min(base["linear_interpolation"]["mae"], base["mice"]["mae"]))
+
+
+def test_covariates_compare_pairs_the_committed_records_by_seed_and_origin(tmp_path):
+    import covariates_compare as cc
+    from forecaster_tables import OUT
+
+    result = cc.compare(OUT, "report", 145, [0, 1, 2])
+    for row in result["seeds"]:
+        for variant in ("covariates", "plain"):
+            rec = json.loads((OUT / cc.record_name("report", 145, variant, row["seed"])).read_text())
+            assert np.isclose(row[variant], rec["metrics"]["crps"], rtol=1e-12, atol=0)
+        assert np.isclose(row["difference"], row["covariates"] - row["plain"], rtol=0, atol=1e-12)
+        assert row["covariates_win"] + row["plain_win"] <= 145
+    assert np.isclose(result["difference"], result["covariates"] - result["plain"], rtol=0, atol=1e-12)
+    lo, hi = result["interval_95"]
+    assert lo < result["difference"] < hi
+    for variant in ("covariates", "plain"):  # 145 origins under a 40-origin name
+        (tmp_path / cc.record_name("report", 40, variant, 0)).write_text(
+            (OUT / cc.record_name("report", 145, variant, 0)).read_text())
+    with pytest.raises(ValueError, match="expected 40"):
+        cc.compare(tmp_path, "report", 40, [0])
+
+
+def test_block_bootstrap_resamples_whole_blocks():
+    from covariates_compare import block_bootstrap
+
+    series = np.arange(10.0)
+    assert np.array_equal(block_bootstrap(series, block=10, resamples=3), np.full(3, series.mean()))
+    assert np.array_equal(block_bootstrap(np.full(9, 2.5), block=4, resamples=5), np.full(5, 2.5))
+    means = block_bootstrap(series, block=1, resamples=2000, seed=1)
+    assert means.min() >= 0 and means.max() <= 9 and abs(means.mean() - 4.5) < 0.1

@@ -1,7 +1,8 @@
 """Do ETTh1's loads and calendar carry information about ``OT`` 24 h ahead? A linear check.
 
 The same spans and origins as ``forecaster_covariates.py`` (fitted on the rows before the span,
-scored from origins one horizon apart in it, at most 40), with ridge regressions instead of a
+scored from origins one horizon apart in it, the first 40 or, with ``--max-origins 1000``, all
+of them; records named by the count then), with ridge regressions instead of a
 diffusion model, so the question is asked of the data, not of one network. Every fit predicts
 the 24 next values of ``OT`` less the mean of its last 24, from features of the window before the
 origin; each of these feature sets:
@@ -94,7 +95,9 @@ def run(args) -> dict:
         config={"context": CONTEXT, "load_steps": LOAD_STEPS, "horizon": H, "max_train": args.max_train},
         dataset_checksums={}, extra={"benchmark": "covariates_linear_check", "part": args.part, "train_rows": lo})
     if args.out:
-        write_record(rec, Path(args.out), f"etth1_ot_{args.part}_linear_check")
+        origins = len(range(lo, hi - H + 1, H)[:args.max_origins])
+        span = "" if args.max_origins == 40 else f"_{origins}origins"
+        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{span}_linear_check")
     return rec
 
 
