@@ -4,6 +4,8 @@ errors that name the fix, and the plain model's unchanged path."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +36,21 @@ def etth1(data_dir) -> pd.DataFrame:
 def fitted(etth1):
     fc = tsdiff.Forecaster(covariates=PAST, future_covariates=["LULL"], **TINY)
     return fc.fit(etth1.iloc[:380])
+
+
+def covariate_map_at(fc: tsdiff.Forecaster, scale: float = 0.05) -> tsdiff.Forecaster:
+    """A copy of fitted ``fc`` whose network's covariate map holds fixed weights of size ``scale``
+    (standard normal draws of a seeded generator, so every covariate channel has its own).
+
+    Two training steps from the zero start (``Denoiser.enable_covariates``) leave the map near
+    1e-5, so a covariate's change moves the samples by about float32 rounding, which shows on one
+    CPU and not on another. With a fixed map, "a covariate reaches the network" checks the wiring
+    from the input to the samples, whatever the CPU."""
+    out = copy.deepcopy(fc)
+    weight = out.module_.net.covariate_projection.weight
+    with torch.no_grad():
+        weight.copy_(scale * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    return out
 
 
 def _future(etth1, scale=1.0):
@@ -210,15 +227,16 @@ def test_fit_predict_with_covariates(fitted, etth1):
 
 
 def test_known_future_covariates_reach_the_network(fitted, etth1):
+    fitted = covariate_map_at(fitted)
     a = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1)).samples
     again = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1)).samples
     b = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1, 5.0)).samples
-    # prediction is deterministic, so any change comes from the covariates; after two steps from
-    # a zero covariate map (base.Denoiser.enable_covariates) the change is still small
+    # prediction is deterministic, so any change comes from the covariates
     assert np.array_equal(a, again) and not np.array_equal(a, b)
 
 
 def test_past_covariates_reach_the_network(fitted, etth1):
+    fitted = covariate_map_at(fitted)
     a = fitted.predict(etth1.iloc[:380], future_covariates=_future(etth1)).samples
     changed = etth1.iloc[:380].copy()
     changed[PAST] *= 3.0
@@ -353,7 +371,7 @@ def _entries(etth1, n_target, n_future, static=False):
 def test_gluonts_dynamic_fields_are_covariates(etth1):
     from tsdiff.gluonts import DiffusionEstimator
 
-    fc = tsdiff.Forecaster(**TINY).fit(_entries(etth1, 380, 380))
+    fc = covariate_map_at(tsdiff.Forecaster(**TINY).fit(_entries(etth1, 380, 380)))
     spec = fc.covariate_spec_
     assert spec.future == ["ot:feat_dynamic_real:0"] and len(spec.past) == 2 and spec.calendar
     # feat_dynamic_real reaching 8 steps past the target gives the horizon's known-future values

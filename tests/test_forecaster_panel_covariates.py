@@ -11,6 +11,7 @@ import tsdiff
 from tsdiff.api.panel_covariates import StaticEncoding
 from tsdiff.data.covariates import calendar_names
 from tsdiff.errors import ConfigError, DataError
+from tests.test_forecaster_covariates import covariate_map_at
 from tests.test_forecaster_panels import CTX, SPANS, H, rates, tiny  # noqa: F401 (rates: the fixture)
 
 REGION = {"cur0": "north", "cur1": "south", "cur2": "north", "cur3": "south"}
@@ -73,6 +74,7 @@ def test_the_forecast_block_holds_each_series_calendar_and_statics(fitted, long)
 
 
 def test_statics_reach_the_network_and_unseen_categories_map_to_unknown(fitted, rates):
+    fitted = covariate_map_at(fitted)
     hist = lambda region, size=4.0: item(rates, "new", "cur1", 60, 100, region, size)  # an item never trained on
     north = fitted.predict(hist("north"), random_state=5, **WHERE)["new"].samples
     south = fitted.predict(hist("south"), random_state=5, **WHERE)["new"].samples
