@@ -23,6 +23,7 @@ def test_forecaster_tables_scores_rolling_origins_against_the_baselines(data_dir
              "--data-dir", str(data_dir), "--out", str(tmp_path),
              "--set", "max_steps=2", "n_samples=4", "sampling_steps=2", "prior=seasonal", TINY_MODEL])
     (path,) = tmp_path.glob("exchange_rate_forecast_report_*.json")
+    assert path.name.startswith("exchange_rate_forecast_report_2origins_")  # not the default 40 origins
     rec = json.loads(path.read_text())
     base = rec["metrics"]["baselines"]
     # the persistence baseline recomputed here from the table: the last value before each origin

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecaster_tables import OUT, SPANS  # noqa: E402
+from forecaster_tables import MAX_ORIGINS, OUT, SPANS, origins_label  # noqa: E402
 
 BLOCK, RESAMPLES = 7, 5000
 
 
 def record_name(part: str, origins: int, variant: str, seed: int) -> str:
-    """The file name ``forecaster_covariates.py`` gives a record (the count only when not 40)."""
-    span = "" if origins == 40 else f"_{origins}origins"
-    return f"etth1_ot_{part}{span}_{variant}_seed{seed}.json"
+    """The file name ``forecaster_covariates.py`` gives a record of ``origins`` origins (a run with
+    the default cap scores :data:`MAX_ORIGINS`; any other count comes from another cap)."""
+    return f"etth1_ot_{part}{origins_label(origins, origins)}_{variant}_seed{seed}.json"
 
 
 def block_bootstrap(diff: np.ndarray, block: int = BLOCK, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -65,7 +65,8 @@ def compare(folder: Path, part: str, origins: int, seeds) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=sorted(SPANS), default="report")
-    parser.add_argument("--origins", type=int, default=40, help="origins per record (40, or all the span holds)")
+    parser.add_argument("--origins", type=int, default=MAX_ORIGINS,
+                        help=f"origins per record ({MAX_ORIGINS}, or all the span holds)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--records", default=str(OUT), help="records folder")
     args = parser.parse_args(argv)

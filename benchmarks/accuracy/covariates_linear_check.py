@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecaster_covariates import TARGET, load_etth1_frame  # noqa: E402
-from forecaster_tables import SPANS, add_run_arguments  # noqa: E402
+from forecaster_tables import SPANS, add_run_arguments, origins_label  # noqa: E402
 
 H, CONTEXT, LOAD_STEPS = 24, 96, 48
 FEATURE_SETS = ("ot", "ot+calendar", "ot+loads", "ot+loads+calendar")
@@ -95,9 +95,8 @@ def run(args) -> dict:
         config={"context": CONTEXT, "load_steps": LOAD_STEPS, "horizon": H, "max_train": args.max_train},
         dataset_checksums={}, extra={"benchmark": "covariates_linear_check", "part": args.part, "train_rows": lo})
     if args.out:
-        origins = len(range(lo, hi - H + 1, H)[:args.max_origins])
-        span = "" if args.max_origins == 40 else f"_{origins}origins"
-        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{span}_linear_check")
+        label = origins_label(args.max_origins, len(range(lo, hi - H + 1, H)[:args.max_origins]))
+        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{label}_linear_check")
     return rec
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecaster_tables import SPANS, add_run_arguments, fit_and_backtest, season_of  # noqa: E402
+from forecaster_tables import SPANS, add_run_arguments, fit_and_backtest, origins_label, season_of  # noqa: E402
 from imputer_tables import parse_settings  # noqa: E402
 
 TARGET = "OT"
@@ -97,8 +97,8 @@ def run(args) -> dict:
                "train_steps": fc.training_["n_steps"], "torch_threads": args.threads},
     )
     if args.out:
-        span = "" if args.max_origins == 40 else f"_{len(origins)}origins"
-        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{span}_{args.variant}_seed{args.seed}")
+        label = origins_label(args.max_origins, len(origins))
+        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{label}_{args.variant}_seed{args.seed}")
     return line
 
 

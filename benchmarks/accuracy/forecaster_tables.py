@@ -37,6 +37,14 @@ from imputer_tables import load_table, parse_settings  # noqa: E402
 OUT = ROOT / "benchmarks" / "records" / "accuracy"
 TABLES = ("etth1", "exchange_rate")
 SPANS = {"tune": (0.48, 0.60), "tune-late": (0.68, 0.80), "report": (0.80, 1.00)}
+#: origins scored by default (``--max-origins``): the first of a span's rolling origins
+MAX_ORIGINS = 40
+
+
+def origins_label(max_origins: int, origins: int) -> str:
+    """The part of a record's name that gives its origin count: none for the default cap
+    (:data:`MAX_ORIGINS`), else ``_<origins>origins``."""
+    return "" if max_origins == MAX_ORIGINS else f"_{origins}origins"
 
 
 def season_of(index) -> int:
@@ -112,7 +120,8 @@ def run(args) -> list[dict]:
         )
         if args.out:
             label = "_".join(t.replace("=", "-").replace(".", "-") for t in args.set) or "defaults"
-            write_record(rec, Path(args.out), f"{name}_forecast_{args.part}_{label}_seed{args.seed}")
+            span = f"{args.part}{origins_label(args.max_origins, len(origins))}"
+            write_record(rec, Path(args.out), f"{name}_forecast_{span}_{label}_seed{args.seed}")
         records.append(line)
     return records
 
@@ -121,7 +130,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
     """The options every rolling-origin benchmark of the Forecaster takes: seed, origins, threads,
     data and records folders."""
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-origins", type=int, default=40)
+    parser.add_argument("--max-origins", type=int, default=MAX_ORIGINS,
+                        help=f"score the first this many origins of the span (default {MAX_ORIGINS}; 1000: all)")
     parser.add_argument("--threads", type=int, default=threads)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=str(OUT), help="records folder ('' for none)")
