@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from forecaster_covariates import record_stem  # noqa: E402
 from forecaster_tables import MAX_ORIGINS, OUT, SPANS, origins_label  # noqa: E402
 
 BLOCK, RESAMPLES = 7, 5000
@@ -28,7 +29,7 @@ BLOCK, RESAMPLES = 7, 5000
 def record_name(part: str, origins: int, variant: str, seed: int) -> str:
     """The file name ``forecaster_covariates.py`` gives a record of ``origins`` origins (a run with
     the default cap scores :data:`MAX_ORIGINS`; any other count comes from another cap)."""
-    return f"etth1_ot_{part}{origins_label(origins, origins)}_{variant}_seed{seed}.json"
+    return record_stem(part, origins_label(origins, origins), variant, seed) + ".json"
 
 
 def block_bootstrap(diff: np.ndarray, block: int = BLOCK, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecaster_covariates import TARGET, load_etth1_frame  # noqa: E402
-from forecaster_tables import SPANS, add_run_arguments, origins_label  # noqa: E402
+from forecaster_tables import SPANS, add_run_arguments, origins_label, rolling_origins  # noqa: E402
 
 H, CONTEXT, LOAD_STEPS = 24, 96, 48
 FEATURE_SETS = ("ot", "ot+calendar", "ot+loads", "ot+loads+calendar")
@@ -71,7 +71,7 @@ def score(table, lo: int, hi: int, kind: str, max_origins: int, max_train: int |
         Y.append(ot[o: o + H] - level)
     model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(np.array(X), np.array(Y))
     errors = []
-    for o in list(range(lo, hi - H + 1, H))[:max_origins]:
+    for o in rolling_origins(lo, hi, H, max_origins):
         f, level = window_features(ot, loads, table.index, o, kind)
         errors.append(np.abs(model.predict(f[None])[0] + level - ot[o: o + H]).mean())
     return float(np.mean(errors)), float(model.alpha_)
@@ -95,7 +95,7 @@ def run(args) -> dict:
         config={"context": CONTEXT, "load_steps": LOAD_STEPS, "horizon": H, "max_train": args.max_train},
         dataset_checksums={}, extra={"benchmark": "covariates_linear_check", "part": args.part, "train_rows": lo})
     if args.out:
-        label = origins_label(args.max_origins, len(range(lo, hi - H + 1, H)[:args.max_origins]))
+        label = origins_label(args.max_origins, len(rolling_origins(lo, hi, H, args.max_origins)))
         write_record(rec, Path(args.out), f"etth1_ot_{args.part}{label}_linear_check")
     return rec
 

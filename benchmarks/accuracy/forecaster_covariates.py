@@ -46,6 +46,11 @@ VARIANTS = {
 }
 
 
+def record_stem(part: str, label: str, variant: str, seed: int) -> str:
+    """A record's file name without ``.json``; ``label``: :func:`forecaster_tables.origins_label`."""
+    return f"etth1_ot_{part}{label}_{variant}_seed{seed}"
+
+
 def load_etth1_frame(data_dir) -> "pd.DataFrame":
     """ETTh1 as a wide DataFrame: DatetimeIndex x its seven columns (HUFL ... OT)."""
     import pandas as pd
@@ -98,7 +103,7 @@ def run(args) -> dict:
     )
     if args.out:
         label = origins_label(args.max_origins, len(origins))
-        write_record(rec, Path(args.out), f"etth1_ot_{args.part}{label}_{args.variant}_seed{args.seed}")
+        write_record(rec, Path(args.out), record_stem(args.part, label, args.variant, args.seed))
     return line
 
 

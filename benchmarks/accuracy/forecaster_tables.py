@@ -41,6 +41,12 @@ SPANS = {"tune": (0.48, 0.60), "tune-late": (0.68, 0.80), "report": (0.80, 1.00)
 MAX_ORIGINS = 40
 
 
+def rolling_origins(lo: int, hi: int, horizon: int, max_origins: int) -> list[int]:
+    """The first ``max_origins`` origins one ``horizon`` apart from row ``lo`` whose horizon ends
+    by row ``hi``."""
+    return list(range(lo, hi - horizon + 1, horizon))[:max_origins]
+
+
 def origins_label(max_origins: int, origins: int) -> str:
     """The part of a record's name that gives its origin count: none for the default cap
     (:data:`MAX_ORIGINS`), else ``_<origins>origins``."""
@@ -65,7 +71,7 @@ def fit_and_backtest(fc, data, lo: int, hi: int, max_origins: int, seed: int, pe
     from tsdiff.metrics.crps import ensemble_crps
 
     H = fc.prediction_length
-    origins = list(range(lo, hi - H + 1, H))[:max_origins]
+    origins = rolling_origins(lo, hi, H, max_origins)
     t0 = time.perf_counter()
     fc.fit(data.iloc[:lo])
     t1 = time.perf_counter()
